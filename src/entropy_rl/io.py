@@ -1,0 +1,52 @@
+"""Atomic file output: a crash never leaves a half-written result behind.
+
+Everything the suite writes (metrics, summaries, figures, checkpoints) goes to a temporary file in
+the destination's folder and is renamed into place once complete; ``os.replace`` is atomic on POSIX.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "write_json", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    Raises ``OSError`` with the destination named if its folder cannot be created or written.
+    """
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(
+            err.errno, f"cannot write {target}: {err.strerror}; check the folder is writable"
+        ) from err
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented, key-sorted JSON atomically."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
