@@ -17,3 +17,9 @@ settings.register_profile(
 )
 settings.register_profile("explore", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker: the workers already use every core
+    import torch
+
+    torch.set_num_threads(1)

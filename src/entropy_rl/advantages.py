@@ -1,0 +1,102 @@
+"""Outcome-reward advantage estimators, by name: ``get_advantage_estimator("grpo")(rewards)``.
+
+Rewards come grouped as ``[n_prompts, G]`` (G responses per prompt); the advantage of a response
+is broadcast to its tokens by the trainer. A group whose rewards are all equal carries no signal:
+every estimator gives it exactly zero advantage, and ``zero_adv_group_frac`` counts such groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "available_advantage_estimators",
+    "compute_advantages",
+    "dr_grpo_advantages",
+    "get_advantage_estimator",
+    "grpo_advantages",
+    "register_advantage_estimator",
+    "rloo_advantages",
+]
+
+Estimator = Callable[[Tensor, float], Tensor]
+_ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register_advantage_estimator(name: str) -> Callable[[Estimator], Estimator]:
+    """Register ``fn(rewards [P, G], eps) -> advantages [P, G]`` under ``name``."""
+
+    def decorator(fn: Estimator) -> Estimator:
+        if name in _ESTIMATORS:
+            raise ValueError(f"an advantage estimator named {name!r} is already registered")
+        _ESTIMATORS[name] = fn
+        return fn
+
+    return decorator
+
+
+def available_advantage_estimators() -> list[str]:
+    return sorted(_ESTIMATORS)
+
+
+def get_advantage_estimator(name: str) -> Estimator:
+    try:
+        return _ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown advantage estimator {name!r}; known: {', '.join(available_advantage_estimators())}"
+        ) from None
+
+
+def _group_mean(rewards: Tensor) -> Tensor:
+    return rewards.mean(dim=-1, keepdim=True)
+
+
+@register_advantage_estimator("grpo")
+def grpo_advantages(rewards: Tensor, eps: float = 1e-6) -> Tensor:
+    """GRPO (Shao et al., 2024): ``A_i = (r_i - mean_group r) / (std_group r + eps)``.
+
+    ``std`` is the unbiased group standard deviation, as in verl; a group of one gets 0.
+    """
+    if rewards.shape[-1] < 2:
+        return torch.zeros_like(rewards)
+    return (rewards - _group_mean(rewards)) / (rewards.std(dim=-1, keepdim=True) + eps)
+
+
+@register_advantage_estimator("dr_grpo")
+def dr_grpo_advantages(rewards: Tensor, eps: float = 1e-6) -> Tensor:
+    """Dr. GRPO (Liu et al., 2025): ``A_i = r_i - mean_group r`` — no division by the std."""
+    return rewards - _group_mean(rewards)
+
+
+@register_advantage_estimator("rloo")
+def rloo_advantages(rewards: Tensor, eps: float = 1e-6) -> Tensor:
+    """RLOO (Ahmadian et al., 2024): ``A_i = r_i - mean_{j != i} r_j = G/(G-1) · (r_i - mean_group r)``."""
+    group = rewards.shape[-1]
+    if group < 2:
+        return torch.zeros_like(rewards)
+    return (rewards - _group_mean(rewards)) * group / (group - 1)
+
+
+def compute_advantages(
+    name: str, rewards: Tensor, eps: float = 1e-6
+) -> tuple[Tensor, dict[str, float]]:
+    """Advantages of ``rewards`` ``[P, G]`` by the named estimator, with exact zeros for groups
+    whose rewards are all equal, and metrics ``zero_adv_group_frac`` and ``reward_std_mean``."""
+    if rewards.dim() != 2:
+        raise ValueError(
+            f"rewards must be grouped as [n_prompts, G], got shape {tuple(rewards.shape)}"
+        )
+    advantages = get_advantage_estimator(name)(rewards, eps)
+    flat = (rewards == rewards[..., :1]).all(dim=-1, keepdim=True)
+    advantages = torch.where(flat, torch.zeros_like(advantages), advantages)
+    metrics = {
+        "zero_adv_group_frac": float(flat.float().mean().item()),
+        "reward_std_mean": float(rewards.std(dim=-1).mean().item())
+        if rewards.shape[-1] > 1
+        else 0.0,
+    }
+    return advantages, metrics

@@ -1,0 +1,47 @@
+"""Reading configs: YAML files, sections of the pipeline config, and ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["load_yaml", "parse_overrides", "select_method"]
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a missing file or a non-mapping is a clear error."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"config file {p} does not exist; pass --config with an existing YAML file"
+        )
+    data = yaml.safe_load(p.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {p} must hold a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """``["r=0.1", "band=strict"]`` → ``{"r": 0.1, "band": "strict"}`` (values parsed as YAML)."""
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {pair!r} must look like key=value")
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
+
+
+def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """The method ``name`` of a ``methods:`` mapping; an unknown name lists the known ones."""
+    if name not in methods:
+        raise ValueError(
+            f"unknown method {name!r} in {where}; known methods: {', '.join(sorted(methods))}"
+        )
+    method = dict(methods[name])
+    if "loss" not in method:
+        raise ValueError(f"{where}.{name} must name its registered loss with `loss:`")
+    return method

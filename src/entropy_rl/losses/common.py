@@ -1,0 +1,113 @@
+"""Pure token-tensor pieces the policy losses are built from.
+
+Shapes: token tensors are ``[batch, seq]``; ``mask`` marks valid response tokens (bool or 0/1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "aggregate",
+    "kl_estimate",
+    "masked_mean",
+    "ppo_token_losses",
+    "selection_count",
+    "token_covariance",
+]
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """``sum(values · mask) / sum(mask)`` over all entries; 0 when no entry is valid."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
+    """Reduce ``[batch, seq]`` token losses to one number, as verl's ``agg_loss`` does.
+
+    - ``token-mean``: ``sum_{b,t} L m / sum_{b,t} m`` (every token weighs the same; DAPO, the paper)
+    - ``seq-mean-token-sum``: ``mean_b sum_t L m``
+    - ``seq-mean-token-mean``: ``mean_b (sum_t L m / sum_t m)`` (every response weighs the same; GRPO paper)
+    """
+    m = mask.to(token_losses.dtype)
+    if mode == "token-mean":
+        return masked_mean(token_losses, m)
+    if mode == "seq-mean-token-sum":
+        return (token_losses * m).sum(dim=-1).mean()
+    if mode == "seq-mean-token-mean":
+        return ((token_losses * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)).mean()
+    raise ValueError(
+        f"loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, got {mode!r}"
+    )
+
+
+def ppo_token_losses(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, clip_low: float, clip_high: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """PPO's clipped surrogate per token (Schulman et al., 2017; paper Eq. (2)):
+
+        rho = exp(logp - old_logp)
+        L   = max(-A·rho, -A·clip(rho, 1 - eps_low, 1 + eps_high))
+
+    Returns ``(L, clipped, unclipped)`` where ``clipped`` marks tokens whose clipped term is
+    active (their gradient is zero) and ``unclipped = -A·rho``.
+    """
+    ratio = torch.exp(logp - old_logp)
+    unclipped = -advantages * ratio
+    clipped_term = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    return torch.maximum(unclipped, clipped_term), clipped_term > unclipped, unclipped
+
+
+def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
+    """Centred token covariance (paper Eq. (11)) over the ``N`` valid tokens of a batch:
+
+        cov_i = (logp_i - mean_j logp_j) · (A_i - mean_j A_j),   j over valid tokens
+
+    ``logp`` is detached (the covariance only selects tokens). Invalid positions get 0. Its mean
+    over valid tokens is the batch estimate of ``Cov(log pi, A)`` that drives the entropy change.
+    """
+    logp = logp.detach()
+    valid = mask.to(torch.bool)
+    centred_logp = logp - masked_mean(logp, valid)
+    centred_adv = advantages.detach() - masked_mean(advantages.detach(), valid)
+    return torch.where(valid, centred_logp * centred_adv, torch.zeros_like(logp))
+
+
+def selection_count(fraction: float, n_valid: int, rounding: str) -> int:
+    """How many of ``n_valid`` tokens a fraction selects (Clip-Cov's ``r``, KL-Cov's ``k``).
+
+    - ``reference``: ``max(1, floor(fraction · N))``, the authors' code (never 0 for a non-empty batch)
+    - ``ceil``: ``ceil(fraction · N)``
+    - ``floor``: ``floor(fraction · N)`` (0 when ``fraction · N < 1``: the loss falls back to its base)
+    """
+    if n_valid <= 0:
+        return 0
+    exact = round(fraction * n_valid, 9)  # 2e-4 * 5000 must be 1, not 1.0000000000000002
+    if rounding == "reference":
+        return min(n_valid, max(1, math.floor(exact)))
+    if rounding == "ceil":
+        return min(n_valid, math.ceil(exact))
+    if rounding == "floor":
+        return min(n_valid, math.floor(exact))
+    raise ValueError(f"count_rounding must be one of reference, ceil, floor, got {rounding!r}")
+
+
+def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str) -> Tensor:
+    """Per-token estimate of ``KL(pi || pi_ref)`` from tokens sampled from ``pi`` (Schulman, 2020):
+
+    k1 = logp - ref_logp
+    k2 = (logp - ref_logp)^2 / 2
+    k3 = exp(ref_logp - logp) - (ref_logp - logp) - 1      (unbiased, >= 0, low variance)
+    """
+    log_ratio = ref_logp - logp
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio**2
+    if estimator == "k3":
+        return torch.exp(log_ratio) - log_ratio - 1.0
+    raise ValueError(f"kl_estimator must be one of k1, k2, k3, got {estimator!r}")

@@ -1,0 +1,142 @@
+"""The tabular simulator shows the paper's dynamics with the registered losses, reproducibly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from entropy_rl.analysis import summarize_run
+from entropy_rl.cli import main
+from entropy_rl.tabular import ChainWorld, TabularConfig, run_tabular
+
+SMALL = {"n_prompts": 16, "prompts_per_step": 8, "steps": 120}
+TIMINGS = {"time_rollout_s", "time_update_s", "tokens_per_s"}
+
+
+def run(loss: str, seed: int, **loss_config) -> dict:
+    """A default-world run, shortened to 150 steps (about 1 s)."""
+    config = TabularConfig(loss=loss, loss_config=loss_config, seed=seed, steps=150)
+    return summarize_run(run_tabular(config))
+
+
+@pytest.mark.slow
+def test_grpo_collapses_entropy_and_cov_interventions_keep_more_of_it():
+    for seed in range(3):
+        grpo = run("grpo", seed)
+        clip_cov = run("clip_cov", seed, r=0.1, omega_low=0.2)
+        kl_cov = run("kl_cov", seed, k=0.1)
+        assert grpo["entropy_drop_frac"] >= 0.5, grpo
+        assert grpo["accuracy_final"] > grpo["accuracy_initial"] + 0.3, grpo
+        assert grpo["cov_positive_frac"] >= 0.9, grpo  # the covariance drives the collapse
+        for other in (clip_cov, kl_cov):
+            assert other["entropy_final"] > grpo["entropy_final"], (seed, other, grpo)
+        for summary in (grpo, clip_cov, kl_cov):
+            assert summary["entropy_change_corr"] >= 0.9, summary
+
+
+def test_same_config_and_seed_give_identical_metrics():
+    config = TabularConfig(
+        loss="clip_cov", loss_config={"r": 0.1, "omega_low": 0.2}, seed=7, steps=15
+    )
+    first, second = run_tabular(config), run_tabular(config)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
+    assert strip(first) == strip(second)
+    other_seed = run_tabular(TabularConfig(**{**config.to_dict(), "seed": 8}))
+    assert strip(other_seed) != strip(first)
+
+
+def test_metrics_rows_follow_the_shared_schema():
+    rows = run_tabular(TabularConfig(steps=2))
+    for key in (
+        "step", "entropy", "reward_mean", "accuracy", "response_length", "cov_mean", "cov_selected_frac",
+        "entropy_change", "entropy_change_predicted", "pg_clipfrac", "approx_kl", "grad_norm", "lr",
+        "time_rollout_s", "time_update_s", "tokens_per_s",
+    ):  # fmt: skip
+        assert key in rows[0], key
+    assert [r["step"] for r in rows] == [0, 1]
+
+
+@pytest.mark.parametrize("length", [1, 3])
+def test_exact_accuracy_and_token_distribution_match_sampling(length):
+    world = ChainWorld(
+        n_prompts=5, n_actions=4, length=length, base_scale=1.0, base_correct_bias=1.0, seed=0
+    )
+    logits = torch.tensor(world.base_logits)
+    batch = world.sample(logits, torch.arange(5), 4000, torch.Generator().manual_seed(0))
+    accuracy = world.accuracy(world.base_logits)
+    standard_error = np.sqrt(accuracy * (1 - accuracy) / len(batch.rewards))
+    assert abs(batch.rewards.mean().item() - accuracy) < 4 * standard_error
+    visitation = world.token_distribution(world.base_logits)
+    assert visitation.sum() == pytest.approx(1.0)
+    counts = (
+        np.bincount(batch.states.flatten().numpy(), minlength=world.n_states) / batch.states.numel()
+    )
+    assert np.abs(counts - visitation).max() < 0.01
+
+
+def test_correct_answers_are_exactly_the_rewarded_ones():
+    world = ChainWorld(
+        n_prompts=3, n_actions=5, length=2, base_scale=1.0, base_correct_bias=0.0, seed=1
+    )
+    batch = world.sample(
+        torch.zeros(world.n_states, 5), torch.arange(3), 50, torch.Generator().manual_seed(0)
+    )
+    expected = (batch.actions.sum(1) % 5 == torch.as_tensor(world.targets)[batch.prompts]).double()
+    assert torch.equal(batch.rewards, expected)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"lr": 0.0}, r"tabular\.lr must be > 0, got 0\.0"),
+        ({"group_size": 0}, r"tabular\.group_size must be an integer >= 1, got 0"),
+        ({"n_actions": 1}, r"tabular\.n_actions must be an integer >= 2"),
+        (
+            {"prompts_per_step": 100},
+            r"tabular\.prompts_per_step \(100\) must be <= tabular\.n_prompts \(64\)",
+        ),
+        ({"mini_batches": 3}, r"tabular\.mini_batches \(3\) must divide"),
+        ({"optimizer": "rmsprop"}, r"tabular\.optimizer must be one of sgd, adam"),
+        ({"loss": "ppo"}, r"unknown policy loss 'ppo'"),
+        ({"loss": "kl_cov", "loss_config": {"k": 2.0}}, r"kl_cov\.k must be in \(0, 1\]"),
+        ({"advantage": "gae"}, r"unknown advantage estimator 'gae'"),
+    ],
+)
+def test_bad_tabular_config_fails_before_any_work(values, message):
+    with pytest.raises(ValueError, match=message):
+        TabularConfig(**values)
+
+
+def test_cli_runs_a_method_from_the_config_file(tmp_path, capsys):
+    config = {
+        "tabular": {
+            **SMALL,
+            "steps": 5,
+            "methods": {"kl": {"loss": "kl_cov", "loss_config": {"k": 0.1}}},
+        }
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert (
+        main(["tabular", "--config", str(path), "--method", "kl", "--seed", "3", "--out", str(out)])
+        == 0
+    )
+    resolved = json.loads((out / "config.json").read_text())["tabular"]
+    assert (
+        resolved["loss"] == "kl_cov"
+        and resolved["loss_config"] == {"k": 0.1}
+        and resolved["seed"] == 3
+    )
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and rows[0]["cov_selected_count"] >= 1
+    assert json.loads((out / "summary.json").read_text())["steps"] == 5
+
+    assert main(["tabular", "--config", str(path), "--method", "nope", "--out", str(out)]) == 2
+    assert "unknown method 'nope' in tabular.methods; known methods: kl" in capsys.readouterr().err
+    assert main(["tabular", "--loss", "clip_cov", "--loss-config", "r=0", "--out", str(out)]) == 2
+    assert "clip_cov.r must be in (0, 1], got 0" in capsys.readouterr().err
