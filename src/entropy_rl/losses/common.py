@@ -48,7 +48,7 @@ def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
 def ppo_token_losses(
     logp: Tensor, old_logp: Tensor, advantages: Tensor, clip_low: float, clip_high: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """PPO's clipped surrogate per token (Schulman et al., 2017; paper Eq. (2)):
+    """PPO's clipped surrogate per token (Schulman et al., 2017), the GRPO objective of the paper:
 
         rho = exp(logp - old_logp)
         L   = max(-A·rho, -A·clip(rho, 1 - eps_low, 1 + eps_high))
@@ -63,7 +63,7 @@ def ppo_token_losses(
 
 
 def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
-    """Centred token covariance (paper Eq. (11)) over the ``N`` valid tokens of a batch:
+    """Centred token covariance (Cui et al., 2025, the quantity Clip-Cov and KL-Cov rank) over the ``N`` valid tokens of a batch:
 
         cov_i = (logp_i - mean_j logp_j) · (A_i - mean_j A_j),   j over valid tokens
 

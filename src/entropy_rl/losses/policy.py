@@ -49,7 +49,7 @@ def grpo_loss(
     config: GRPOConfig,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """GRPO: PPO's clipped surrogate with group-normalised advantages (paper Eq. (2)).
+    """GRPO (Shao et al., 2024): PPO's clipped surrogate with group-normalised advantages.
 
     L = agg_t max(-A_t rho_t, -A_t clip(rho_t, 1 - eps_low, 1 + eps_high)),
     rho_t = exp(logp_t - old_logp_t),  eps_low = eps_high = 0.2,  token-mean by default.
@@ -85,7 +85,7 @@ def entropy_bonus_loss(
     entropy: Tensor | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """Entropy bonus (paper Sec. 4.1): GRPO minus ``coef`` times the mean token entropy.
+    """Entropy bonus (the paper's entropy-loss baseline): GRPO minus ``coef`` times the mean token entropy.
 
         L = L_GRPO - coef · agg_t H_t,   H_t = -sum_v pi(v|s_t) log pi(v|s_t)
 
@@ -117,7 +117,7 @@ def clip_cov_loss(
     generator: torch.Generator | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """Clip-Cov (paper Eq. (12)): no gradient for a few random high-covariance tokens.
+    """Clip-Cov (Cui et al., 2025): no gradient for a few random high-covariance tokens.
 
         cov_i = (logp_i - mean logp) · (A_i - mean A)        over the N valid tokens
         I     = { i : omega_low < cov_i < omega_high }        (minus tokens PPO already clipped)
@@ -168,7 +168,7 @@ def kl_cov_loss(
     config: KLCovConfig,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """KL-Cov (paper Eq. (13)): a KL penalty on the tokens of largest covariance.
+    """KL-Cov (Cui et al., 2025): a KL penalty on the tokens of largest covariance.
 
         cov_i = (logp_i - mean logp) · (A_i - mean A)        over the N valid tokens
         T     = the n = max(1, floor(k·N)) valid tokens of largest cov_i
