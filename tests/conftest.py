@@ -5,8 +5,17 @@ same code); set HYPOTHESIS_PROFILE=explore to search fresh random examples, many
 """
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+# Offline copies of the benchmark test sets live beside the checkout (never copied into the repo).
+SHARED_BENCHMARKS = Path(
+    os.environ.get(
+        "ENTROPY_RL_BENCHMARKS", Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+    )
+)
 
 settings.register_profile(
     "ci",
@@ -23,3 +32,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir() -> Path:
+    """The folder of offline benchmark copies (``../shared/benchmarks``); tests skip without it."""
+    if not SHARED_BENCHMARKS.is_dir():
+        pytest.skip(
+            f"offline benchmark copies not found at {SHARED_BENCHMARKS} (set ENTROPY_RL_BENCHMARKS)"
+        )
+    return SHARED_BENCHMARKS

@@ -116,6 +116,102 @@ def _tabular(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _progress(total: int, desc: str, keys: tuple[str, ...]):
+    """A tqdm bar (every 2 s at most) and the callback that advances it with a row's ``keys``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="step", mininterval=2.0)
+
+    def update(row: dict) -> None:
+        bar.update(1)
+        bar.set_postfix({k: f"{row[k]:.3f}" for k in keys if row.get(k) is not None}, refresh=False)
+
+    return bar, update
+
+
+def _sft(args: argparse.Namespace) -> int:
+    """Build the toy base model → model + tokenizer, sft_metrics.jsonl, summary.json in --out."""
+    from entropy_rl.base_model import BaseModelSettings, build_base_model
+    from entropy_rl.config import load_yaml
+    from entropy_rl.io import write_json, write_jsonl
+    from entropy_rl.tasks import ArithmeticTask
+
+    _quiet_transformers()
+    config = load_yaml(args.config) if args.config else {}
+    task = ArithmeticTask.from_dict(config.get("task"))
+    section = dict(config.get("base_model", {}))
+    sft = dict(section.get("sft", {}))
+    for key in ("steps", "seed"):
+        if getattr(args, key) is not None:
+            sft[key] = getattr(args, key)
+    settings = BaseModelSettings.from_dict({**section, "sft": sft})
+    out = Path(args.out)
+    bar, update = _progress(settings.sft_settings().steps, "sft", ("loss",))
+    with bar:
+        rows, summary, samples = build_base_model(task, settings, out, on_step=update)
+    write_jsonl(out / "sft_metrics.jsonl", rows)
+    write_jsonl(out / "base_eval_samples.jsonl", samples)
+    write_json(
+        out / "base_summary.json",
+        {**summary, "task": task.to_dict(), "base_model": settings.to_dict()},
+    )
+    print(
+        f"base model: {summary['parameters']:,} parameters, SFT {summary['sft_seconds']:.0f} s, "
+        f"held-out pass@1 at T=1 {summary['heldout_pass@1_t1']:.3f}, greedy {summary['heldout_accuracy_greedy']:.3f}"
+    )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """One RL run of one method and seed → metrics.jsonl, checkpoint/, model/, summary.json."""
+    from entropy_rl.analysis import summarize_run
+    from entropy_rl.config import load_yaml, select_method
+    from entropy_rl.io import write_json
+    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.train import NonFiniteError, RLSettings, train
+
+    _quiet_transformers()
+    config = load_yaml(args.config)
+    task = ArithmeticTask.from_dict(config.get("task"))
+    section = dict(config.get("train", {}))
+    methods = section.pop("methods", {})
+    section.pop("seeds", None)
+    method = select_method(methods, args.method, "train.methods")
+    section.update(loss=method["loss"], loss_config=dict(method.get("loss_config", {})))
+    for key in ("seed", "steps", "model"):
+        if getattr(args, key) is not None:
+            section[key] = getattr(args, key)
+    settings = RLSettings.from_dict(section)
+    settings.check_model()
+    out = Path(args.out)
+    bar, update = _progress(
+        settings.steps, f"{args.method} seed {settings.seed}", ("accuracy", "entropy")
+    )
+    try:
+        with bar:
+            rows = train(settings, out, task, resume=args.resume, on_step=update)
+    except NonFiniteError as err:
+        print(
+            f"entropy-rl train: {err}; the last checkpoint in {out / 'checkpoint'} is intact",
+            file=sys.stderr,
+        )
+        return 1
+    summary = {"method": args.method, **summarize_run(rows)}
+    write_json(out / "summary.json", summary)
+    print(
+        f"{args.method} seed {settings.seed}: entropy {summary['entropy_initial']:.3f} -> "
+        f"{summary['entropy_final']:.3f}, accuracy {summary['accuracy_initial']:.3f} -> {summary['accuracy_final']:.3f}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="entropy-rl",
@@ -161,6 +257,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="folder for metrics.jsonl, config.json, summary.json"
     )
     tabular.set_defaults(run=_tabular)
+
+    sft = commands.add_parser(
+        "sft",
+        help="build the toy base model: char tokenizer, tiny decoder, SFT, evaluation",
+        description="Trains the embedded base model from scratch on the synthetic task (CPU, minutes).",
+    )
+    sft.add_argument(
+        "--config", help="YAML with `task:` and `base_model:` sections (default: built-ins)"
+    )
+    sft.add_argument("--steps", type=int, help="SFT steps (overrides base_model.sft.steps)")
+    sft.add_argument("--seed", type=int, help="seed (overrides base_model.sft.seed)")
+    sft.add_argument("--out", required=True, help="folder for the saved model and its reports")
+    sft.set_defaults(run=_sft)
+
+    train = commands.add_parser(
+        "train",
+        help="one RL run: a method of the config's train.methods, one seed",
+        description=f"RL with a registered loss. Registered losses — {losses_help}",
+    )
+    train.add_argument("--config", required=True, help="YAML with `task:` and `train:` sections")
+    train.add_argument("--method", required=True, help="a method of train.methods")
+    train.add_argument("--seed", type=int, help="seed (overrides train.seed)")
+    train.add_argument("--steps", type=int, help="RL steps (overrides train.steps)")
+    train.add_argument("--model", help="starting model folder (overrides train.model)")
+    train.add_argument(
+        "--out", required=True, help="run folder: metrics.jsonl, checkpoint/, model/, summary.json"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the run's last checkpoint"
+    )
+    train.set_defaults(run=_train)
     return parser
 
 

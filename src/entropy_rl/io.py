@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "read_jsonl", "write_json", "write_jsonl", "write_text"]
+__all__ = ["append_jsonl", "atomic_path", "read_jsonl", "write_json", "write_jsonl", "write_text"]
 
 
 @contextlib.contextmanager
@@ -55,6 +55,14 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
 def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
     """Write one JSON object per line atomically."""
     return write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
+    """Append one row and flush it to disk (a log that grows step by step; see ``write_jsonl``)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

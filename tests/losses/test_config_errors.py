@@ -50,7 +50,7 @@ def test_unknown_loss_lists_the_known_ones():
             {"coef": float("nan")},
             r"entropy_bonus\.coef must be in \[0, inf\], got nan",
         ),
-        ("grpo", {"r": 1e-3}, r"unknown key\(s\) \['r'\] for loss 'grpo'; known keys: \["),
+        ("grpo", {"r": 1e-3}, r"unknown key\(s\) \['r'\] in grpo; known keys: \["),
     ],
 )
 def test_bad_value_names_the_key_and_the_allowed_range(name, values, message):

@@ -92,15 +92,18 @@ def test_correct_answers_are_exactly_the_rewarded_ones():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"lr": 0.0}, r"tabular\.lr must be > 0, got 0\.0"),
-        ({"group_size": 0}, r"tabular\.group_size must be an integer >= 1, got 0"),
-        ({"n_actions": 1}, r"tabular\.n_actions must be an integer >= 2"),
+        ({"lr": 0.0}, r"tabular\.lr must be in \(0, inf\], got 0\.0"),
+        ({"group_size": 0}, r"tabular\.group_size must be an integer in \[1, inf\], got 0"),
+        ({"n_actions": 1}, r"tabular\.n_actions must be an integer in \[2, inf\], got 1"),
         (
             {"prompts_per_step": 100},
             r"tabular\.prompts_per_step \(100\) must be <= tabular\.n_prompts \(64\)",
         ),
         ({"mini_batches": 3}, r"tabular\.mini_batches \(3\) must divide"),
-        ({"optimizer": "rmsprop"}, r"tabular\.optimizer must be one of sgd, adam"),
+        (
+            {"optimizer": "rmsprop"},
+            r"tabular\.optimizer must be one of .sgd., .adam., got .rmsprop.",
+        ),
         ({"loss": "ppo"}, r"unknown policy loss 'ppo'"),
         ({"loss": "kl_cov", "loss_config": {"k": 2.0}}, r"kl_cov\.k must be in \(0, 1\]"),
         ({"advantage": "gae"}, r"unknown advantage estimator 'gae'"),

@@ -102,7 +102,7 @@ def register_policy_loss(
             [],
             bases=(LossConfig,),
             frozen=True,
-            namespace={"loss_name": name},
+            namespace={"section": name},
         )
 
     def decorator(fn: LossFn) -> PolicyLoss:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 
 from entropy_rl.advantages import compute_advantages, get_advantage_estimator
 from entropy_rl.losses import get_policy_loss, make_loss_config
 from entropy_rl.metrics import token_entropy
+from entropy_rl.settings import Settings, choice, integer, number
 from entropy_rl.tabular.world import ChainWorld
 from entropy_rl.theory import entropy as state_entropy
 from entropy_rl.theory import exact_entropy_change, lemma1_entropy_change, state_weighted_mean
@@ -32,47 +33,34 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
-class TabularConfig:
+class TabularConfig(Settings):
     """World, training and method of one tabular run (every field validated)."""
 
+    section: ClassVar[str] = "tabular"
+
     # world
-    n_prompts: int = 64
-    n_actions: int = 16
-    length: int = 2
-    base_scale: float = 1.5
-    base_correct_bias: float = 1.5
+    n_prompts: int = integer(64, 1, doc="prompts (independent questions)")
+    n_actions: int = integer(16, 2, doc="tokens to choose from at each position")
+    length: int = integer(2, 1, doc="tokens per response (1: a bandit)")
+    base_scale: float = number(1.5, 0.0, doc="spread of the base model's logits")
+    base_correct_bias: float = number(1.5, doc="base model's pull towards a correct last token")
     # training
-    steps: int = 300
-    prompts_per_step: int = 16
-    group_size: int = 8
-    mini_batches: int = 4
-    epochs: int = 1
-    optimizer: str = (
-        "sgd"  # plain SGD on the table: a sampled policy-gradient step, as in Theorem 1
+    steps: int = integer(300, 1, doc="RL steps")
+    prompts_per_step: int = integer(16, 1, doc="prompts per step")
+    group_size: int = integer(8, 1, doc="responses per prompt (G)")
+    mini_batches: int = integer(4, 1, doc="optimizer steps per batch (off-policy after the first)")
+    epochs: int = integer(1, 1, doc="passes over the batch")
+    optimizer: str = choice(
+        "sgd", OPTIMIZERS, doc="sgd: a sampled policy-gradient step, as in Theorem 1"
     )
-    lr: float = 5.0
+    lr: float = number(5.0, 0.0, low_open=True, doc="learning rate")
     advantage: str = "grpo"
     # method
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
+    seed: int = integer(0, 0, doc="random seed")
 
-    def __post_init__(self) -> None:
-        positive = (
-            "n_prompts",
-            "length",
-            "steps",
-            "prompts_per_step",
-            "group_size",
-            "mini_batches",
-            "epochs",
-        )
-        for key in positive:
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"tabular.{key} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.n_actions, int) or self.n_actions < 2:
-            raise ValueError(f"tabular.n_actions must be an integer >= 2, got {self.n_actions!r}")
+    def check(self) -> None:
         if self.prompts_per_step > self.n_prompts:
             raise ValueError(
                 f"tabular.prompts_per_step ({self.prompts_per_step}) must be <= tabular.n_prompts ({self.n_prompts})"
@@ -81,12 +69,6 @@ class TabularConfig:
             raise ValueError(
                 f"tabular.mini_batches ({self.mini_batches}) must divide prompts_per_step × group_size "
                 f"({self.prompts_per_step * self.group_size})"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"tabular.lr must be > 0, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"tabular.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         get_advantage_estimator(self.advantage)
         make_loss_config(self.loss, self.loss_config)  # unknown loss or bad value: fail now
@@ -97,9 +79,6 @@ class TabularConfig:
             self.n_prompts, self.n_actions, self.length, self.base_scale, self.base_correct_bias,
             seed=10_000 + self.seed,
         )  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _mini_batches(n: int, count: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

@@ -1,0 +1,203 @@
+"""Math benchmarks by name, normalised to ``{id, problem, answer}`` from the hub or a local file.
+
+Each benchmark names its dataset on the hub (``datasets``, imported only when used) and how to
+read a row: where the question is, and how to turn the row's reference into one LaTeX answer
+string, as the standard evaluation kits do:
+
+| name | question | reference answer |
+| --- | --- | --- |
+| math500 | problem | answer |
+| aime24, aime25 | problem | answer (an integer) |
+| amc23 | problem (or question) | answer, a float written as an integer when integral |
+| minerva_math | problem | the last ``\\boxed{}`` of the solution |
+| olympiadbench | context + question | final_answer, a list joined with ", " (``$`` signs dropped) |
+| gsm8k | question | the number after ``####`` (thousands separators dropped) |
+
+A local JSON-lines (or parquet) file with the same fields loads the same way: pass ``path``.
+A malformed row fails with the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from entropy_rl.rewards import extract_boxed
+
+__all__ = ["BENCHMARKS", "BenchmarkRow", "BenchmarkSpec", "load_benchmark"]
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """One normalised problem."""
+
+    id: str
+    problem: str
+    answer: str
+
+
+class RowError(ValueError):
+    """A row without a usable field."""
+
+
+def _field(row: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        value = row.get(name)
+        if value not in (None, "", "None"):
+            return value
+    raise RowError(f"field {' or '.join(repr(n) for n in names)} is missing or empty")
+
+
+def _number_answer(row: dict[str, Any]) -> str:
+    value = _field(row, "answer")
+    number = float(value)
+    return str(int(number)) if number.is_integer() else str(value)
+
+
+def _minerva_answer(row: dict[str, Any]) -> str:
+    boxed = extract_boxed(str(_field(row, "solution")))
+    if not boxed:
+        raise RowError("field 'solution' has no \\boxed{} answer")
+    return boxed
+
+
+def _olympiad_answer(row: dict[str, Any]) -> str:
+    answers = _field(row, "final_answer")
+    if isinstance(answers, str):
+        answers = ast.literal_eval(answers) if answers.startswith("[") else [answers]
+    parts = [str(a).replace("$", "").strip() for a in answers]
+    if not any(parts):
+        raise RowError("field 'final_answer' is empty")
+    return ", ".join(parts)
+
+
+def _olympiad_problem(row: dict[str, Any]) -> str:
+    question = str(_field(row, "question"))
+    context = row.get("context")
+    return f"{context}\n{question}" if context not in (None, "", "None") else question
+
+
+def _gsm8k_answer(row: dict[str, Any]) -> str:
+    text = str(_field(row, "answer"))
+    if "####" not in text:
+        raise RowError("field 'answer' has no '#### <number>' line")
+    return text.split("####")[-1].strip().replace(",", "")
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Where a benchmark lives on the hub and how to read one of its rows."""
+
+    name: str
+    hub_id: str
+    hub_config: str | None
+    split: str
+    problem: Callable[[dict[str, Any]], str]
+    answer: Callable[[dict[str, Any]], str]
+
+    def normalise(self, row: dict[str, Any], index: int) -> BenchmarkRow:
+        row_id = row.get("id", row.get("unique_id", row.get("idx", index)))
+        return BenchmarkRow(
+            id=str(row_id), problem=str(self.problem(row)), answer=str(self.answer(row))
+        )
+
+
+def _problem(*names: str) -> Callable[[dict[str, Any]], str]:
+    return lambda row: _field(row, *names)
+
+
+def _text_answer(row: dict[str, Any]) -> str:
+    return str(_field(row, "answer"))
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    spec.name: spec
+    for spec in (
+        BenchmarkSpec(
+            "math500", "HuggingFaceH4/MATH-500", None, "test", _problem("problem"), _text_answer
+        ),
+        BenchmarkSpec(
+            "aime24", "HuggingFaceH4/aime_2024", None, "train", _problem("problem"), _number_answer
+        ),
+        BenchmarkSpec(
+            "aime25", "math-ai/aime25", None, "test", _problem("problem"), _number_answer
+        ),
+        BenchmarkSpec(
+            "amc23", "math-ai/amc23", None, "test", _problem("problem", "question"), _number_answer
+        ),
+        BenchmarkSpec(
+            "minerva_math",
+            "math-ai/minervamath",
+            None,
+            "test",
+            _problem("problem", "question"),
+            _minerva_answer,
+        ),
+        BenchmarkSpec(
+            "olympiadbench",
+            "Hothan/OlympiadBench",
+            "OE_TO_maths_en_COMP",
+            "train",
+            _olympiad_problem,
+            _olympiad_answer,
+        ),
+        BenchmarkSpec("gsm8k", "openai/gsm8k", "main", "test", _problem("question"), _gsm8k_answer),
+    )
+}
+
+
+def _read_local(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        import pandas as pd  # optional, only for parquet files
+
+        return pd.read_parquet(path).to_dict(orient="records")
+    rows = []
+    with open(path) as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {line_number}: not valid JSON ({err.msg})") from err
+    return rows
+
+
+def _read_hub(spec: BenchmarkSpec) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(
+            f"loading {spec.name} from the hub needs the `datasets` package (pip install datasets); "
+            f"or pass a local file with benchmarks.{spec.name}.path"
+        ) from err
+    return list(datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.split))
+
+
+def load_benchmark(
+    name: str, path: str | Path | None = None, limit: int | None = None
+) -> list[BenchmarkRow]:
+    """The normalised rows of benchmark ``name``, from ``path`` if given, else from the hub."""
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known benchmarks: {', '.join(BENCHMARKS)}")
+    spec = BENCHMARKS[name]
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"benchmark file {path} for {name} does not exist")
+        raw, where = _read_local(path), str(path)
+    else:
+        raw, where = _read_hub(spec), spec.hub_id
+    rows = []
+    for index, row in enumerate(raw):
+        try:
+            rows.append(spec.normalise(row, index))
+        except (RowError, ValueError, SyntaxError) as err:
+            raise ValueError(f"{where}, line {index + 1}: {err}") from err
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows

@@ -1,0 +1,165 @@
+"""The verifier: extract the last ``\\boxed{...}``, compare it with the reference, reward 1 or 0.
+
+- Extraction scans braces by hand (nested braces work; unbalanced ones mean "no answer").
+- Plain numbers on both sides (``85``, ``-3``, ``0.50``, ``1,000``) are compared exactly as
+  fractions: microseconds, which is what the toy world's thousands of rollouts need.
+- Anything else goes to math-verify with LaTeX extraction only. Its ``ExprExtractionConfig``
+  parses with sympy's ``parse_expr``, which evaluates Python: model text never reaches it.
+- Time is bounded: answers longer than ``MAX_ANSWER_CHARS`` or nested deeper than
+  ``MAX_BRACE_DEPTH`` are wrong without parsing, and each symbolic comparison runs under a hard
+  wall-clock deadline (``TIMEOUT_S``, a ``SIGALRM`` timer in the main thread) that raises a
+  ``BaseException``, so no ``except Exception`` inside the parser can swallow it. math-verify's
+  own timeouts are off: they use the same signal and swallow their own timeout errors.
+- No string makes it raise: any failure is a wrong answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from fractions import Fraction
+from functools import lru_cache
+
+__all__ = ["MAX_ANSWER_CHARS", "MAX_BRACE_DEPTH", "TIMEOUT_S", "extract_boxed", "grade", "reward"]
+
+MAX_ANSWER_CHARS = 300
+MAX_BRACE_DEPTH = 12
+TIMEOUT_S = 2.0
+
+
+class VerifierTimeout(BaseException):  # a BaseException, so that parsers cannot swallow it
+    """The symbolic comparison ran past its deadline."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise ``VerifierTimeout`` in the main thread after ``seconds`` (no-op in other threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise VerifierTimeout
+
+    previous_handler = signal.signal(signal.SIGALRM, expire)
+    previous_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except VerifierTimeout:  # expired on the way out: the block is over anyway
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_timer[0] > 0:  # someone else's timer was running: give it back
+            signal.setitimer(signal.ITIMER_REAL, *previous_timer)
+
+
+def _brace_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == "}":
+            depth -= 1
+    return deepest
+
+
+_BOXED = re.compile(r"\\boxed\s*\{|\\fbox\s*\{")
+_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^[-+]?\.\d+$")
+
+
+def extract_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces, else None."""
+    if not isinstance(text, str):
+        return None
+    for match in reversed(list(_BOXED.finditer(text))):
+        depth, start = 1, match.end()
+        for i in range(start, len(text)):
+            char = text[i]
+            if char == "{" and text[i - 1] != "\\":
+                depth += 1
+            elif char == "}" and text[i - 1] != "\\":
+                depth -= 1
+                if depth == 0:
+                    return text[start:i].strip()
+    return None
+
+
+def _strip(answer: str) -> str:
+    """Drop what never changes a math answer: outer ``$``, LaTeX spacing, a final period."""
+    answer = answer.strip().strip("$").strip()
+    answer = re.sub(r"\\[!,;: ]|\\quad", " ", answer)
+    answer = re.sub(r"^\\text\{(.*)\}$", r"\1", answer).strip()
+    return answer.rstrip(".").strip()
+
+
+def _as_number(answer: str) -> Fraction | None:
+    compact = answer.replace(" ", "")
+    if len(compact) > 40 or not _NUMBER.match(compact):
+        return None
+    return Fraction(compact.replace(",", ""))
+
+
+@lru_cache(maxsize=4096)
+def _parse_latex(answer: str):
+    from math_verify import LatexExtractionConfig, parse
+
+    return parse(
+        "\\boxed{" + answer + "}",
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
+        parsing_timeout=None,
+    )
+
+
+@lru_cache(maxsize=1)
+def _warm_up() -> None:
+    """Parse once without a deadline: the parser's first call builds its grammar (about a second)."""
+    from math_verify import verify
+
+    verify(_parse_latex("\\frac{1}{2}"), _parse_latex("0.5"), timeout_seconds=None)
+
+
+def _math_verify_equal(reference: str, answer: str) -> bool:
+    from math_verify import verify
+
+    _warm_up()
+    with _deadline(TIMEOUT_S):
+        gold, pred = _parse_latex(reference), _parse_latex(answer)
+        if not gold or not pred:
+            return False
+        return bool(verify(gold, pred, timeout_seconds=None))
+
+
+def grade(response: str, reference: str) -> bool:
+    """Is the last boxed answer of ``response`` equal to ``reference`` (a LaTeX answer string)?"""
+    try:
+        extracted = extract_boxed(response)
+        if (
+            extracted is None
+            or len(extracted) > MAX_ANSWER_CHARS
+            or _brace_depth(extracted) > MAX_BRACE_DEPTH
+        ):
+            return False
+        answer, gold = _strip(extracted), _strip(str(reference))
+        if not answer:
+            return False
+        answer_number, gold_number = _as_number(answer), _as_number(gold)
+        if answer_number is not None and gold_number is not None:
+            return answer_number == gold_number
+        if answer.replace(" ", "") == gold.replace(" ", ""):
+            return True
+        return _math_verify_equal(gold, answer)
+    except (Exception, VerifierTimeout):  # a verifier never crashes a run: unparsable means wrong
+        return False
+
+
+def reward(response: str, reference: str, format_penalty: float = 0.0) -> float:
+    """1 if correct, 0 if wrong, ``-format_penalty`` if there is no boxed answer at all."""
+    if format_penalty and extract_boxed(response) is None:
+        return -float(format_penalty)
+    return 1.0 if grade(response, reference) else 0.0

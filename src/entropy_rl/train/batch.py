@@ -1,0 +1,71 @@
+"""Rollouts as token tensors, and the policy's log-probabilities and entropy on them.
+
+Sequences are ``prompt + response``, right-padded to one width. Every tensor that the loss sees
+is aligned with the *predicted* tokens ``input_ids[:, 1:]``: position ``t`` holds
+``log pi(input_ids[t+1] | input_ids[:t+1])``; ``response_mask`` marks the response tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from entropy_rl.metrics import token_entropy, token_logprobs
+from entropy_rl.rollout import Generation
+
+__all__ = ["TokenBatch", "collate", "policy_forward"]
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """``input_ids``/``attention_mask`` ``[B, L]``; ``response_mask``/``advantages`` ``[B, L-1]``."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    response_mask: Tensor
+    advantages: Tensor
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, index: Tensor) -> TokenBatch:
+        return TokenBatch(
+            *(
+                t[index]
+                for t in (self.input_ids, self.attention_mask, self.response_mask, self.advantages)
+            )
+        )
+
+
+def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) -> TokenBatch:
+    """Token tensors of a generation; each response's advantage is broadcast to its tokens."""
+    lengths = [
+        len(p) + len(r) for p, r in zip(generation.prompt_ids, generation.response_ids, strict=True)
+    ]
+    width = max(lengths)
+    batch = len(lengths)
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((batch, width), dtype=torch.long)
+    response = torch.zeros((batch, width - 1), dtype=torch.bool)
+    for row, (prompt, answer) in enumerate(
+        zip(generation.prompt_ids, generation.response_ids, strict=True)
+    ):
+        ids = prompt + answer
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention[row, : len(ids)] = 1
+        response[row, len(prompt) - 1 : len(ids) - 1] = True
+    advantages = sequence_advantages.to(torch.float32)[:, None] * response
+    return TokenBatch(input_ids, attention, response, advantages)
+
+
+def policy_forward(
+    model: PreTrainedModel, batch: TokenBatch, with_entropy: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    """Log-probabilities of the predicted tokens and the token entropies, both ``[B, L-1]``."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+    logp = token_logprobs(logits, batch.input_ids[:, 1:])
+    entropy = token_entropy(logits) if with_entropy else None
+    return logp, entropy

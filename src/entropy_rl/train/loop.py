@@ -1,0 +1,263 @@
+"""The RL loop, read top to bottom like the paper's algorithm.
+
+    for each step:
+        prompts      ← a seeded draw from the train split
+        rollouts     ← G responses per prompt (temperature 1)
+        rewards      ← the verifier (boxed answer vs reference)
+        advantages   ← the registered estimator (GRPO: group mean / std)
+        old logprobs ← one forward pass of the current policy (no gradient)
+        for epoch, mini-batch:  loss ← the registered policy loss; step the optimizer
+        metrics      ← one row of metrics.jsonl (entropy, covariance, Lemma-1 check, ...)
+        checkpoint   ← every N steps: model, optimizer, step, RNG
+
+Every random draw of step ``s`` is seeded by ``(seed, s)``, so a run resumed from a checkpoint
+gives the same numbers as one that never stopped. A non-finite loss or gradient stops the run,
+naming the step and the tensor, with the last checkpoint left intact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from entropy_rl.advantages import compute_advantages
+from entropy_rl.data import render_prompt
+from entropy_rl.io import append_jsonl, read_jsonl, write_json, write_jsonl
+from entropy_rl.losses import get_policy_loss, make_loss_config
+from entropy_rl.metrics import lemma1_check
+from entropy_rl.rewards import grade, reward
+from entropy_rl.rollout import Generation, HFGenerator
+from entropy_rl.tasks import ArithmeticTask, Problem
+from entropy_rl.train.batch import TokenBatch, collate, policy_forward
+from entropy_rl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from entropy_rl.train.settings import RLSettings
+
+__all__ = ["NonFiniteError", "train"]
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or inf in the loss or the gradients; the message names the step and the tensor."""
+
+
+def _seed(settings: RLSettings, step: int, stream: int) -> int:
+    """An independent, reproducible seed for random stream ``stream`` of step ``step``."""
+    return (settings.seed * 1_000_003 + step) * 16 + stream
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _optimizer(settings: RLSettings) -> Callable[[torch.nn.Module], torch.optim.Optimizer]:
+    return lambda model: torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+
+
+def _check_finite(step: int, loss: torch.Tensor, model: torch.nn.Module) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteError(
+            f"step {step}: the policy loss is {loss.item()} (non-finite); run stopped"
+        )
+    for name, param in model.named_parameters():
+        if param.grad is not None and not torch.isfinite(param.grad).all():
+            raise NonFiniteError(
+                f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
+            )
+
+
+def _accuracy(
+    generator: HFGenerator,
+    problems: list[Problem],
+    template: str,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+) -> float:
+    prompts = [render_prompt(template, p.problem) for p in problems]
+    generation = generator.generate(prompts, 1, temperature, 1.0, max_new_tokens, seed)
+    return sum(
+        grade(text, p.answer) for text, p in zip(generation.texts, problems, strict=True)
+    ) / len(problems)
+
+
+def train(
+    settings: RLSettings,
+    out: Path,
+    task: ArithmeticTask,
+    resume: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run (or resume) an RL run into ``out``; return its metrics rows."""
+    out = Path(out)
+    model_path = settings.check_model()
+    metrics_path, checkpoint_dir = out / "metrics.jsonl", out / "checkpoint"
+    torch.set_num_threads(settings.threads)
+
+    # -- the policy, its optimizer and where to start ------------------------------------------
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
+    if checkpoint is not None:
+        model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings))
+        start = state["step"]
+        rows = [row for row in read_jsonl(metrics_path) if row["step"] < start]
+        probe = state["probe"]
+    else:
+        if metrics_path.exists() and not resume:
+            raise ValueError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        optimizer = _optimizer(settings)(model)
+        start, rows, probe = 0, [], None
+    write_jsonl(metrics_path, rows)  # drops rows logged after the checkpoint we resume from
+    generator = HFGenerator(model, tokenizer)
+    loss_fn = get_policy_loss(settings.loss)
+    loss_config = make_loss_config(settings.loss, settings.loss_config)
+
+    train_problems = task.problems("train", settings.train_problems, settings.seed)
+    eval_problems = task.problems("heldout", settings.eval_problems, 0)  # the same for every run
+    if probe is None:  # a fixed batch of base-model responses on which Lemma 1 is checked
+        probe_gen = generator.generate(
+            [render_prompt(settings.template, p.problem) for p in eval_problems[: settings.probe_size]],
+            1, settings.temperature, settings.top_p, settings.max_new_tokens, seed=_seed(settings, 0, 15),
+        )  # fmt: skip
+        probe = collate(probe_gen, torch.zeros(len(probe_gen)), tokenizer.pad_token_id)
+
+    for step in range(start, settings.steps):
+        t0 = time.perf_counter()
+        # -- prompts → rollouts → rewards → advantages ----------------------------------------
+        picks = torch.randint(
+            len(train_problems),
+            (settings.prompts_per_step,),
+            generator=_generator(_seed(settings, step, 0)),
+        )
+        problems = [train_problems[i] for i in picks.tolist()]
+        prompts = [render_prompt(settings.template, p.problem) for p in problems]
+        generation: Generation = generator.generate(
+            prompts,
+            settings.group_size,
+            settings.temperature,
+            settings.top_p,
+            settings.max_new_tokens,
+            seed=_seed(settings, step, 1),
+        )
+        references = [p.answer for p in problems for _ in range(settings.group_size)]
+        rewards = torch.tensor(
+            [
+                reward(text, ref, settings.format_penalty)
+                for text, ref in zip(generation.texts, references, strict=True)
+            ]
+        )
+        correct = torch.tensor(
+            [grade(text, ref) for text, ref in zip(generation.texts, references, strict=True)],
+            dtype=torch.float32,
+        )
+        advantages, adv_metrics = compute_advantages(
+            settings.advantage, rewards.view(settings.prompts_per_step, settings.group_size)
+        )
+        batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id)
+
+        # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
+        with torch.no_grad():
+            old_logp, old_entropy = policy_forward(model, batch)
+        t1 = time.perf_counter()
+        probe_logits = _probe_logits(model, probe) if _is_check_step(settings, step) else None
+
+        # -- PPO epochs over mini-batches with the registered loss ------------------------------
+        sums: dict[str, float] = {}
+        updates = 0
+        shuffle, pick = _generator(_seed(settings, step, 2)), _generator(_seed(settings, step, 3))
+        for _ in range(settings.epochs):
+            for index in torch.randperm(len(batch), generator=shuffle).chunk(settings.mini_batches):
+                mini: TokenBatch = batch.select(index)
+                logp, entropy = policy_forward(model, mini, with_entropy=True)
+                loss, metrics = loss_fn(
+                    logp,
+                    old_logp[index],
+                    mini.advantages,
+                    mini.response_mask,
+                    loss_config,
+                    entropy=entropy,
+                    generator=pick,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                _check_finite(step, loss, model)
+                metrics["grad_norm"] = float(
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                )
+                optimizer.step()
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                updates += 1
+        t2 = time.perf_counter()
+
+        # -- metrics --------------------------------------------------------------------------
+        mask = batch.response_mask
+        update = {key: value / updates for key, value in sums.items()}
+        update.pop("entropy", None)  # the entropy of the sampling policy is logged below
+        row: dict[str, Any] = {
+            "step": step,
+            "entropy": float(old_entropy[mask].mean()),
+            "reward_mean": float(rewards.mean()),
+            "accuracy": float(correct.mean()),
+            "response_length": float(mask.sum(1).float().mean()),
+            "finished_frac": sum(generation.finished) / len(generation),
+            **update,
+            "entropy_change": None,
+            "entropy_change_predicted": None,
+            "lr": settings.lr,
+            **adv_metrics,
+        }
+        if probe_logits is not None:
+            measured, predicted = lemma1_check(probe_logits, _probe_logits(model, probe))
+            probe_mask = probe.response_mask
+            row["entropy_change"] = float(measured[probe_mask].mean())
+            row["entropy_change_predicted"] = float(predicted[probe_mask].mean())
+        if settings.eval_every and (step % settings.eval_every == 0 or step == settings.steps - 1):
+            row["val_accuracy"] = _accuracy(
+                generator,
+                eval_problems,
+                settings.template,
+                1.0,
+                settings.max_new_tokens,
+                seed=12345,
+            )
+            row["val_accuracy_greedy"] = _accuracy(
+                generator, eval_problems, settings.template, 0.0, settings.max_new_tokens, seed=0
+            )
+        row["time_rollout_s"] = t1 - t0
+        row["time_update_s"] = t2 - t1
+        row["tokens_per_s"] = int(mask.sum()) * settings.epochs / max(t2 - t0, 1e-9)
+        append_jsonl(metrics_path, row)
+        rows.append(row)
+        if on_step is not None:
+            on_step(row)
+
+        # -- checkpoint -----------------------------------------------------------------------
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            save_checkpoint(checkpoint_dir, model, optimizer, step + 1, {"probe": probe})
+
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    write_json(out / "config.json", {"train": settings.to_dict(), "task": task.to_dict()})
+    return rows
+
+
+def _is_check_step(settings: RLSettings, step: int) -> bool:
+    return bool(settings.lemma_check_every) and step % settings.lemma_check_every == 0
+
+
+@torch.no_grad()
+def _probe_logits(model, probe: TokenBatch) -> torch.Tensor:
+    return (
+        model(input_ids=probe.input_ids, attention_mask=probe.attention_mask)
+        .logits[:, :-1]
+        .double()
+    )

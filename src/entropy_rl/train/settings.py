@@ -1,0 +1,75 @@
+"""Settings of an RL run (the ``train:`` section of the pipeline config) and of its method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from entropy_rl.advantages import get_advantage_estimator
+from entropy_rl.data import render_prompt
+from entropy_rl.losses import make_loss_config
+from entropy_rl.settings import Settings, integer, number
+
+__all__ = ["RLSettings"]
+
+
+@dataclass(frozen=True)
+class RLSettings(Settings):
+    """One RL run: the policy to start from, the batch and update shape, logging, and the method."""
+
+    section: ClassVar[str] = "train"
+
+    model: str = ""  # folder of a saved model (save_pretrained), e.g. results/embedded/base_model
+    template: str = "toy"
+    steps: int = integer(200, 1, doc="RL steps (one rollout batch each)")
+    prompts_per_step: int = integer(16, 1, doc="prompts per rollout batch")
+    group_size: int = integer(8, 2, doc="responses per prompt, G (GRPO compares within a group)")
+    mini_batches: int = integer(
+        4, 1, doc="optimizer steps per rollout batch (KL-Cov acts from the 2nd)"
+    )
+    epochs: int = integer(1, 1, doc="passes over the rollout batch")
+    lr: float = number(1e-4, 0.0, low_open=True, doc="learning rate (AdamW, constant)")
+    weight_decay: float = number(0.0, 0.0, doc="AdamW weight decay")
+    grad_clip: float = number(1.0, 0.0, low_open=True, doc="gradient-norm clip")
+    temperature: float = number(1.0, 0.0, low_open=True, doc="rollout sampling temperature")
+    top_p: float = number(1.0, 0.0, 1.0, low_open=True, doc="rollout nucleus sampling")
+    max_new_tokens: int = integer(48, 1, doc="longest response, in tokens")
+    advantage: str = "grpo"
+    format_penalty: float = number(
+        0.0, 0.0, doc="reward of a response without a boxed answer: -penalty"
+    )
+    train_problems: int = integer(
+        20000, 1, doc="distinct train-split problems prompts are drawn from"
+    )
+    checkpoint_every: int = integer(50, 1, doc="steps between checkpoints (model, optimizer, step)")
+    lemma_check_every: int = integer(
+        10, 0, doc="steps between Lemma-1 checks on the probe batch (0: off)"
+    )
+    probe_size: int = integer(16, 1, doc="responses in the fixed Lemma-1 probe batch")
+    eval_every: int = integer(20, 0, doc="steps between held-out evaluations (0: off)")
+    eval_problems: int = integer(128, 1, doc="held-out problems per evaluation")
+    seed: int = integer(0, 0, doc="random seed")
+    threads: int = integer(1, 1, doc="torch CPU threads")
+    loss: str = "grpo"
+    loss_config: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.prompts_per_step * self.group_size % self.mini_batches:
+            raise ValueError(
+                f"train.mini_batches ({self.mini_batches}) must divide prompts_per_step × group_size "
+                f"({self.prompts_per_step * self.group_size})"
+            )
+        get_advantage_estimator(self.advantage)
+        make_loss_config(self.loss, self.loss_config)
+        render_prompt(self.template, "")
+
+    def check_model(self) -> Path:
+        """The model folder, which must exist and hold a saved model (checked before any work)."""
+        path = Path(self.model)
+        if not self.model or not (path / "config.json").is_file():
+            raise ValueError(
+                f"train.model = {self.model!r} is not a saved model folder (no config.json there); "
+                "build the base model first (`entropy-rl sft --out DIR`) and point train.model at DIR"
+            )
+        return path

@@ -1,0 +1,62 @@
+"""Benchmark loaders: every offline set loads with its row count and normalised answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
+
+ROWS = {
+    "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40,
+    "minerva_math": 272, "olympiadbench": 675, "gsm8k": 1319,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_every_benchmark_loads_from_its_local_file(name, benchmark_dir):
+    rows = load_benchmark(name, benchmark_dir / name / "test.jsonl")
+    assert len(rows) == ROWS[name]
+    assert all(row.problem.strip() and row.answer.strip() for row in rows)
+    assert len({row.id for row in rows}) == len(rows)
+
+
+def test_answers_are_normalised_like_the_evaluation_kits(benchmark_dir):
+    amc = load_benchmark("amc23", benchmark_dir / "amc23" / "test.jsonl")
+    assert amc[0].answer == "27"  # 27.0 in the file
+    gsm = load_benchmark("gsm8k", benchmark_dir / "gsm8k" / "test.jsonl")
+    assert gsm[0].answer == "18"  # after '####'
+    minerva = load_benchmark("minerva_math", benchmark_dir / "minerva_math" / "test.jsonl")
+    assert minerva[0].answer == "1.6"  # the last \boxed{} of the solution
+    olympiad = load_benchmark("olympiadbench", benchmark_dir / "olympiadbench" / "test.jsonl")
+    assert olympiad[0].answer == "2" and "$" not in "".join(r.answer for r in olympiad)
+    assert load_benchmark("math500", benchmark_dir / "math500" / "test.jsonl", limit=3)[
+        0
+    ].answer == ("\\left( 3, \\frac{\\pi}{2} \\right)")
+
+
+def test_unknown_benchmark_lists_the_known_ones():
+    with pytest.raises(
+        ValueError, match="unknown benchmark 'math5000'; known benchmarks: math500, aime24"
+    ):
+        load_benchmark("math5000", "x.jsonl")
+    assert set(BENCHMARKS) == set(ROWS)
+
+
+def test_malformed_row_names_the_file_line_and_field(tmp_path):
+    path = tmp_path / "gsm8k.jsonl"
+    rows = [{"question": "1+1?", "answer": "so #### 2"}, {"question": "2+2?", "answer": "four"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(
+        ValueError, match=r"gsm8k\.jsonl, line 2: field 'answer' has no '#### <number>' line"
+    ):
+        load_benchmark("gsm8k", path)
+    path.write_text(json.dumps({"problem": "x", "answer": ""}) + "\n")
+    with pytest.raises(ValueError, match=r"line 1: field 'answer' is missing or empty"):
+        load_benchmark("math500", path)
+    path.write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"line 1: not valid JSON"):
+        load_benchmark("math500", path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_benchmark("math500", tmp_path / "missing.jsonl")

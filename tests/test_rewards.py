@@ -1,0 +1,119 @@
+"""The verifier: boxed extraction, exact and symbolic comparison, real answer formats, fuzzing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
+from entropy_rl.rewards import _math_verify_equal, _strip, extract_boxed, grade, reward
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("so \\boxed{85}.", "85"),
+        ("\\boxed{1} then \\boxed{2}", "2"),  # the last one
+        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),  # nested braces
+        ("\\boxed{x^{2}+\\sqrt{y}}", "x^{2}+\\sqrt{y}"),
+        ("\\boxed {7}", "7"),
+        ("\\fbox{3}", "3"),
+        ("\\boxed{unbalanced", None),
+        ("no answer here", None),
+        ("\\boxed{a} \\boxed{b", "a"),  # an unclosed last box falls back to the one before
+    ],
+)
+def test_extract_boxed(text, expected):
+    assert extract_boxed(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "correct"),
+    [
+        ("\\boxed{85}", "85", True),
+        ("\\boxed{085}", "85", True),
+        ("\\boxed{1,000}", "1000", True),
+        ("\\boxed{27.0}", "27", True),
+        ("\\boxed{-3}", "3", False),
+        ("\\boxed{\\frac{1}{2}}", "0.5", True),
+        ("\\boxed{\\dfrac{\\pi}{2}}", "\\frac{\\pi}{2}", True),
+        (
+            "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}",
+            "\\left( 3, \\frac{\\pi}{2} \\right)",
+            True,
+        ),
+        ("\\boxed{(3, \\pi/2)}", "\\left( 3, \\frac{\\pi}{2} \\right)", True),
+        ("\\boxed{2\\sqrt{2}}", "\\sqrt{8}", True),
+        ("\\boxed{x+1}", "1+x", True),
+        ("\\boxed{x+2}", "1+x", False),
+        ("\\boxed{\\text{(C)}}", "\\text{(C)}", True),
+        ("85", "85", False),  # no boxed answer, no reward
+        ("\\boxed{}", "0", False),
+    ],
+)
+def test_grade(response, reference, correct):
+    assert grade(response, reference) is correct
+
+
+def test_reward_values_and_format_penalty():
+    assert reward("\\boxed{4}", "4") == 1.0
+    assert reward("\\boxed{5}", "4") == 0.0
+    assert reward("4", "4") == 0.0
+    assert reward("4", "4", format_penalty=0.5) == -0.5
+    assert reward("\\boxed{5}", "4", format_penalty=0.5) == 0.0
+
+
+def _benchmark_rows(benchmark_dir, name):
+    return load_benchmark(name, benchmark_dir / name / "test.jsonl")
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_reference_answers_are_graded_correct_and_other_rows_answers_wrong(name, benchmark_dir):
+    rows = _benchmark_rows(benchmark_dir, name)
+    # as a model would write it
+    assert all(grade(f"So the final answer is $\\boxed{{{r.answer}}}$.", r.answer) for r in rows)
+    # and through math-verify alone, without the exact-string shortcut
+    assert all(_math_verify_equal(_strip(r.answer), _strip(r.answer)) for r in rows)
+    # another row's answer is wrong, unless the two answers are the same number or expression
+    for row, other in zip(rows, rows[1:] + rows[:1], strict=True):
+        if grade(f"\\boxed{{{other.answer}}}", row.answer):
+            a, b = _strip(row.answer).replace(" ", ""), _strip(other.answer).replace(" ", "")
+            assert a == b or a.split("=")[-1] == b.split("=")[-1], (row.answer, other.answer)
+
+
+@settings(max_examples=10_000, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.text(alphabet="\\{}^_()[]0123456789+-*/=.,xyz boxedfracsqrt", max_size=300),
+        st.builds(
+            lambda s: "\\boxed{" + s + "}",
+            st.text(alphabet="\\{}^_()0123456789+-*/.xfracsqrt^", max_size=80),
+        ),
+        st.builds(lambda n: "\\boxed{" + "{" * n + "1" + "}" * n + "}", st.integers(0, 500)),
+        st.builds(lambda d: "\\boxed{" + "9" * d + "}", st.integers(1, 5000)),
+    )
+)
+def test_verifier_never_raises_and_is_fast_on_any_string(text):
+    start = time.perf_counter()
+    assert grade(text, "1") in (True, False)
+    assert reward(text, "\\frac{1}{2}", format_penalty=1.0) in (-1.0, 0.0, 1.0)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_model_text_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    payloads = [
+        f"__import__('os').system('touch {marker}')",
+        f"open('{marker}', 'w').write('x')",
+        f"exec(\"open('{marker}','w')\")",
+        f"eval(\"open('{marker}','w')\")",
+    ]
+    for payload in payloads:
+        for text in (f"\\boxed{{{payload}}}", payload, f"The answer is {payload}"):
+            for reference in ("1", "x", payload):
+                grade(text, reference)
+    assert not marker.exists()

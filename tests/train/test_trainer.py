@@ -1,0 +1,205 @@
+"""The RL trainer: schema, determinism, crash-and-resume, NaN stops, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from entropy_rl.cli import main
+from entropy_rl.io import read_jsonl
+from entropy_rl.losses import get_policy_loss
+from entropy_rl.tasks import ArithmeticTask
+from entropy_rl.train import NonFiniteError, RLSettings, train
+from entropy_rl.train import loop as loop_module
+
+from .conftest import TINY_TASK, rl_config, write_config
+
+TIMINGS = {"time_rollout_s", "time_update_s", "tokens_per_s"}
+SCHEMA = (
+    "step", "entropy", "reward_mean", "accuracy", "response_length", "cov_mean", "cov_selected_frac",
+    "entropy_change", "entropy_change_predicted", "pg_clipfrac", "approx_kl", "grad_norm", "lr",
+    "time_rollout_s", "time_update_s", "tokens_per_s",
+)  # fmt: skip
+
+
+def settings(model, method="grpo", **overrides) -> RLSettings:
+    section = rl_config(model, **overrides)["train"]
+    spec = section.pop("methods")[method]
+    return RLSettings.from_dict(
+        {**section, "loss": spec["loss"], "loss_config": spec.get("loss_config", {})}
+    )
+
+
+def without_timings(rows):
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
+
+
+@pytest.mark.parametrize("method", ["grpo", "kl_cov", "clip_cov", "entropy_bonus"])
+def test_every_method_trains_and_logs_the_metrics_schema(tiny_base, tmp_path, method):
+    rows = train(settings(tiny_base, method), tmp_path, ArithmeticTask(**TINY_TASK))
+    assert [row["step"] for row in rows] == [0, 1, 2, 3]
+    for key in SCHEMA:
+        assert key in rows[0], key
+    assert (
+        rows[0]["entropy_change"] is not None and rows[1]["entropy_change"] is None
+    )  # every 2 steps
+    assert "val_accuracy" in rows[0] and "val_accuracy" in rows[3]
+    assert all(0 < row["entropy"] < 5 for row in rows)
+    assert read_jsonl(tmp_path / "metrics.jsonl") == json.loads(json.dumps(rows))
+    assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "checkpoint").is_dir()
+
+
+def test_same_config_and_seed_give_identical_metrics(tiny_base, tmp_path):
+    first = train(settings(tiny_base, "kl_cov"), tmp_path / "a", ArithmeticTask(**TINY_TASK))
+    second = train(settings(tiny_base, "kl_cov"), tmp_path / "b", ArithmeticTask(**TINY_TASK))
+    assert without_timings(first) == without_timings(second)
+    other = train(
+        settings(tiny_base, "kl_cov", seed=1), tmp_path / "c", ArithmeticTask(**TINY_TASK)
+    )
+    assert without_timings(other) != without_timings(first)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_identical_metrics(tiny_base, tmp_path):
+    config = settings(tiny_base, "clip_cov", steps=6)
+    task = ArithmeticTask(**TINY_TASK)
+    uninterrupted = train(config, tmp_path / "full", task)
+
+    def die_at_step_3(row):
+        if row["step"] == 3:
+            raise Killed  # after the checkpoint at 2 steps, with step 3's row already logged
+
+    with pytest.raises(Killed):
+        train(config, tmp_path / "crash", task, on_step=die_at_step_3)
+    assert [r["step"] for r in read_jsonl(tmp_path / "crash" / "metrics.jsonl")] == [0, 1, 2, 3]
+    resumed = train(config, tmp_path / "crash", task, resume=True)
+    assert without_timings(resumed) == without_timings(uninterrupted)
+    full = AutoModelForCausalLM.from_pretrained(tmp_path / "full" / "model").state_dict()
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "crash" / "model").state_dict()
+    assert all(torch.equal(full[name], again[name]) for name in full)
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tiny_base, tmp_path):
+    train(settings(tiny_base, steps=1), tmp_path, ArithmeticTask(**TINY_TASK))
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(settings(tiny_base, steps=1), tmp_path, ArithmeticTask(**TINY_TASK))
+
+
+def _poisoned_loss(kind: str, at_call: int):
+    real = get_policy_loss("grpo")
+    calls = {"n": 0}
+
+    def loss_fn(logp, old_logp, advantages, mask, config, **extras):
+        loss, metrics = real(logp, old_logp, advantages, mask, config, **extras)
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            if kind == "loss":
+                loss = loss * float("nan")
+            else:  # value unchanged, gradient NaN: d/dx sqrt(|x|) is inf at 0, times 0
+                loss = loss + 0.0 * (logp - logp.detach()).abs().sqrt().sum()
+        return loss, metrics
+
+    return loss_fn
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("loss", "the policy loss is nan"), ("grad", "the gradient of .* has NaN/inf")],
+)
+def test_non_finite_loss_or_gradient_stops_the_run_and_keeps_the_checkpoint(
+    tiny_base, tmp_path, monkeypatch, kind, message
+):
+    # two mini-batches per step: the 5th loss call is step 2's first update, after the checkpoint at 2
+    monkeypatch.setattr(
+        loop_module, "get_policy_loss", lambda name: _poisoned_loss(kind, at_call=5)
+    )
+    with pytest.raises(NonFiniteError, match=rf"^step 2: {message}"):
+        train(settings(tiny_base, steps=4), tmp_path, ArithmeticTask(**TINY_TASK))
+    state = torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 2
+    AutoModelForCausalLM.from_pretrained(tmp_path / "checkpoint")  # intact and loadable
+
+
+def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
+    config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, steps=2))
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--method",
+                "kl_cov",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "kl_cov" and summary["steps"] == 2
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--method",
+                "kl_cov",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+                "--resume",
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "args", "message"),
+    [
+        (
+            {},
+            ["--method", "ppo"],
+            "unknown method 'ppo' in train.methods; known methods: clip_cov, entropy_bonus, grpo, kl_cov",
+        ),
+        (
+            {"group_size": 0},
+            ["--method", "grpo"],
+            "train.group_size must be an integer in [2, inf], got 0",
+        ),
+        (
+            {"group_size": -4},
+            ["--method", "grpo"],
+            "train.group_size must be an integer in [2, inf], got -4",
+        ),
+        ({"lr": 0.0}, ["--method", "grpo"], "train.lr must be in (0, inf], got 0.0"),
+        ({"lr": -1e-4}, ["--method", "grpo"], "train.lr must be in (0, inf], got -0.0001"),
+        (
+            {"model": "/no/such/model"},
+            ["--method", "grpo"],
+            "train.model = '/no/such/model' is not a saved model folder",
+        ),
+        ({"warmup": 3}, ["--method", "grpo"], "unknown key(s) ['warmup'] in train"),
+    ],
+)
+def test_bad_config_fails_before_any_work_naming_key_and_fix(
+    tiny_base, tmp_path, capsys, overrides, args, message
+):
+    config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, **overrides))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing was started
