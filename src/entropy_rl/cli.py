@@ -212,6 +212,276 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a saved model → samples/*.jsonl and summary.json in --out."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from entropy_rl.config import load_yaml
+    from entropy_rl.evaluate import EvaluateSettings, evaluate_model
+    from entropy_rl.rollout import HFGenerator
+    from entropy_rl.tasks import ArithmeticTask
+
+    _quiet_transformers()
+    config = load_yaml(args.config) if args.config else {}
+    section = dict(config.get("evaluate", {}))
+    if args.benchmarks is not None:
+        section["benchmarks"] = [b for b in args.benchmarks.split(",") if b]
+    for key in ("k", "benchmark_path", "benchmark_limit"):
+        value = getattr(args, key)
+        if value is not None:
+            section["benchmark_k" if key == "k" else key] = value
+    settings = EvaluateSettings.from_dict(section)
+    task = ArithmeticTask.from_dict(config.get("task"))
+    model_dir = Path(args.model)
+    if not (model_dir / "config.json").is_file():
+        raise ValueError(f"--model {model_dir} is not a saved model folder (no config.json there)")
+    torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    generator = HFGenerator(model, AutoTokenizer.from_pretrained(model_dir))
+    summary = evaluate_model(generator, task, settings, Path(args.out))
+    for name, result in summary.items():
+        print(
+            f"{name:>28}: "
+            + ", ".join(
+                f"{k} {v:.3f}" for k, v in result.items() if k.startswith(("pass@", "avg@"))
+            )
+        )
+    return 0
+
+
+FIGURE_CAPTIONS = {
+    "collapse_grpo": "Entropy collapse under GRPO in the toy language model",
+    "law_grpo": "The entropy-performance law fitted to the GRPO runs",
+    "covariance": "Mean token covariance per step",
+    "methods": "Entropy and accuracy under each method",
+    "entropy_bonus_sweep": "Entropy-bonus coefficient sweep",
+    "entropy_change": "Measured entropy change against Lemma 1's prediction",
+    "pass_at_k": "pass@k on the held-out split",
+    "tabular_methods": "Tabular simulator: entropy and accuracy under each method",
+    "tabular_law": "Tabular simulator: the law fitted to the GRPO runs",
+}
+
+
+def _study(config: dict, results: Path):
+    """Runs and analyses of the LM and tabular worlds named by a pipeline config."""
+    from entropy_rl.analysis.study import acceptance_checks, analyze_study, load_runs
+    from entropy_rl.config import method_seeds
+
+    lm_spec = config["train"]["methods"]
+    tab_spec = config["tabular"]["methods"]
+    lm = load_runs(results / config["model_name"], method_seeds(lm_spec, config["seeds"]))
+    tab = load_runs(results / "tabular", method_seeds(tab_spec, config["tabular"]["seeds"]))
+    lm_analysis = analyze_study(lm, lm_spec)
+    tab_analysis = analyze_study(tab, tab_spec, accuracy_key="accuracy")
+    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec)
+    return lm, tab, lm_analysis, tab_analysis, checks
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    """Law fits, method tables, science-acceptance checks and every study figure."""
+    import csv
+    import io as _io
+
+    from entropy_rl.config import load_yaml
+    from entropy_rl.io import write_json, write_text
+    from entropy_rl.plots import study as plots
+    from entropy_rl.report import acceptance_markdown, method_table_markdown
+
+    config = load_yaml(args.config)
+    results = Path(args.results)
+    lm, tab, lm_analysis, tab_analysis, checks = _study(config, results)
+    write_json(
+        results / "analysis" / "analysis.json",
+        {"lm": lm_analysis, "tabular": tab_analysis, "acceptance": checks},
+    )
+    tables = results / "tables"
+    write_text(tables / "methods.md", method_table_markdown(lm_analysis["table"]))
+    write_text(tables / "tabular_methods.md", method_table_markdown(tab_analysis["table"]))
+    write_text(tables / "acceptance.md", acceptance_markdown(checks))
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["method", "loss", "metric", "mean", "std", "n"])
+    for row in lm_analysis["table"]:
+        for key, value in row.items():
+            if isinstance(value, dict) and "mean" in value:
+                writer.writerow(
+                    [row["method"], row["loss"], key, value["mean"], value["std"], value["n"]]
+                )
+    write_text(tables / "methods.csv", buffer.getvalue())
+
+    figures = results / "figures"
+    spec = config["train"]["methods"]
+    by_loss = {
+        loss: [m for m, s in spec.items() if s["loss"] == loss]
+        for loss in {s["loss"] for s in spec.values()}
+    }
+    grpo = by_loss["grpo"][0]
+    plots.plot_collapse(lm[grpo], figures / "collapse_grpo")
+    if "law" in lm_analysis["methods"][grpo]:
+        plots.plot_law(lm[grpo], lm_analysis["methods"][grpo]["law"], figures / "law_grpo")
+    main_methods = {m: lm[m] for m in lm if spec[m]["loss"] != "entropy_bonus"}
+    plots.plot_covariance(main_methods, figures / "covariance")
+    plots.plot_methods(main_methods, figures / "methods")
+    sweep = {m: lm[m] for m in lm if spec[m]["loss"] in ("entropy_bonus", "grpo")}
+    coefs = {m: float(spec[m].get("loss_config", {}).get("coef", 0.0)) for m in sweep}
+    plots.plot_entropy_bonus_sweep(sweep, coefs, figures / "entropy_bonus_sweep")
+    tab_spec = config["tabular"]["methods"]
+    tab_grpo = next(m for m, s in tab_spec.items() if s["loss"] == "grpo")
+    plots.plot_entropy_change(
+        {"toy language model (probe batch)": lm[grpo], "tabular simulator": tab[tab_grpo]},
+        figures / "entropy_change",
+    )
+    plots.plot_pass_at_k(
+        {
+            m: [r.evaluation for r in lm[m]]
+            for m in main_methods
+            if all(r.evaluation for r in lm[m])
+        },
+        figures / "pass_at_k",
+    )
+    plots.plot_methods(
+        {m: tab[m] for m in tab if tab_spec[m]["loss"] != "entropy_bonus"},
+        figures / "tabular_methods",
+        accuracy_key="accuracy",
+    )
+    if "law" in tab_analysis["methods"][tab_grpo]:
+        plots.plot_law(
+            tab[tab_grpo],
+            tab_analysis["methods"][tab_grpo]["law"],
+            figures / "tabular_law",
+            accuracy_key="accuracy",
+        )
+    passed = sum(c["pass"] for c in checks)
+    print(f"science acceptance: {passed}/{len(checks)} checks pass")
+    for c in checks:
+        print(
+            f"  [{'pass' if c['pass'] else 'FAIL'}] {c['check']}: {c['value']:.3f} (target {c['target']})"
+        )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """One self-contained HTML page: acceptance, theory, collapse, law, mechanism, interventions."""
+    import json
+
+    from entropy_rl.config import load_yaml
+    from entropy_rl.io import write_text
+    from entropy_rl.report import acceptance_markdown, method_table_markdown, render_report
+
+    config = load_yaml(args.config)
+    results = Path(args.results)
+    figures = results / "figures"
+    analysis = json.loads((results / "analysis" / "analysis.json").read_text())
+    theory = json.loads((results / "theory" / "summary.json").read_text())
+    base = json.loads((results / config["model_name"] / "base" / "base_summary.json").read_text())
+    lm, tab, checks = analysis["lm"], analysis["tabular"], analysis["acceptance"]
+    spec = config["train"]["methods"]
+    grpo = next(m for m, s in spec.items() if s["loss"] == "grpo")
+    g = lm["methods"][grpo]
+    law = g.get("law", {})
+    early = g.get("early_fit", {})
+    grpo_row = next(r for r in lm["table"] if r["method"] == grpo)
+
+    def fig(name: str, caption: str) -> list[dict]:
+        path = figures / f"{name}.png"
+        return [{"path": path, "caption": caption}] if path.exists() else []
+
+    passed = sum(c["pass"] for c in checks)
+    sections = [
+        {
+            "heading": "Science acceptance (DESIGN.md §7)",
+            "text": f"{passed} of {len(checks)} checks pass on this run of the {config['profile']} profile.",
+            "table": acceptance_markdown(checks),
+        },
+        {
+            "heading": "The base model",
+            "text": (
+                f"A {base['parameters']:,}-parameter Llama-architecture decoder trained from scratch by SFT "
+                f"({base['sft_seconds']:.0f} s): held-out pass@1 at temperature 1 = {base['heldout_pass@1_t1']:.3f}, "
+                f"greedy = {base['heldout_accuracy_greedy']:.3f}, out-of-distribution = {base['ood_pass@1_t1']:.3f}."
+            ),
+        },
+        {
+            "heading": "The mechanism in exact arithmetic (theory)",
+            "figures": fig(
+                "theory_predicted_vs_exact",
+                (
+                    f"Theorems 1-2 on random tabular policies: for step sizes <= 0.1 the first-order prediction and the exact "
+                    f"entropy change correlate at r = {theory['prediction']['pg']['pearson_r_eta_le_0.1']:.4f} (PG) and "
+                    f"r = {theory['prediction']['npg']['pearson_r_eta_le_0.1']:.4f} (NPG)."
+                ),
+            )
+            + fig(
+                "theory_lemma1_remainder",
+                "Lemma 1's remainder shrinks as eta squared: fitted slopes "
+                f"{min(theory['remainder']['slopes']):.3f}-{max(theory['remainder']['slopes']):.3f}.",
+            ),
+        },
+        {
+            "heading": "Entropy collapse",
+            "figures": fig(
+                "collapse_grpo",
+                (
+                    f"GRPO, {grpo_row['seeds']} seeds: mean token entropy ends "
+                    f"{grpo_row['entropy_drop_frac']['mean']:.0%} below its start; held-out accuracy (T=1, "
+                    f"in training) ends at {grpo_row.get('val_accuracy_final', {}).get('mean', float('nan')):.3f}."
+                ),
+            ),
+        },
+        {
+            "heading": "The law R = -a·exp(H) + b",
+            "figures": fig(
+                "law_grpo",
+                (
+                    f"Pooled GRPO points: a = {law.get('a', float('nan')):.3f}, b = {law.get('b', float('nan')):.3f}, "
+                    f"R² = {law.get('r2', float('nan')):.3f}; predicted ceiling R(H=0) = {law.get('ceiling', float('nan')):.3f}. "
+                    f"Fitting only the first third of each run predicts the final accuracy with a mean absolute error of "
+                    f"{early.get('mean_abs_final_error', float('nan')):.3f}."
+                ),
+            ),
+        },
+        {
+            "heading": "What drives the entropy: the covariance",
+            "figures": fig(
+                "entropy_change",
+                (
+                    f"Per-step measured entropy change against -Cov(log pi, delta z): r = "
+                    f"{g['entropy_change_corr']['mean']:.3f} on the language model's probe batch (mean over seeds)."
+                ),
+            )
+            + fig(
+                "covariance",
+                (
+                    f"The mean token covariance is positive on {g['cov_positive_frac']['mean']:.0%} of GRPO's steps."
+                ),
+            ),
+        },
+        {
+            "heading": "Interventions",
+            "table": method_table_markdown(lm["table"]),
+            "figures": fig(
+                "methods",
+                "Entropy and held-out accuracy under GRPO, Clip-Cov and KL-Cov (seeds shaded).",
+            )
+            + fig("entropy_bonus_sweep", "The entropy bonus at several coefficients.")
+            + fig("pass_at_k", "pass@k of the final policies on the held-out split."),
+        },
+        {
+            "heading": "The tabular simulator",
+            "table": method_table_markdown(tab["table"]),
+            "figures": fig(
+                "tabular_methods",
+                "The same losses on a tabular softmax policy (exact entropy and accuracy).",
+            )
+            + fig("tabular_law", "The law on the tabular GRPO runs."),
+        },
+    ]
+    write_text(args.out, render_report(f"entropy-rl study: {config['profile']}", sections))
+    print(f"report: {args.out} ({passed}/{len(checks)} acceptance checks pass)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="entropy-rl",
@@ -288,6 +558,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the run's last checkpoint"
     )
     train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="avg@k / pass@k of a saved model on the synthetic splits and the math benchmarks",
+        description="Every sample is written to --out/samples/*.jsonl, the numbers to --out/summary.json.",
+    )
+    evaluate.add_argument("--model", required=True, help="a saved model folder (save_pretrained)")
+    evaluate.add_argument("--config", help="YAML with `task:` and `evaluate:` sections")
+    evaluate.add_argument(
+        "--benchmarks", help="comma-separated benchmark names (overrides the config)"
+    )
+    evaluate.add_argument(
+        "--benchmark-path", dest="benchmark_path", help="local file pattern, e.g. data/{name}.jsonl"
+    )
+    evaluate.add_argument(
+        "--benchmark-limit", dest="benchmark_limit", type=int, help="rows per benchmark (0: all)"
+    )
+    evaluate.add_argument("--k", type=int, help="samples per benchmark problem")
+    evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    evaluate.add_argument("--out", required=True, help="folder for samples/ and summary.json")
+    evaluate.set_defaults(run=_evaluate)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="law fits, method tables, science-acceptance checks and the study figures",
+        description="Reads the runs of a pipeline config under --results; writes analysis/, tables/, figures/.",
+    )
+    analyze.add_argument("--config", required=True, help="the resolved pipeline config (YAML)")
+    analyze.add_argument("--results", required=True, help="results/<profile> folder")
+    analyze.set_defaults(run=_analyze)
+
+    report = commands.add_parser(
+        "report", help="the HTML report of a pipeline run (figures embedded)"
+    )
+    report.add_argument("--config", required=True, help="the resolved pipeline config (YAML)")
+    report.add_argument("--results", required=True, help="results/<profile> folder")
+    report.add_argument("--out", required=True, help="path of the HTML file")
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_yaml", "parse_overrides", "select_method"]
+__all__ = ["load_yaml", "method_seeds", "parse_overrides", "select_method"]
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -45,3 +45,8 @@ def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, A
     if "loss" not in method:
         raise ValueError(f"{where}.{name} must name its registered loss with `loss:`")
     return method
+
+
+def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str, list[int]]:
+    """Seeds of each method: its own ``seeds:`` list, else the section's default."""
+    return {name: list(spec.get("seeds", default_seeds)) for name, spec in methods.items()}

@@ -12,14 +12,25 @@ reference, correct) so any number can be traced back to the text behind it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from math import comb
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from entropy_rl.data import render_prompt
+from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
+from entropy_rl.io import write_json, write_jsonl
 from entropy_rl.rewards import extract_boxed, grade
 from entropy_rl.rollout import Generator
+from entropy_rl.settings import Settings, integer, number
 
-__all__ = ["evaluate_problems", "pass_at_k", "summarize_samples"]
+__all__ = [
+    "EvaluateSettings",
+    "evaluate_model",
+    "evaluate_problems",
+    "pass_at_k",
+    "summarize_samples",
+]
 
 
 class ProblemLike(Protocol):
@@ -87,3 +98,69 @@ def evaluate_problems(
             }
         )
     return samples, summarize_samples(samples, k)
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(Settings):
+    """The ``evaluate:`` section: synthetic held-out / OOD splits and the real benchmarks."""
+
+    section: ClassVar[str] = "evaluate"
+
+    template: str = "toy"
+    max_new_tokens: int = integer(64, 1, doc="longest response, in tokens")
+    heldout_problems: int = integer(256, 1, doc="held-out (in-distribution) problems")
+    heldout_k: int = integer(4, 1, doc="samples per held-out problem at temperature 1")
+    ood_problems: int = integer(128, 1, doc="out-of-distribution problems (more terms)")
+    ood_k: int = integer(2, 1, doc="samples per OOD problem at temperature 1")
+    temperature: float = number(1.0, 0.0, doc="sampling temperature of the k samples")
+    benchmarks: list[str] = field(default_factory=list)
+    benchmark_path: str | None = None  # e.g. ../shared/benchmarks/{name}/test.jsonl; None: the hub
+    benchmark_limit: int = integer(0, 0, doc="rows per benchmark (0: all)")
+    benchmark_k: int = integer(2, 1, doc="samples per benchmark problem")
+    seed: int = integer(0, 0, doc="sampling seed")
+
+    def check(self) -> None:
+        unknown = [name for name in self.benchmarks if name not in BENCHMARKS]
+        if unknown:
+            raise ValueError(
+                f"evaluate.benchmarks: unknown {unknown}; known benchmarks: {', '.join(BENCHMARKS)}"
+            )
+        render_prompt(self.template, "")
+
+
+def evaluate_model(
+    generator: Generator, task: Any, settings: EvaluateSettings, out: Path
+) -> dict[str, Any]:
+    """Held-out (sampled and greedy), OOD and benchmark evaluation; per-sample files and a summary."""
+    out = Path(out)
+    summary: dict[str, Any] = {}
+    common = {
+        "template": settings.template,
+        "max_new_tokens": settings.max_new_tokens,
+        "seed": settings.seed,
+    }
+    heldout = task.problems("heldout", settings.heldout_problems, 0)
+    ood = task.problems("ood", settings.ood_problems, 0)
+    runs = {
+        "heldout": (heldout, settings.heldout_k, settings.temperature),
+        "heldout_greedy": (heldout, 1, 0.0),
+        "ood": (ood, settings.ood_k, settings.temperature),
+    }
+    for name in settings.benchmarks:
+        path = settings.benchmark_path.format(name=name) if settings.benchmark_path else None
+        rows = load_benchmark(name, path, limit=settings.benchmark_limit or None)
+        runs[f"benchmark/{name}"] = (rows, settings.benchmark_k, settings.temperature)
+    for name, (problems, k, temperature) in runs.items():
+        samples, result = evaluate_problems(
+            generator, problems, k=k, temperature=temperature, **common
+        )
+        write_jsonl(out / "samples" / f"{name.replace('/', '_')}.jsonl", samples)
+        summary[name] = {**result, "temperature": temperature}
+    if settings.benchmarks:
+        names = [f"benchmark/{name}" for name in settings.benchmarks]
+        summary["benchmark_average"] = {
+            key: sum(summary[n][key] for n in names) / len(names)
+            for key in ("pass@1", f"pass@{settings.benchmark_k}")
+        }
+    write_json(out / "summary.json", summary)
+    return summary

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import signal
 import threading
@@ -24,6 +25,9 @@ from fractions import Fraction
 from functools import lru_cache
 
 __all__ = ["MAX_ANSWER_CHARS", "MAX_BRACE_DEPTH", "TIMEOUT_S", "extract_boxed", "grade", "reward"]
+
+# math-verify warns on every call that its own timeouts are off: ours replace them (see above)
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 MAX_ANSWER_CHARS = 300
 MAX_BRACE_DEPTH = 12

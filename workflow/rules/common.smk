@@ -10,9 +10,59 @@ RESULTS = f"results/{config['profile']}"
 FIGURES = f"{RESULTS}/figures"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
+MODEL_DIR = f"{RESULTS}/{config['model_name']}"
 CONDA_ENV = "../envs/{}.yaml".format(config.get("conda_env", "cpu"))
 
 THEORY_FIGURES = ["theory_predicted_vs_exact", "theory_lemma1_remainder"]
+STUDY_FIGURES = [
+    "collapse_grpo", "law_grpo", "covariance", "methods", "entropy_bonus_sweep",
+    "entropy_change", "pass_at_k", "tabular_methods", "tabular_law",
+]  # fmt: skip
+
+wildcard_constraints:
+    seed=r"\d+",
+    method=r"[A-Za-z0-9_.-]+",
+
+
+def method_seeds(methods, default_seeds):
+    """(method, seed) pairs: a method's own `seeds:` list, else the section default."""
+    return [(name, seed) for name, spec in methods.items() for seed in spec.get("seeds", default_seeds)]
+
+
+LM_RUNS = method_seeds(config["train"]["methods"], config["seeds"])
+TABULAR_RUNS = method_seeds(config["tabular"]["methods"], config["tabular"]["seeds"])
+
+# What each stage's CLI reads: only its own sections, so editing one section reruns one stage.
+STAGE_SECTIONS = {
+    "tabular": ["tabular"],
+    "base_model": ["task", "base_model"],
+    "train": ["task", "train"],
+    "evaluate": ["task", "evaluate"],
+    "study": None,  # analysis and report read everything
+}
+
+
+def stage_config(stage):
+    sections = STAGE_SECTIONS[stage]
+    return dict(config) if sections is None else {key: config[key] for key in sections}
+
+
+def check_benchmark_files():
+    pattern = config["evaluate"].get("benchmark_path")
+    missing = [
+        pattern.format(name=name)
+        for name in config["evaluate"].get("benchmarks", [])
+        if pattern and not os.path.isfile(pattern.format(name=name))
+    ]
+    if missing:
+        raise WorkflowError(
+            f"evaluate.benchmark_path points at files that do not exist: {missing[:3]}; "
+            "set evaluate.benchmark_path to your local copies, null to load from the hub, "
+            "or evaluate.benchmarks to []"
+        )
+
+
+check_benchmark_files()
 
 
 def figure_files(names, exts=(".png", ".pdf")):
@@ -22,7 +72,7 @@ def figure_files(names, exts=(".png", ".pdf")):
 
 def docs_figure_names():
     """Figures copied into docs/figures/ (only the profile that the docs describe)."""
-    return THEORY_FIGURES if config["docs"]["update_figures"] else []
+    return THEORY_FIGURES + STUDY_FIGURES if config["docs"]["update_figures"] else []
 
 
 def final_outputs():
@@ -30,5 +80,9 @@ def final_outputs():
     return [
         f"{RESULTS}/theory/summary.json",
         *figure_files(THEORY_FIGURES),
+        f"{RESULTS}/analysis/analysis.json",
+        f"{MODEL_DIR}/base/eval/summary.json",
+        *figure_files(STUDY_FIGURES),
+        f"{RESULTS}/report.html",
         *[f"docs/figures/{name}.png" for name in docs_figure_names()],
     ]

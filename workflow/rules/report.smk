@@ -1,4 +1,28 @@
-# Figures shown in docs/: copied from results/ so the teaching site shows what the pipeline made.
+# The HTML report, and the figures shown in docs/ (copied from results/, so the teaching site
+# shows what the pipeline made).
+
+
+rule report:
+    input:
+        config=f"{RESULTS}/config/study.yaml",
+        analysis=f"{RESULTS}/analysis/analysis.json",
+        theory=f"{RESULTS}/theory/summary.json",
+        base=f"{MODEL_DIR}/base/base_summary.json",
+        figures=figure_files(THEORY_FIGURES + STUDY_FIGURES),
+    output:
+        f"{RESULTS}/report.html",
+    log:
+        f"{LOGS}/report.log",
+    params:
+        results=lambda wildcards, input: os.path.dirname(os.path.dirname(input.config)),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl report --config {input.config} --results {params.results} --out {output} > {log} 2>&1"
 
 
 rule docs_figure:

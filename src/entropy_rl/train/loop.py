@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from entropy_rl.advantages import compute_advantages
 from entropy_rl.data import render_prompt
-from entropy_rl.io import append_jsonl, read_jsonl, write_json, write_jsonl
+from entropy_rl.io import append_jsonl, write_json, write_jsonl
 from entropy_rl.losses import get_policy_loss, make_loss_config
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, reward
@@ -105,7 +105,7 @@ def train(
     if checkpoint is not None:
         model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings))
         start = state["step"]
-        rows = [row for row in read_jsonl(metrics_path) if row["step"] < start]
+        rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
         probe = state["probe"]
     else:
         if metrics_path.exists() and not resume:
@@ -115,7 +115,7 @@ def train(
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         optimizer = _optimizer(settings)(model)
         start, rows, probe = 0, [], None
-    write_jsonl(metrics_path, rows)  # drops rows logged after the checkpoint we resume from
+    write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
     generator = HFGenerator(model, tokenizer)
     loss_fn = get_policy_loss(settings.loss)
     loss_config = make_loss_config(settings.loss, settings.loss_config)
@@ -242,7 +242,9 @@ def train(
 
         # -- checkpoint -----------------------------------------------------------------------
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(checkpoint_dir, model, optimizer, step + 1, {"probe": probe})
+            save_checkpoint(
+                checkpoint_dir, model, optimizer, step + 1, {"probe": probe, "rows": rows}
+            )
 
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")

@@ -1,0 +1,288 @@
+"""The study's numbers: runs collected from ``results/``, the law, the method table, and the
+science-acceptance checks of DESIGN.md §7 with pass/fail against their targets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entropy_rl.analysis.law import early_fit_prediction, fit_law
+from entropy_rl.analysis.runs import summarize_run
+from entropy_rl.io import read_jsonl
+
+__all__ = ["Run", "acceptance_checks", "analyze_study", "load_runs", "method_table"]
+
+
+@dataclass
+class Run:
+    """One run: its metrics rows, its summary and (LM runs) its evaluation summary."""
+
+    method: str
+    seed: int
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+
+def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]:
+    """``root/<method>/seed<k>/{metrics.jsonl, summary.json[, eval/summary.json]}`` for each method."""
+    runs: dict[str, list[Run]] = {}
+    for method, seeds in methods.items():
+        for seed in seeds:
+            folder = Path(root) / method / f"seed{seed}"
+            rows = read_jsonl(folder / "metrics.jsonl")
+            evaluation = folder / "eval" / "summary.json"
+            runs.setdefault(method, []).append(
+                Run(
+                    method=method,
+                    seed=seed,
+                    rows=rows,
+                    summary=summarize_run(rows),
+                    evaluation=json.loads(evaluation.read_text()) if evaluation.exists() else {},
+                )
+            )
+    return runs
+
+
+def _law_points(runs: list[Run], accuracy_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    points = [
+        (r["step"], r["entropy"], r[accuracy_key])
+        for run in runs
+        for r in run.rows
+        if r.get(accuracy_key) is not None
+    ]
+    if not points:
+        raise ValueError(f"no metrics row has {accuracy_key!r}; enable evaluation during training")
+    steps, entropy, accuracy = (
+        np.array(column, dtype=float) for column in zip(*points, strict=True)
+    )
+    return steps, entropy, accuracy
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    array = np.array(values, dtype=float)
+    return {
+        "mean": float(array.mean()),
+        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "n": len(array),
+    }
+
+
+def method_table(
+    runs: dict[str, list[Run]], methods: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per method: mean ± std over seeds of the final entropy and accuracies."""
+    table = []
+    for method, method_runs in runs.items():
+        spec = methods.get(method, {})
+        row: dict[str, Any] = {
+            "method": method,
+            "loss": spec.get("loss", method),
+            "loss_config": spec.get("loss_config", {}),
+            "seeds": len(method_runs),
+        }
+        row["entropy_final"] = _mean_std([r.summary["entropy_final"] for r in method_runs])
+        row["entropy_drop_frac"] = _mean_std([r.summary["entropy_drop_frac"] for r in method_runs])
+        finals = [[x for x in r.rows if x.get("val_accuracy") is not None] for r in method_runs]
+        if all(finals):
+            row["val_accuracy_final"] = _mean_std([f[-1]["val_accuracy"] for f in finals])
+        row["accuracy_final"] = _mean_std([r.summary["accuracy_final"] for r in method_runs])
+        if all(r.evaluation for r in method_runs):
+            ev = [r.evaluation for r in method_runs]
+            row["heldout_pass@1"] = _mean_std([e["heldout"]["pass@1"] for e in ev])
+            k = max(int(key.split("@")[1]) for key in ev[0]["heldout"] if key.startswith("pass@"))
+            row[f"heldout_pass@{k}"] = _mean_std([e["heldout"][f"pass@{k}"] for e in ev])
+            row["heldout_greedy"] = _mean_std([e["heldout_greedy"]["pass@1"] for e in ev])
+            row["ood_pass@1"] = _mean_std([e["ood"]["pass@1"] for e in ev])
+            if "benchmark_average" in ev[0]:
+                row["benchmark_pass@1"] = _mean_std([e["benchmark_average"]["pass@1"] for e in ev])
+        table.append(row)
+    return table
+
+
+def _per_seed_ratio(runs: dict[str, list[Run]], method: str, reference: str, key: str) -> float:
+    by_seed = {r.seed: r.summary[key] for r in runs[reference]}
+    ratios = [
+        r.summary[key] / by_seed[r.seed]
+        for r in runs[method]
+        if r.seed in by_seed and by_seed[r.seed] > 0
+    ]
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
+def analyze_study(
+    runs: dict[str, list[Run]],
+    methods: dict[str, dict[str, Any]],
+    accuracy_key: str = "val_accuracy",
+) -> dict[str, Any]:
+    """Law fits per method (pooled over seeds), early-fit prediction, Lemma-1 agreement, table."""
+    result: dict[str, Any] = {
+        "methods": {},
+        "table": method_table(runs, methods),
+        "accuracy_key": accuracy_key,
+    }
+    for method, method_runs in runs.items():
+        entry: dict[str, Any] = {}
+        try:
+            _, entropy, accuracy = _law_points(method_runs, accuracy_key)
+            entry["law"] = fit_law(entropy, accuracy).to_dict()
+        except ValueError as err:
+            entry["law_error"] = str(err)
+        early = []
+        for run in method_runs:
+            try:
+                early.append(early_fit_prediction(*_law_points([run], accuracy_key)))
+            except ValueError:
+                continue
+        if early:
+            entry["early_fit"] = {
+                "runs": early,
+                "mean_abs_final_error": float(np.mean([abs(e["final_error"]) for e in early])),
+                "mean_rmse_later": float(np.mean([e["rmse_later"] for e in early])),
+            }
+        entry["entropy_change_corr"] = _mean_std(
+            [r.summary["entropy_change_corr"] for r in method_runs]
+        )
+        entry["cov_positive_frac"] = _mean_std(
+            [r.summary["cov_positive_frac"] for r in method_runs]
+        )
+        result["methods"][method] = entry
+    return result
+
+
+def _check(name: str, value: float, target: str, passed: bool) -> dict[str, Any]:
+    return {"check": name, "value": value, "target": target, "pass": bool(passed)}
+
+
+def acceptance_checks(
+    lm: dict[str, list[Run]],
+    lm_analysis: dict[str, Any],
+    tabular: dict[str, list[Run]],
+    methods: dict[str, dict[str, Any]],
+    tabular_methods: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """DESIGN.md §7 as numbers with pass/fail. Methods are found by their registered loss;
+    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config."""
+
+    def by_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
+        return [name for name, entry in spec.items() if entry["loss"] == loss]
+
+    losses, tabular_losses = methods, tabular_methods
+
+    checks: list[dict[str, Any]] = []
+    grpo = by_loss(losses, "grpo")[0]
+    g = [r.summary for r in lm[grpo]]
+    drop_third = float(np.mean([s["entropy_drop_first_third"] for s in g]))
+    checks.append(
+        _check(
+            "GRPO: entropy drop in the first third of training (LM)",
+            drop_third,
+            ">= 0.50",
+            drop_third >= 0.5,
+        )
+    )
+    val = [
+        [x["val_accuracy"] for x in r.rows if x.get("val_accuracy") is not None] for r in lm[grpo]
+    ]
+    gain = float(np.mean([v[-1] - v[0] for v in val]))
+    checks.append(
+        _check("GRPO: held-out accuracy gain over the base (LM, T=1)", gain, "> 0", gain > 0)
+    )
+    law = lm_analysis["methods"][grpo].get("law", {})
+    r2 = law.get("r2", float("nan"))
+    checks.append(_check("law R = -a·exp(H) + b fits GRPO (pooled R²)", r2, ">= 0.7", r2 >= 0.7))
+    early = (
+        lm_analysis["methods"][grpo].get("early_fit", {}).get("mean_abs_final_error", float("nan"))
+    )
+    checks.append(
+        _check("early-third fit predicts final accuracy (|error|)", early, "<= 0.05", early <= 0.05)
+    )
+    corr = lm_analysis["methods"][grpo]["entropy_change_corr"]["mean"]
+    checks.append(
+        _check(
+            "Lemma 1: measured vs predicted entropy change, Pearson r (LM)",
+            corr,
+            ">= 0.9",
+            corr >= 0.9,
+        )
+    )
+    cov = lm_analysis["methods"][grpo]["cov_positive_frac"]["mean"]
+    checks.append(
+        _check("covariance positive under GRPO (share of steps, LM)", cov, ">= 0.8", cov >= 0.8)
+    )
+    heldout = {
+        m: np.mean([r.evaluation.get("heldout_greedy", {}).get("pass@1", np.nan) for r in lm[m]])
+        for m in lm
+    }
+    for loss in ("clip_cov", "kl_cov"):
+        for method in by_loss(losses, loss):
+            ratio = _per_seed_ratio(lm, method, grpo, "entropy_final")
+            checks.append(
+                _check(f"{method}: final entropy / GRPO's (LM)", ratio, ">= 2", ratio >= 2)
+            )
+            delta = float(heldout[method] - heldout[grpo])
+            checks.append(
+                _check(
+                    f"{method}: held-out greedy accuracy minus GRPO's",
+                    delta,
+                    ">= -0.02",
+                    delta >= -0.02,
+                )
+            )
+    bonus = sorted(
+        by_loss(losses, "entropy_bonus"),
+        key=lambda m: float(methods[m].get("loss_config", {}).get("coef", 0)),
+    )
+    if len(bonus) >= 2:
+        low, high = bonus[0], bonus[-1]
+        low_ratio = _per_seed_ratio(lm, low, grpo, "entropy_final")
+        checks.append(
+            _check(
+                f"{low} (smallest coefficient): final entropy / GRPO's",
+                low_ratio,
+                "< 1.5 (collapses like GRPO)",
+                low_ratio < 1.5,
+            )
+        )
+        rises = float(
+            np.mean([r.summary["entropy_final"] / r.summary["entropy_initial"] for r in lm[high]])
+        )
+        acc_drop = float(
+            np.mean([r.evaluation.get("heldout", {}).get("pass@1", np.nan) for r in lm[high]])
+            - np.mean([r.evaluation.get("heldout", {}).get("pass@1", np.nan) for r in lm[grpo]])
+        )
+        checks.append(
+            _check(
+                f"{high} (largest coefficient): final / initial entropy",
+                rises,
+                "> 1 (entropy rises), or held-out accuracy falls by > 0.05",
+                rises > 1 or acc_drop < -0.05,
+            )
+        )
+    if tabular:
+        tgrpo = by_loss(tabular_losses, "grpo")[0]
+        t = [r.summary for r in tabular[tgrpo]]
+        tdrop = float(np.mean([s["entropy_drop_frac"] for s in t]))
+        checks.append(
+            _check("tabular GRPO: entropy drop over the run", tdrop, ">= 0.50", tdrop >= 0.5)
+        )
+        tcorr = float(np.mean([s["entropy_change_corr"] for s in t]))
+        checks.append(
+            _check(
+                "tabular: measured vs predicted entropy change, Pearson r",
+                tcorr,
+                ">= 0.9",
+                tcorr >= 0.9,
+            )
+        )
+        for loss in ("clip_cov", "kl_cov"):
+            for method in by_loss(tabular_losses, loss):
+                ratio = _per_seed_ratio(tabular, method, tgrpo, "entropy_final")
+                checks.append(
+                    _check(f"tabular {method}: final entropy / GRPO's", ratio, "> 1", ratio > 1)
+                )
+    return checks

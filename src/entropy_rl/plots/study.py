@@ -1,0 +1,235 @@
+"""Figures of the study, one function each: collapse, the law, covariance, methods, the
+entropy-bonus sweep, Lemma 1 in practice, and pass@k. Inputs are ``analysis.study.Run`` lists."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from entropy_rl.analysis.law import law
+from entropy_rl.plots.style import METHOD_COLORS, new_figure, save
+
+__all__ = [
+    "plot_collapse",
+    "plot_covariance",
+    "plot_entropy_bonus_sweep",
+    "plot_entropy_change",
+    "plot_law",
+    "plot_methods",
+    "plot_pass_at_k",
+]
+
+ACCURACY_LABELS = {
+    "val_accuracy": "held-out accuracy (T=1)",
+    "accuracy": "expected accuracy (exact)",
+}
+FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#ff7f0e", "#aec7e8"]
+
+
+def _color(method: str, index: int = 0) -> str:
+    return METHOD_COLORS.get(method, FALLBACK[index % len(FALLBACK)])
+
+
+def _series(
+    runs: Sequence, key: str, smooth: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps, mean, min and max over seeds of ``key`` (rows that have it), optionally smoothed."""
+    curves = []
+    for run in runs:
+        points = [(r["step"], r[key]) for r in run.rows if r.get(key) is not None]
+        steps, values = (np.array(c, dtype=float) for c in zip(*points, strict=True))
+        if smooth > 1:
+            kernel = np.ones(smooth) / smooth
+            padded = np.pad(values, (smooth // 2, smooth - 1 - smooth // 2), mode="edge")
+            values = np.convolve(padded, kernel, mode="valid")
+        curves.append((steps, values))
+    length = min(len(c[0]) for c in curves)
+    stack = np.array([c[1][:length] for c in curves])
+    return curves[0][0][:length], stack.mean(0), stack.min(0), stack.max(0)
+
+
+def _band(ax, runs, key, color, label, smooth=1):
+    steps, mean, low, high = _series(runs, key, smooth)
+    ax.plot(steps, mean, color=color, lw=1.8, label=label)
+    if len(runs) > 1:
+        ax.fill_between(steps, low, high, color=color, alpha=0.18, linewidth=0)
+
+
+def plot_collapse(
+    runs: Sequence,
+    stem: str | os.PathLike[str],
+    title: str = "GRPO",
+    accuracy_key: str = "val_accuracy",
+) -> list[Path]:
+    """(1) Entropy and accuracy against the step for one method, seeds shaded (min–max)."""
+    fig, axes = new_figure(ncols=2)
+    _band(axes[0, 0], runs, "entropy", _color("grpo"), f"{title} ({len(runs)} seeds)")
+    drop = np.mean([1 - r.summary["entropy_final"] / r.summary["entropy_initial"] for r in runs])
+    axes[0, 0].set_title(f"Entropy collapse: {drop:.0%} lower at the end")
+    axes[0, 0].set_ylabel("mean token entropy (nats)")
+    if accuracy_key != "accuracy":
+        _band(axes[0, 1], runs, "accuracy", "#7f7f7f", "rollout accuracy (smoothed)", smooth=9)
+    _band(
+        axes[0, 1],
+        runs,
+        accuracy_key,
+        _color("grpo"),
+        ACCURACY_LABELS.get(accuracy_key, accuracy_key),
+    )
+    axes[0, 1].set_title("Accuracy rises as entropy falls")
+    axes[0, 1].set_ylabel("accuracy")
+    for ax in axes[0]:
+        ax.set_xlabel("RL step")
+        ax.legend(loc="best")
+    return save(fig, stem)
+
+
+def plot_law(
+    runs: Sequence,
+    fit: dict[str, Any],
+    stem: str | os.PathLike[str],
+    accuracy_key: str = "val_accuracy",
+) -> list[Path]:
+    """(2) Accuracy against entropy, the fitted law R = -a·exp(H) + b and its ceiling at H = 0."""
+    fig, axes = new_figure(width=5.4, height=4.0)
+    ax = axes[0, 0]
+    h_all = []
+    for i, run in enumerate(runs):
+        points = [
+            (r["entropy"], r[accuracy_key]) for r in run.rows if r.get(accuracy_key) is not None
+        ]
+        h, acc = zip(*points, strict=True)
+        h_all += h
+        ax.scatter(
+            h, acc, s=18, alpha=0.75, color=FALLBACK[i % len(FALLBACK)], label=f"seed {run.seed}"
+        )
+    grid = np.linspace(0, max(h_all) * 1.05, 200)
+    ax.plot(grid, law(grid, fit["a"], fit["b"]), color="black", lw=1.6,
+            label=f"R = -{fit['a']:.3f}·exp(H) + {fit['b']:.3f}  (R² = {fit['r2']:.2f})")  # fmt: skip
+    lo, hi = fit["ceiling_ci"]
+    ax.axhline(fit["ceiling"], color="#d62728", ls="--", lw=1.2,
+               label=f"predicted ceiling R(H=0) = {fit['ceiling']:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
+    ax.set_xlabel("mean token entropy H (nats)")
+    ax.set_ylabel(f"{ACCURACY_LABELS.get(accuracy_key, accuracy_key)}, R")
+    ax.set_title("Performance is traded from entropy")
+    ax.legend(loc="lower left", fontsize=7.5)
+    return save(fig, stem)
+
+
+def plot_covariance(
+    runs_by_method: dict[str, Sequence], stem: str | os.PathLike[str]
+) -> list[Path]:
+    """(3) The mean token covariance Cov(log pi, A) per step, each method (smoothed, seeds shaded)."""
+    fig, axes = new_figure(width=5.6)
+    ax = axes[0, 0]
+    for i, (method, runs) in enumerate(runs_by_method.items()):
+        _band(ax, runs, "cov_mean", _color(method, i), method, smooth=9)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("RL step")
+    ax.set_ylabel("mean centred token covariance")
+    ax.set_title("The covariance that drives entropy down stays positive")
+    ax.legend(loc="best")
+    return save(fig, stem)
+
+
+def plot_methods(
+    runs_by_method: dict[str, Sequence],
+    stem: str | os.PathLike[str],
+    accuracy_key: str = "val_accuracy",
+) -> list[Path]:
+    """(4) Entropy and held-out accuracy against the step, all methods."""
+    fig, axes = new_figure(ncols=2)
+    for i, (method, runs) in enumerate(runs_by_method.items()):
+        _band(axes[0, 0], runs, "entropy", _color(method, i), method)
+        _band(axes[0, 1], runs, accuracy_key, _color(method, i), method)
+    axes[0, 0].set_ylabel("mean token entropy (nats)")
+    axes[0, 0].set_title("Entropy under each method")
+    axes[0, 1].set_ylabel(ACCURACY_LABELS.get(accuracy_key, accuracy_key))
+    axes[0, 1].set_title("Accuracy under each method")
+    for ax in axes[0]:
+        ax.set_xlabel("RL step")
+        ax.legend(loc="best")
+    return save(fig, stem)
+
+
+def plot_entropy_bonus_sweep(
+    runs_by_method: dict[str, Sequence], coefs: dict[str, float], stem: str | os.PathLike[str]
+) -> list[Path]:
+    """(5) The entropy bonus at several coefficients against GRPO (coefficient 0)."""
+    fig, axes = new_figure(ncols=2)
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    ordered = sorted(runs_by_method, key=lambda m: coefs.get(m, 0.0))
+    for i, method in enumerate(ordered):
+        color = (
+            _color("grpo")
+            if coefs.get(method, 0.0) == 0
+            else cmap(0.15 + 0.7 * i / max(1, len(ordered) - 1))
+        )
+        label = f"coef {coefs.get(method, 0.0):g}" + (
+            " (GRPO)" if coefs.get(method, 0.0) == 0 else ""
+        )
+        _band(axes[0, 0], runs_by_method[method], "entropy", color, label)
+        _band(axes[0, 1], runs_by_method[method], "val_accuracy", color, label)
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel("mean token entropy (nats, log scale)")
+    axes[0, 0].set_title("Entropy bonus: too small does nothing,\ntoo large lets entropy run away")
+    axes[0, 1].set_ylabel("held-out accuracy (T=1)")
+    axes[0, 1].set_title("…and costs accuracy")
+    for ax in axes[0]:
+        ax.set_xlabel("RL step")
+        ax.legend(loc="best")
+    return save(fig, stem)
+
+
+def _change_points(runs: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    points = [
+        (r["entropy_change_predicted"], r["entropy_change"])
+        for run in runs
+        for r in run.rows
+        if r.get("entropy_change") is not None and r.get("entropy_change_predicted") is not None
+    ]
+    predicted, measured = (np.array(c) for c in zip(*points, strict=True))
+    return predicted, measured
+
+
+def plot_entropy_change(panels: dict[str, Sequence], stem: str | os.PathLike[str]) -> list[Path]:
+    """(6) Measured entropy change of each step against Lemma 1's prediction, one panel per world."""
+    fig, axes = new_figure(ncols=len(panels))
+    for ax, (title, runs) in zip(axes[0], panels.items(), strict=True):
+        predicted, measured = _change_points(runs)
+        r = np.corrcoef(predicted, measured)[0, 1]
+        ax.scatter(predicted, measured, s=10, alpha=0.6, color="#1f77b4", linewidths=0)
+        lim = float(np.abs(np.concatenate([predicted, measured])).max()) * 1.1
+        ax.plot([-lim, lim], [-lim, lim], color="0.3", ls="--", lw=1, label="measured = predicted")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_title(f"{title}\nPearson r = {r:.3f} over {len(measured)} steps")
+        ax.set_xlabel("predicted ΔH = -Cov(log π, Δz)")
+        ax.set_ylabel("measured ΔH")
+        ax.ticklabel_format(style="sci", scilimits=(-2, 2))
+        ax.legend(loc="upper left")
+    return save(fig, stem)
+
+
+def plot_pass_at_k(
+    evaluations: dict[str, Sequence[dict[str, Any]]],
+    stem: str | os.PathLike[str],
+    split: str = "heldout",
+) -> list[Path]:
+    """(7) pass@k against k on the held-out split, each method (mean over seeds)."""
+    fig, axes = new_figure(width=5.2)
+    ax = axes[0, 0]
+    for i, (method, evals) in enumerate(evaluations.items()):
+        ks = sorted(int(k.split("@")[1]) for k in evals[0][split] if k.startswith("pass@"))
+        values = np.array([[e[split][f"pass@{k}"] for k in ks] for e in evals]).mean(0)
+        ax.plot(ks, values, marker="o", color=_color(method, i), label=method)
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("pass@k (unbiased)")
+    ax.set_title(f"pass@k on the {split} split: exploration shows at large k")
+    ax.set_xticks(ks)
+    ax.legend(loc="best")
+    return save(fig, stem)

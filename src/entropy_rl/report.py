@@ -1,0 +1,104 @@
+"""The HTML report: every figure (embedded), the tables and the science-acceptance checks."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+__all__ = ["acceptance_markdown", "method_table_markdown", "render_report"]
+
+
+def _fmt(cell: Any) -> str:
+    if isinstance(cell, dict) and "mean" in cell:
+        return f"{cell['mean']:.3f} ± {cell['std']:.3f}"
+    if isinstance(cell, float):
+        return f"{cell:.3f}"
+    if isinstance(cell, bool):
+        return "pass" if cell else "FAIL"
+    return str(cell)
+
+
+TABLE_COLUMNS = [
+    ("method", "method"),
+    ("loss", "loss"),
+    ("seeds", "seeds"),
+    ("entropy_final", "final entropy"),
+    ("accuracy_final", "final accuracy (rollouts; exact in the tabular world)"),
+    ("val_accuracy_final", "held-out acc. (T=1, in training)"),
+    ("heldout_pass@1", "held-out pass@1"),
+    ("heldout_pass@4", "held-out pass@4"),
+    ("heldout_greedy", "held-out greedy"),
+    ("ood_pass@1", "OOD pass@1"),
+    ("benchmark_pass@1", "benchmarks pass@1"),
+]
+
+
+def method_table_markdown(table: list[dict[str, Any]]) -> str:
+    """The method comparison as a markdown table (mean ± std over seeds)."""
+    columns = [(key, title) for key, title in TABLE_COLUMNS if any(key in row for row in table)]
+    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+    for row in table:
+        lines.append("| " + " | ".join(_fmt(row.get(key, "")) for key, _ in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def acceptance_markdown(checks: list[dict[str, Any]]) -> str:
+    lines = ["| check | value | target | result |", "|---|---|---|---|"]
+    for check in checks:
+        lines.append(
+            f"| {check['check']} | {_fmt(check['value'])} | {check['target']} | {_fmt(check['pass'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _md_table_to_html(markdown: str) -> str:
+    rows = [
+        line.strip("|").split("|")
+        for line in markdown.strip().splitlines()
+        if not line.startswith("|---")
+    ]
+    head, body = rows[0], rows[1:]
+    out = [
+        "<table>",
+        "<tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr>",
+    ]
+    for row in body:
+        cells = [c.strip() for c in row]
+        out.append(
+            "<tr>"
+            + "".join(
+                f'<td class="{"fail" if c == "FAIL" else ""}">{html.escape(c)}</td>' for c in cells
+            )
+            + "</tr>"
+        )
+    return "\n".join([*out, "</table>"])
+
+
+def render_report(title: str, sections: list[dict[str, Any]]) -> str:
+    """Self-contained HTML: each section has a heading, text, an optional table and figures
+    (``{"path": png, "caption": text}``) embedded as base64 so the file can be mailed or archived."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#333;font-size:.92em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;font-size:.9em}"
+        "td.fail{background:#fdd;font-weight:bold}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section['heading'])}</h2>")
+        if section.get("text"):
+            parts.append(f"<p>{html.escape(section['text'])}</p>")
+        if section.get("table"):
+            parts.append(_md_table_to_html(section["table"]))
+        for figure in section.get("figures", []):
+            data = base64.b64encode(Path(figure["path"]).read_bytes()).decode()
+            parts.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(figure['caption'])}'>"
+                f"<figcaption>{html.escape(figure['caption'])}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,27 @@
+# Law fits, method tables, science-acceptance checks and the study figures.
+
+
+rule analyze:
+    input:
+        config=f"{RESULTS}/config/study.yaml",
+        lm=[f"{MODEL_DIR}/{m}/seed{s}/summary.json" for m, s in LM_RUNS],
+        evaluations=[f"{MODEL_DIR}/{m}/seed{s}/eval/summary.json" for m, s in LM_RUNS],
+        tabular=[f"{RESULTS}/tabular/{m}/seed{s}/summary.json" for m, s in TABULAR_RUNS],
+    output:
+        analysis=f"{RESULTS}/analysis/analysis.json",
+        tables=[f"{RESULTS}/tables/{name}.md" for name in ("methods", "tabular_methods", "acceptance")],
+        figures=figure_files(STUDY_FIGURES),
+    log:
+        f"{LOGS}/analyze.log",
+    benchmark:
+        f"{BENCHMARKS}/analyze.tsv"
+    params:
+        results=lambda wildcards, input: os.path.dirname(os.path.dirname(input.config)),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl analyze --config {input.config} --results {params.results} > {log} 2>&1"

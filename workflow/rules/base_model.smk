@@ -1,0 +1,23 @@
+# The toy world's base model: char tokenizer, tiny decoder, SFT on the synthetic task.
+
+
+rule base_model:
+    input:
+        config=f"{RESULTS}/config/base_model.yaml",
+    output:
+        summary=f"{MODEL_DIR}/base/base_summary.json",
+        model=f"{MODEL_DIR}/base/model.safetensors",
+    log:
+        f"{LOGS}/base_model.log",
+    benchmark:
+        f"{BENCHMARKS}/base_model.tsv"
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.summary),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl sft --config {input.config} --out {params.out} > {log} 2>&1"

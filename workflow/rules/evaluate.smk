@@ -1,0 +1,43 @@
+# avg@k / pass@k of the base model and of every final policy; every sample is kept.
+
+
+rule evaluate_base:
+    input:
+        config=f"{RESULTS}/config/evaluate.yaml",
+        model=f"{MODEL_DIR}/base/model.safetensors",
+    output:
+        f"{MODEL_DIR}/base/eval/summary.json",
+    log:
+        f"{LOGS}/evaluate/base.log",
+    params:
+        model=lambda wildcards, input: os.path.dirname(input.model),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out} > {log} 2>&1"
+
+
+rule evaluate_run:
+    input:
+        config=f"{RESULTS}/config/evaluate.yaml",
+        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/model.safetensors",
+    output:
+        f"{MODEL_DIR}/{{method}}/seed{{seed}}/eval/summary.json",
+    log:
+        f"{LOGS}/evaluate/{{method}}_seed{{seed}}.log",
+    params:
+        model=lambda wildcards, input: os.path.dirname(input.model),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,22 @@
+# The tabular simulator: every method on a logits table, seconds per run (CPU).
+
+
+rule tabular_run:
+    input:
+        config=f"{RESULTS}/config/tabular.yaml",
+    output:
+        metrics=f"{RESULTS}/tabular/{{method}}/seed{{seed}}/metrics.jsonl",
+        summary=f"{RESULTS}/tabular/{{method}}/seed{{seed}}/summary.json",
+    log:
+        f"{LOGS}/tabular/{{method}}_seed{{seed}}.log",
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.summary),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl tabular --config {input.config} --method {wildcards.method}"
+        " --seed {wildcards.seed} --out {params.out} > {log} 2>&1"
