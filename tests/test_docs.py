@@ -23,10 +23,12 @@ def python_blocks(page: Path) -> list[str]:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
 def test_python_blocks_in_the_docs_run(page, monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # examples may register losses
+    monkeypatch.setattr(
+        registry, "_REGISTRY", dict(registry._REGISTRY)
+    )  # examples may register losses
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for block in python_blocks(page):
-        exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 - our own docs
+        exec(compile(block, str(page), "exec"), namespace)
 
 
 def test_docs_site_builds_strictly(tmp_path):

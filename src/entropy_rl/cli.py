@@ -318,8 +318,10 @@ def _analyze(args: argparse.Namespace) -> int:
     }
     grpo = by_loss["grpo"][0]
     plots.plot_collapse(lm[grpo], figures / "collapse_grpo")
-    if "law" in lm_analysis["methods"][grpo]:
-        plots.plot_law(lm[grpo], lm_analysis["methods"][grpo]["law"], figures / "law_grpo")
+    grpo_fit = lm_analysis["methods"][grpo]
+    plots.plot_law(
+        lm[grpo], grpo_fit.get("law"), figures / "law_grpo", failure=grpo_fit.get("law_error", "")
+    )
     main_methods = {m: lm[m] for m in lm if spec[m]["loss"] != "entropy_bonus"}
     plots.plot_covariance(main_methods, figures / "covariance")
     plots.plot_methods(main_methods, figures / "methods")

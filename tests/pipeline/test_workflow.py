@@ -6,16 +6,22 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
 import matplotlib.image
 import pytest
+import tomllib
 import yaml
 
 from .conftest import REPO
 
-TINY_MODEL = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
+TINY_MODEL = {
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+    "intermediate_size": 64,
+}
 
 
 def tiny_config(benchmark_dir: Path) -> dict:
@@ -26,7 +32,13 @@ def tiny_config(benchmark_dir: Path) -> dict:
     config["task"].update(n_terms=2, min_value=10, max_value=49, ood_n_terms=3)
     config["base_model"].update(
         model=TINY_MODEL,
-        sft={"steps": 120, "batch_size": 32, "lr": 3e-3, "warmup_steps": 10, "train_problems": 1000},
+        sft={
+            "steps": 120,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "warmup_steps": 10,
+            "train_problems": 1000,
+        },
         eval_problems=16,
         threads=1,
     )
@@ -52,16 +64,27 @@ def test_pipeline_runs_end_to_end_then_has_nothing_to_do(tmp_path, snakemake_run
     results = tmp_path / "results" / "tiny"
 
     analysis = json.loads((results / "analysis" / "analysis.json").read_text())
-    assert {c["check"] for c in analysis["acceptance"]} and all("pass" in c for c in analysis["acceptance"])
+    assert {c["check"] for c in analysis["acceptance"]} and all(
+        "pass" in c for c in analysis["acceptance"]
+    )
     assert set(analysis["lm"]["methods"]) == set(config["train"]["methods"])
     for method in config["train"]["methods"]:
         run = results / "toy" / method / "seed0"
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in rows] == list(range(8))
         evaluation = json.loads((run / "eval" / "summary.json").read_text())
-        assert {"heldout", "heldout_greedy", "ood", "benchmark/gsm8k", "benchmark_average"} <= set(evaluation)
+        assert {"heldout", "heldout_greedy", "ood", "benchmark/gsm8k", "benchmark_average"} <= set(
+            evaluation
+        )
         assert (run / "eval" / "samples" / "benchmark_gsm8k.jsonl").read_text().count("\n") == 2 * 2
-    for name in ["theory_predicted_vs_exact", "collapse_grpo", "law_grpo", "methods", "entropy_change", "pass_at_k"]:
+    for name in [
+        "theory_predicted_vs_exact",
+        "collapse_grpo",
+        "law_grpo",
+        "methods",
+        "entropy_change",
+        "pass_at_k",
+    ]:
         assert matplotlib.image.imread(results / "figures" / f"{name}.png").shape[0] > 200
     assert "| method |" in (results / "tables" / "methods.md").read_text()
     report = (results / "report.html").read_text()
@@ -74,9 +97,12 @@ def test_pipeline_runs_end_to_end_then_has_nothing_to_do(tmp_path, snakemake_run
 
     # deleting one run's output reruns only what depends on it
     (results / "toy" / "kl_cov" / "seed0" / "eval" / "summary.json").unlink()
-    plan = snakemake_run(tmp_path, config, "--dry-run", "--quiet", "rules")
-    jobs = _job_counts(plan.stdout)
-    assert jobs == {"evaluate_run": 1, "analyze": 1, "report": 1, "all": 1}, plan.stdout
+    plan = snakemake_run(tmp_path, config, "--dry-run")
+    jobs = _job_counts(plan.stdout + plan.stderr)
+    assert jobs == {"evaluate_run": 1, "analyze": 1, "report": 1, "all": 1}, plan.stdout + plan.stderr
+    shutil.rmtree(results / "toy" / "grpo" / "seed0")
+    jobs = _job_counts(snakemake_run(tmp_path, config, "--dry-run").stdout)
+    assert jobs == {"train_run": 1, "evaluate_run": 2, "analyze": 1, "report": 1, "all": 1}
 
 
 def _job_counts(text: str) -> dict[str, int]:
@@ -90,15 +116,22 @@ def _job_counts(text: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
-def test_every_config_in_config_dir_has_the_expected_dag(tmp_path, snakemake_run, config_file, benchmark_dir):
+def test_every_config_in_config_dir_has_the_expected_dag(
+    tmp_path, snakemake_run, config_file, benchmark_dir
+):
     config = yaml.safe_load((REPO / "config" / config_file).read_text())
     if config["evaluate"].get("benchmark_path"):
         config["evaluate"]["benchmark_path"] = str(benchmark_dir / "{name}" / "test.jsonl")
-    plan = snakemake_run(tmp_path, config, "--dry-run", "--quiet", "rules")
+    plan = snakemake_run(tmp_path, config, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    jobs = _job_counts(plan.stdout)
-    lm_runs = sum(len(spec.get("seeds", config["seeds"])) for spec in config["train"]["methods"].values())
-    tab_runs = sum(len(spec.get("seeds", config["tabular"]["seeds"])) for spec in config["tabular"]["methods"].values())
+    jobs = _job_counts(plan.stdout + plan.stderr)
+    lm_runs = sum(
+        len(spec.get("seeds", config["seeds"])) for spec in config["train"]["methods"].values()
+    )
+    tab_runs = sum(
+        len(spec.get("seeds", config["tabular"]["seeds"]))
+        for spec in config["tabular"]["methods"].values()
+    )
     assert jobs["train_run"] == lm_runs and jobs["evaluate_run"] == lm_runs
     assert jobs["tabular_run"] == tab_runs
     assert jobs["base_model"] == jobs["analyze"] == jobs["report"] == jobs["theory"] == 1
@@ -111,10 +144,15 @@ def test_every_config_in_config_dir_has_the_expected_dag(tmp_path, snakemake_run
         (lambda c: c.pop("task"), "'task' is a required property"),
         (lambda c: c["train"].update(lr="fast"), "'fast' is not of type 'number'"),
         (lambda c: c["train"].update(group_size=0), "0 is less than the minimum of 2"),
-        (lambda c: c["tabular"].update(stepz=3), "Additional properties are not allowed ('stepz' was unexpected)"),
+        (
+            lambda c: c["tabular"].update(stepz=3),
+            "Additional properties are not allowed ('stepz' was unexpected)",
+        ),
     ],
 )
-def test_bad_config_stops_snakemake_before_any_job(tmp_path, snakemake_run, benchmark_dir, change, message):
+def test_bad_config_stops_snakemake_before_any_job(
+    tmp_path, snakemake_run, benchmark_dir, change, message
+):
     config = tiny_config(benchmark_dir)
     change(config)
     result = snakemake_run(tmp_path, config)
@@ -138,11 +176,16 @@ def test_conda_environments_list_what_the_rules_import():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     core = {re.split(r"[=<>\[ ;]", dep, maxsplit=1)[0].lower() for dep in project["dependencies"]}
     core.discard("snakemake")  # the engine runs the rules; it is not imported by them
-    for env_file in [REPO / "environment.yml", *sorted((REPO / "workflow" / "envs").glob("*.yaml"))]:
+    for env_file in [
+        REPO / "environment.yml",
+        *sorted((REPO / "workflow" / "envs").glob("*.yaml")),
+    ]:
         env = yaml.safe_load(env_file.read_text())
         listed = _names(env["dependencies"])
         assert core | {"torch"} <= listed, (env_file.name, sorted(core | {"torch"} - listed))
-    assert "vllm" in _names(yaml.safe_load((REPO / "workflow" / "envs" / "gpu.yaml").read_text())["dependencies"])
+    assert "vllm" in _names(
+        yaml.safe_load((REPO / "workflow" / "envs" / "gpu.yaml").read_text())["dependencies"]
+    )
     assert shutil.which("bash")  # post-deploy scripts are bash
     for script in (REPO / "workflow" / "envs").glob("*.post-deploy.sh"):
         assert "pip install --no-deps -e ." in script.read_text()
@@ -153,5 +196,9 @@ def test_schema_lists_exactly_the_registered_losses_and_benchmarks():
     from entropy_rl.losses import available_policy_losses
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    assert sorted(schema["$defs"]["method"]["properties"]["loss"]["enum"]) == available_policy_losses()
-    assert schema["properties"]["evaluate"]["properties"]["benchmarks"]["items"]["enum"] == list(BENCHMARKS)
+    assert (
+        sorted(schema["$defs"]["method"]["properties"]["loss"]["enum"]) == available_policy_losses()
+    )
+    assert schema["properties"]["evaluate"]["properties"]["benchmarks"]["items"]["enum"] == list(
+        BENCHMARKS
+    )

@@ -76,8 +76,11 @@ def docs_figure_names():
 
 
 def final_outputs():
-    """Everything `rule all` asks for."""
+    """Everything `rule all` asks for. Every run is a target too, so deleting a run's folder
+    reruns that run and what depends on it (not only when the study outputs are missing)."""
     return [
+        *[f"{MODEL_DIR}/{m}/seed{s}/eval/summary.json" for m, s in LM_RUNS],
+        *[f"{RESULTS}/tabular/{m}/seed{s}/summary.json" for m, s in TABULAR_RUNS],
         f"{RESULTS}/theory/summary.json",
         *figure_files(THEORY_FIGURES),
         f"{RESULTS}/analysis/analysis.json",

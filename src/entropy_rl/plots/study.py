@@ -90,11 +90,15 @@ def plot_collapse(
 
 def plot_law(
     runs: Sequence,
-    fit: dict[str, Any],
+    fit: dict[str, Any] | None,
     stem: str | os.PathLike[str],
     accuracy_key: str = "val_accuracy",
+    failure: str = "",
 ) -> list[Path]:
-    """(2) Accuracy against entropy, the fitted law R = -a·exp(H) + b and its ceiling at H = 0."""
+    """(2) Accuracy against entropy, the fitted law R = -a·exp(H) + b and its ceiling at H = 0.
+
+    Without a fit (``fit`` is None, e.g. constant accuracy) the points are drawn with ``failure``.
+    """
     fig, axes = new_figure(width=5.4, height=4.0)
     ax = axes[0, 0]
     h_all = []
@@ -107,12 +111,16 @@ def plot_law(
         ax.scatter(
             h, acc, s=18, alpha=0.75, color=FALLBACK[i % len(FALLBACK)], label=f"seed {run.seed}"
         )
-    grid = np.linspace(0, max(h_all) * 1.05, 200)
-    ax.plot(grid, law(grid, fit["a"], fit["b"]), color="black", lw=1.6,
-            label=f"R = -{fit['a']:.3f}·exp(H) + {fit['b']:.3f}  (R² = {fit['r2']:.2f})")  # fmt: skip
-    lo, hi = fit["ceiling_ci"]
-    ax.axhline(fit["ceiling"], color="#d62728", ls="--", lw=1.2,
-               label=f"predicted ceiling R(H=0) = {fit['ceiling']:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
+    if fit is not None:
+        grid = np.linspace(0, max(h_all) * 1.05, 200)
+        ax.plot(grid, law(grid, fit["a"], fit["b"]), color="black", lw=1.6,
+                label=f"R = -{fit['a']:.3f}·exp(H) + {fit['b']:.3f}  (R² = {fit['r2']:.2f})")  # fmt: skip
+        lo, hi = fit["ceiling_ci"]
+        ax.axhline(fit["ceiling"], color="#d62728", ls="--", lw=1.2,
+                   label=f"predicted ceiling R(H=0) = {fit['ceiling']:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
+    else:
+        ax.text(0.5, 0.5, f"no fit: {failure}", transform=ax.transAxes, ha="center", wrap=True,
+                bbox={"facecolor": "white", "edgecolor": "#d62728"})  # fmt: skip
     ax.set_xlabel("mean token entropy H (nats)")
     ax.set_ylabel(f"{ACCURACY_LABELS.get(accuracy_key, accuracy_key)}, R")
     ax.set_title("Performance is traded from entropy")
