@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,12 @@ def python_blocks(page: Path) -> list[str]:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
 def test_python_blocks_in_the_docs_run(page, monkeypatch):
-    monkeypatch.setattr(
-        registry, "_REGISTRY", dict(registry._REGISTRY)
-    )  # examples may register losses
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    # examples may register losses: give them a registry of their own
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    module = types.ModuleType(f"docs_{page.stem}")  # a real module: dataclasses look theirs up
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for block in python_blocks(page):
-        exec(compile(block, str(page), "exec"), namespace)
+        exec(compile(block, str(page), "exec"), module.__dict__)
 
 
 def test_docs_site_builds_strictly(tmp_path):

@@ -99,7 +99,9 @@ def test_pipeline_runs_end_to_end_then_has_nothing_to_do(tmp_path, snakemake_run
     (results / "toy" / "kl_cov" / "seed0" / "eval" / "summary.json").unlink()
     plan = snakemake_run(tmp_path, config, "--dry-run")
     jobs = _job_counts(plan.stdout + plan.stderr)
-    assert jobs == {"evaluate_run": 1, "analyze": 1, "report": 1, "all": 1}, plan.stdout + plan.stderr
+    assert jobs == {"evaluate_run": 1, "analyze": 1, "report": 1, "all": 1}, (
+        plan.stdout + plan.stderr
+    )
     shutil.rmtree(results / "toy" / "grpo" / "seed0")
     jobs = _job_counts(snakemake_run(tmp_path, config, "--dry-run").stdout)
     assert jobs == {"train_run": 1, "evaluate_run": 2, "analyze": 1, "report": 1, "all": 1}

@@ -1,0 +1,74 @@
+"""avg@k and the unbiased pass@k estimator; the evaluator end to end on a tiny model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from math import comb
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from entropy_rl.cli import main
+from entropy_rl.evaluate import pass_at_k, summarize_samples
+
+
+@st.composite
+def n_c_k(draw):
+    n = draw(st.integers(1, 12))
+    return n, draw(st.integers(0, n)), draw(st.integers(1, n))
+
+
+@given(n_c_k())
+def test_pass_at_k_equals_the_direct_combinatorial_probability(case):
+    """pass@k = P(a uniformly drawn k-subset of the n samples holds a correct one), by enumeration."""
+    n, c, k = case
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    direct = sum(any(samples[i] for i in subset) for subset in subsets) / comb(n, k)
+    assert pass_at_k(n, c, k) == pytest.approx(direct, abs=1e-12)
+
+
+@given(st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=1, max_size=20))
+def test_avg_at_k_is_the_mean_per_sample_correctness(table):
+    samples = [{"id": i, "correct": ok} for i, row in enumerate(table) for ok in row]
+    summary = summarize_samples(samples, 3)
+    assert summary["avg@3"] == pytest.approx(sum(map(sum, table)) / (3 * len(table)))
+    assert summary["pass@1"] == pytest.approx(summary["avg@3"])
+    assert summary["pass@3"] == pytest.approx(sum(any(row) for row in table) / len(table))
+
+
+def test_pass_at_k_rejects_impossible_counts():
+    with pytest.raises(ValueError, match="pass@k needs"):
+        pass_at_k(4, 5, 1)
+    with pytest.raises(ValueError, match="pass@k needs"):
+        pass_at_k(4, 1, 5)
+
+
+def test_evaluate_cli_on_all_seven_benchmarks(tmp_path, benchmark_dir):
+    from entropy_rl.base_model import ModelSettings, build_char_tokenizer, build_model
+
+    tokenizer = build_char_tokenizer()
+    settings = ModelSettings(
+        hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64
+    )
+    model = build_model(
+        settings, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=0
+    )
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    names = "math500,aime24,aime25,amc23,minerva_math,olympiadbench,gsm8k"
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tmp_path / "model"), "--benchmarks", names, "--k", "2",
+            "--benchmark-path", str(benchmark_dir / "{name}" / "test.jsonl"), "--benchmark-limit", "3", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {f"benchmark/{name}" for name in names.split(",")} <= set(summary)
+    rows = [
+        json.loads(line)
+        for line in (out / "samples" / "benchmark_math500.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 3 * 2
+    assert set(rows[0]) >= {"id", "prompt", "response", "extracted", "reference", "correct"}
+    assert summary["benchmark/math500"]["pass@1"] == sum(r["correct"] for r in rows) / 6
