@@ -12,6 +12,13 @@ import numpy as np
 __all__ = ["main"]
 
 
+def _override(section: dict, args: argparse.Namespace, keys: tuple[str, ...]) -> None:
+    """Command-line values of ``keys`` (when given) replace the config's."""
+    for key in keys:
+        if getattr(args, key) is not None:
+            section[key] = getattr(args, key)
+
+
 def _theory(args: argparse.Namespace) -> int:
     """Theory sweeps → figures + summary.json; exit 1 if a first-order check fails."""
     from entropy_rl.io import write_json
@@ -72,25 +79,17 @@ def _tabular(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from entropy_rl.analysis import summarize_run
-    from entropy_rl.config import load_yaml, parse_overrides, select_method
+    from entropy_rl.config import load_yaml, parse_overrides, run_section
     from entropy_rl.io import write_json, write_jsonl
     from entropy_rl.tabular import TabularConfig, run_tabular
 
-    section = load_yaml(args.config) if args.config else {}
-    section = dict(section.get("tabular", section))
-    methods = section.pop("methods", {})
-    section.pop("seeds", None)
-    if args.method:
-        method = select_method(methods, args.method, "tabular.methods")
-        section["loss"] = method["loss"]
-        section["loss_config"] = dict(method.get("loss_config", {}))
-    elif args.loss:
+    config_file = load_yaml(args.config) if args.config else {}
+    section = run_section(config_file.get("tabular", config_file), args.method, "tabular")
+    if args.loss:
         section["loss"] = args.loss
     section.setdefault("loss_config", {})
     section["loss_config"].update(parse_overrides(args.loss_config))
-    for key in ("steps", "seed"):
-        if getattr(args, key) is not None:
-            section[key] = getattr(args, key)
+    _override(section, args, ("steps", "seed"))
     config = TabularConfig(**section)
 
     out = Path(args.out)
@@ -148,9 +147,7 @@ def _sft(args: argparse.Namespace) -> int:
     task = ArithmeticTask.from_dict(config.get("task"))
     section = dict(config.get("base_model", {}))
     sft = dict(section.get("sft", {}))
-    for key in ("steps", "seed"):
-        if getattr(args, key) is not None:
-            sft[key] = getattr(args, key)
+    _override(sft, args, ("steps", "seed"))
     settings = BaseModelSettings.from_dict({**section, "sft": sft})
     out = Path(args.out)
     bar, update = _progress(settings.sft_settings().steps, "sft", ("loss",))
@@ -172,7 +169,7 @@ def _sft(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     """One RL run of one method and seed → metrics.jsonl, checkpoint/, model/, summary.json."""
     from entropy_rl.analysis import summarize_run
-    from entropy_rl.config import load_yaml, select_method
+    from entropy_rl.config import load_yaml, run_section
     from entropy_rl.io import write_json
     from entropy_rl.tasks import ArithmeticTask
     from entropy_rl.train import NonFiniteError, RLSettings, train
@@ -180,14 +177,8 @@ def _train(args: argparse.Namespace) -> int:
     _quiet_transformers()
     config = load_yaml(args.config)
     task = ArithmeticTask.from_dict(config.get("task"))
-    section = dict(config.get("train", {}))
-    methods = section.pop("methods", {})
-    section.pop("seeds", None)
-    method = select_method(methods, args.method, "train.methods")
-    section.update(loss=method["loss"], loss_config=dict(method.get("loss_config", {})))
-    for key in ("seed", "steps", "model"):
-        if getattr(args, key) is not None:
-            section[key] = getattr(args, key)
+    section = run_section(config.get("train", {}), args.method, "train")
+    _override(section, args, ("seed", "steps", "model"))
     settings = RLSettings.from_dict(section)
     settings.check_model()
     out = Path(args.out)

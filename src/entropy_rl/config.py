@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_yaml", "method_seeds", "parse_overrides", "select_method"]
+__all__ = ["load_yaml", "method_seeds", "parse_overrides", "run_section", "select_method"]
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -50,3 +50,15 @@ def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, A
 def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str, list[int]]:
     """Seeds of each method: its own ``seeds:`` list, else the section's default."""
     return {name: list(spec.get("seeds", default_seeds)) for name, spec in methods.items()}
+
+
+def run_section(section: dict[str, Any], method: str | None, where: str) -> dict[str, Any]:
+    """The settings of one run: a config section without its ``methods:`` and ``seeds:`` lists,
+    with ``loss`` and ``loss_config`` taken from method ``method`` (if given)."""
+    settings = dict(section)
+    methods = settings.pop("methods", {})
+    settings.pop("seeds", None)
+    if method is not None:
+        spec = select_method(methods, method, f"{where}.methods")
+        settings.update(loss=spec["loss"], loss_config=dict(spec.get("loss_config", {})))
+    return settings

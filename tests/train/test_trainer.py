@@ -129,42 +129,22 @@ def test_non_finite_loss_or_gradient_stops_the_run_and_keeps_the_checkpoint(
 def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
     config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, steps=2))
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                str(config),
-                "--method",
-                "kl_cov",
-                "--seed",
-                "3",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--method",
+        "kl_cov",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "kl_cov" and summary["steps"] == 2
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                str(config),
-                "--method",
-                "kl_cov",
-                "--seed",
-                "3",
-                "--out",
-                str(out),
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--resume"]) == 0
 
 
 @pytest.mark.parametrize(
