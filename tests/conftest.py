@@ -4,10 +4,12 @@ Hypothesis runs derandomized by default so that CI is deterministic (main stays 
 same code); set HYPOTHESIS_PROFILE=explore to search fresh random examples, many more of them.
 """
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hypothesis import HealthCheck, settings
 
 # Offline copies of the benchmark test sets live beside the checkout (never copied into the repo).
@@ -42,3 +44,41 @@ def benchmark_dir() -> Path:
             f"offline benchmark copies not found at {SHARED_BENCHMARKS} (set ENTROPY_RL_BENCHMARKS)"
         )
     return SHARED_BENCHMARKS
+
+
+TINY_TASK = {"n_terms": 2, "min_value": 10, "max_value": 49, "ood_n_terms": 3}
+TINY_BASE = {
+    "model": {
+        "hidden_size": 48,
+        "num_layers": 2,
+        "num_heads": 4,
+        "num_kv_heads": 2,
+        "intermediate_size": 96,
+    },
+    "sft": {"steps": 250, "batch_size": 32, "lr": 3e-3, "warmup_steps": 20, "train_problems": 1000},
+    "eval_problems": 16,
+    "eval_samples": 2,
+    "max_new_tokens": 24,
+    "threads": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """Folder of a ~40 k-parameter base model SFT'd for a few seconds on two-term addition.
+
+    Built once per test session: xdist workers share it through their session's folder.
+    """
+    from entropy_rl.base_model import BaseModelSettings, build_base_model
+    from entropy_rl.tasks import ArithmeticTask
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / "tiny_base"
+    with FileLock(str(root / "tiny_base.lock")):
+        if not (folder / "base_summary.json").exists():
+            _, summary, _ = build_base_model(
+                ArithmeticTask(**TINY_TASK), BaseModelSettings.from_dict(TINY_BASE), folder
+            )
+            (folder / "base_summary.json").write_text(json.dumps(summary))
+    return folder

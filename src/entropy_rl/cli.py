@@ -228,8 +228,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not (model_dir / "config.json").is_file():
         raise ValueError(f"--model {model_dir} is not a saved model folder (no config.json there)")
     torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    generator = HFGenerator(model, AutoTokenizer.from_pretrained(model_dir))
+    if settings.backend == "vllm":
+        from entropy_rl.rollout.vllm import VLLMGenerator
+
+        generator = VLLMGenerator(str(model_dir))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        generator = HFGenerator(model, AutoTokenizer.from_pretrained(model_dir))
     summary = evaluate_model(generator, task, settings, Path(args.out))
     for name, result in summary.items():
         print(
@@ -475,6 +480,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lm_eval_tasks(args: argparse.Namespace) -> int:
+    """Write lm-eval task YAMLs that use this suite's template, loaders and grader."""
+    from entropy_rl.lm_eval_adapter import write_tasks
+
+    names = write_tasks(
+        args.out, args.benchmarks.split(","), args.benchmark_path, args.template, args.max_gen_toks
+    )
+    print(f"wrote {', '.join(names)} to {args.out}; run: lm_eval --model hf --model_args pretrained=DIR "
+          f"--tasks {','.join(names)} --include_path {args.out}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="entropy-rl",
@@ -589,6 +606,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--results", required=True, help="results/<profile> folder")
     report.add_argument("--out", required=True, help="path of the HTML file")
     report.set_defaults(run=_report)
+
+    lm_eval = commands.add_parser(
+        "lm-eval-tasks",
+        help="write lm-eval-harness tasks using this suite's prompt template and grader",
+        description="One task YAML per benchmark (entropy_rl_<name>), reading local files offline.",
+    )
+    lm_eval.add_argument("--benchmarks", required=True, help="comma-separated benchmark names")
+    lm_eval.add_argument(
+        "--benchmark-path", dest="benchmark_path", required=True, help="file pattern with {name}"
+    )
+    lm_eval.add_argument(
+        "--template", default="qwen25-math-cot", help="prompt template (default: qwen25-math-cot)"
+    )
+    lm_eval.add_argument(
+        "--max-gen-toks", dest="max_gen_toks", type=int, default=1024, help="longest response"
+    )
+    lm_eval.add_argument(
+        "--out", required=True, help="folder for the task YAMLs (pass it as --include_path)"
+    )
+    lm_eval.set_defaults(run=_lm_eval_tasks)
     return parser
 
 

@@ -22,7 +22,7 @@ from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
 from entropy_rl.io import write_json, write_jsonl
 from entropy_rl.rewards import extract_boxed, grade
 from entropy_rl.rollout import Generator
-from entropy_rl.settings import Settings, integer, number
+from entropy_rl.settings import Settings, choice, integer, number
 
 __all__ = [
     "EvaluateSettings",
@@ -107,6 +107,9 @@ class EvaluateSettings(Settings):
     section: ClassVar[str] = "evaluate"
 
     template: str = "toy"
+    backend: str = choice(
+        "hf", ("hf", "vllm"), doc="rollout backend: transformers (CPU/GPU) or vLLM (GPU)"
+    )
     max_new_tokens: int = integer(64, 1, doc="longest response, in tokens")
     heldout_problems: int = integer(256, 1, doc="held-out (in-distribution) problems")
     heldout_k: int = integer(4, 1, doc="samples per held-out problem at temperature 1")

@@ -1,46 +1,12 @@
-"""A tiny SFT'd base model, built once per test session (shared by xdist workers via a file lock)."""
+"""Configs for quick RL runs on the tiny base model (tests/conftest.py builds it)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
 import yaml
-from filelock import FileLock
 
-from entropy_rl.base_model import BaseModelSettings, build_base_model
-from entropy_rl.tasks import ArithmeticTask
-
-TINY_TASK = {"n_terms": 2, "min_value": 10, "max_value": 49, "ood_n_terms": 3}
-TINY_BASE = {
-    "model": {
-        "hidden_size": 48,
-        "num_layers": 2,
-        "num_heads": 4,
-        "num_kv_heads": 2,
-        "intermediate_size": 96,
-    },
-    "sft": {"steps": 250, "batch_size": 32, "lr": 3e-3, "warmup_steps": 20, "train_problems": 1000},
-    "eval_problems": 16,
-    "eval_samples": 2,
-    "max_new_tokens": 24,
-    "threads": 1,
-}
-
-
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory) -> Path:
-    """Folder of a ~40 k-parameter base model SFT'd for a few seconds on two-term addition."""
-    root = tmp_path_factory.getbasetemp().parent
-    folder = root / "tiny_base"
-    with FileLock(str(root / "tiny_base.lock")):
-        if not (folder / "base_summary.json").exists():
-            _, summary, _ = build_base_model(
-                ArithmeticTask(**TINY_TASK), BaseModelSettings.from_dict(TINY_BASE), folder
-            )
-            (folder / "base_summary.json").write_text(json.dumps(summary))
-    return folder
+from tests.conftest import TINY_TASK
 
 
 def rl_config(model_dir: Path, **train) -> dict:
