@@ -237,7 +237,7 @@ def plot_pass_at_k(
         ax.plot(ks, values, marker="o", color=_color(method, i), label=method)
     ax.set_xlabel("k (samples per problem)")
     ax.set_ylabel("pass@k (unbiased)")
-    ax.set_title(f"pass@k on the {split} split: exploration shows at large k")
+    ax.set_title(f"pass@k on the {split.replace('heldout', 'held-out')} split (mean over seeds)")
     ax.set_xticks(ks)
     ax.legend(loc="best")
     return save(fig, stem)
