@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless a profile is given with --configfile (whose config then stands alone:
+# Snakemake would otherwise merge the two, and the default's methods would leak into a paper profile).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -136,20 +136,33 @@ def _progress(total: int, desc: str, keys: tuple[str, ...]):
 
 
 def _sft(args: argparse.Namespace) -> int:
-    """Build the toy base model → model + tokenizer, sft_metrics.jsonl, summary.json in --out."""
+    """The base model → model + tokenizer, sft_metrics.jsonl, base_summary.json in --out.
+
+    ``base_model.source: pretrained`` records the pretrained model instead (nothing is trained).
+    """
     from entropy_rl.base_model import BaseModelSettings, build_base_model
     from entropy_rl.config import load_yaml
     from entropy_rl.io import write_json, write_jsonl
-    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.tasks import ArithmeticTask, make_task
 
     _quiet_transformers()
     config = load_yaml(args.config) if args.config else {}
-    task = ArithmeticTask.from_dict(config.get("task"))
+    task = make_task(config.get("task"))
     section = dict(config.get("base_model", {}))
     sft = dict(section.get("sft", {}))
     _override(sft, args, ("steps", "seed"))
     settings = BaseModelSettings.from_dict({**section, "sft": sft})
     out = Path(args.out)
+    if settings.source == "pretrained":
+        write_json(
+            out / "base_summary.json",
+            {"source": "pretrained", "model": settings.pretrained, "task": task.to_dict()},
+        )
+        print(f"base model: {settings.pretrained} (pretrained, not trained here)")
+        return 0
+    if not isinstance(task, ArithmeticTask):
+        raise ValueError("SFT builds the toy base model from the synthetic task (task.kind: arithmetic); "
+                         "with task.kind: dataset set base_model.source: pretrained")  # fmt: skip
     bar, update = _progress(settings.sft_settings().steps, "sft", ("loss",))
     with bar:
         rows, summary, samples = build_base_model(task, settings, out, on_step=update)
@@ -171,12 +184,12 @@ def _train(args: argparse.Namespace) -> int:
     from entropy_rl.analysis import summarize_run
     from entropy_rl.config import load_yaml, run_section
     from entropy_rl.io import write_json
-    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.tasks import make_task
     from entropy_rl.train import NonFiniteError, RLSettings, train
 
     _quiet_transformers()
     config = load_yaml(args.config)
-    task = ArithmeticTask.from_dict(config.get("task"))
+    task = make_task(config.get("task"))
     section = run_section(config.get("train", {}), args.method, "train")
     _override(section, args, ("seed", "steps", "model"))
     settings = RLSettings.from_dict(section)
@@ -211,7 +224,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from entropy_rl.config import load_yaml
     from entropy_rl.evaluate import EvaluateSettings, evaluate_model
     from entropy_rl.rollout import HFGenerator
-    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.tasks import make_task
 
     _quiet_transformers()
     config = load_yaml(args.config) if args.config else {}
@@ -223,9 +236,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         if value is not None:
             section["benchmark_k" if key == "k" else key] = value
     settings = EvaluateSettings.from_dict(section)
-    task = ArithmeticTask.from_dict(config.get("task"))
-    model_dir = Path(args.model)
-    if not (model_dir / "config.json").is_file():
+    task = make_task(config.get("task"))
+    model_dir = args.model
+    if Path(model_dir).exists() and not (Path(model_dir) / "config.json").is_file():
         raise ValueError(f"--model {model_dir} is not a saved model folder (no config.json there)")
     torch.set_num_threads(args.threads)
     if settings.backend == "vllm":
@@ -233,7 +246,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         generator = VLLMGenerator(str(model_dir))
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        device = (
+            settings.device
+            if settings.device != "auto"
+            else ("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
         generator = HFGenerator(model, AutoTokenizer.from_pretrained(model_dir))
     summary = evaluate_model(generator, task, settings, Path(args.out))
     for name, result in summary.items():
@@ -395,7 +413,9 @@ def _report(args: argparse.Namespace) -> int:
         {
             "heading": "The base model",
             "text": (
-                f"A {base['parameters']:,}-parameter Llama-architecture decoder trained from scratch by SFT "
+                f"The pretrained model {base['model']}."
+                if base.get("source") == "pretrained"
+                else f"A {base['parameters']:,}-parameter Llama-architecture decoder trained from scratch by SFT "
                 f"({base['sft_seconds']:.0f} s): held-out pass@1 at temperature 1 = {base['heldout_pass@1_t1']:.3f}, "
                 f"greedy = {base['heldout_accuracy_greedy']:.3f}, out-of-distribution = {base['ood_pass@1_t1']:.3f}."
             ),

@@ -110,10 +110,15 @@ class EvaluateSettings(Settings):
     backend: str = choice(
         "hf", ("hf", "vllm"), doc="rollout backend: transformers (CPU/GPU) or vLLM (GPU)"
     )
+    device: str = choice(
+        "auto", ("auto", "cpu", "cuda"), doc="hf backend: auto uses a GPU if there is one"
+    )
     max_new_tokens: int = integer(64, 1, doc="longest response, in tokens")
-    heldout_problems: int = integer(256, 1, doc="held-out (in-distribution) problems")
+    heldout_problems: int = integer(256, 0, doc="held-out (in-distribution) problems (0: none)")
     heldout_k: int = integer(4, 1, doc="samples per held-out problem at temperature 1")
-    ood_problems: int = integer(128, 1, doc="out-of-distribution problems (more terms)")
+    ood_problems: int = integer(
+        128, 0, doc="out-of-distribution problems (0: none, e.g. a dataset task)"
+    )
     ood_k: int = integer(2, 1, doc="samples per OOD problem at temperature 1")
     temperature: float = number(1.0, 0.0, doc="sampling temperature of the k samples")
     benchmarks: list[str] = field(default_factory=list)
@@ -142,13 +147,17 @@ def evaluate_model(
         "max_new_tokens": settings.max_new_tokens,
         "seed": settings.seed,
     }
-    heldout = task.problems("heldout", settings.heldout_problems, 0)
-    ood = task.problems("ood", settings.ood_problems, 0)
-    runs = {
-        "heldout": (heldout, settings.heldout_k, settings.temperature),
-        "heldout_greedy": (heldout, 1, 0.0),
-        "ood": (ood, settings.ood_k, settings.temperature),
-    }
+    runs = {}
+    if settings.heldout_problems:
+        heldout = task.problems("heldout", settings.heldout_problems, 0)
+        runs["heldout"] = (heldout, settings.heldout_k, settings.temperature)
+        runs["heldout_greedy"] = (heldout, 1, 0.0)
+    if settings.ood_problems:
+        runs["ood"] = (
+            task.problems("ood", settings.ood_problems, 0),
+            settings.ood_k,
+            settings.temperature,
+        )
     for name in settings.benchmarks:
         path = settings.benchmark_path.format(name=name) if settings.benchmark_path else None
         rows = load_benchmark(name, path, limit=settings.benchmark_limit or None)

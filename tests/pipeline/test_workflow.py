@@ -117,14 +117,18 @@ def _job_counts(text: str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.parametrize("profile", [None, "slurm"])
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_every_config_in_config_dir_has_the_expected_dag(
-    tmp_path, snakemake_run, config_file, benchmark_dir
+    tmp_path, snakemake_run, config_file, profile, benchmark_dir
 ):
+    """`snakemake -n` for every config (the GPU profiles too, on this CPU), with the local
+    executor and with the SLURM executor profile."""
     config = yaml.safe_load((REPO / "config" / config_file).read_text())
     if config["evaluate"].get("benchmark_path"):
         config["evaluate"]["benchmark_path"] = str(benchmark_dir / "{name}" / "test.jsonl")
-    plan = snakemake_run(tmp_path, config, "--dry-run")
+    extra = ["--profile", str(REPO / "workflow" / "profiles" / profile)] if profile else []
+    plan = snakemake_run(tmp_path, config, "--dry-run", *extra)
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = _job_counts(plan.stdout + plan.stderr)
     lm_runs = sum(

@@ -1,4 +1,5 @@
-# The toy world's base model: char tokenizer, tiny decoder, SFT on the synthetic task.
+# The base model: the toy world's (char tokenizer, tiny decoder, SFT on the synthetic task), or, with
+# base_model.source: pretrained, a record of the pretrained model the GPU profiles start from.
 
 
 rule base_model:
@@ -6,7 +7,6 @@ rule base_model:
         config=f"{RESULTS}/config/base_model.yaml",
     output:
         summary=f"{MODEL_DIR}/base/base_summary.json",
-        model=f"{MODEL_DIR}/base/model.safetensors",
     log:
         f"{LOGS}/base_model.log",
     benchmark:

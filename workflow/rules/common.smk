@@ -65,6 +65,12 @@ def check_benchmark_files():
 check_benchmark_files()
 
 
+def base_model_ref(built):
+    """The model RL starts from: the SFT folder, or base_model.pretrained (a hub id or folder)."""
+    base = config["base_model"]
+    return base["pretrained"] if base.get("source", "sft") == "pretrained" else built
+
+
 def figure_files(names, exts=(".png", ".pdf")):
     """The PNG and PDF files of the named figures under FIGURES."""
     return [f"{FIGURES}/{name}{ext}" for name in names for ext in exts]

@@ -4,18 +4,19 @@
 rule evaluate_base:
     input:
         config=f"{RESULTS}/config/evaluate.yaml",
-        model=f"{MODEL_DIR}/base/model.safetensors",
+        base=f"{MODEL_DIR}/base/base_summary.json",
     output:
         f"{MODEL_DIR}/base/eval/summary.json",
     log:
         f"{LOGS}/evaluate/base.log",
     params:
-        model=lambda wildcards, input: os.path.dirname(input.model),
+        model=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
         out=lambda wildcards, output: os.path.dirname(output[0]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),
+        runtime=config.get("resources", {}).get("evaluate_runtime_min", 20),
+        gpus=config.get("resources", {}).get("evaluate_gpus", 0),
     conda:
         CONDA_ENV
     shell:
@@ -35,8 +36,9 @@ rule evaluate_run:
         out=lambda wildcards, output: os.path.dirname(output[0]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),
+        runtime=config.get("resources", {}).get("evaluate_runtime_min", 20),
+        gpus=config.get("resources", {}).get("evaluate_gpus", 0),
     conda:
         CONDA_ENV
     shell:

@@ -4,7 +4,7 @@
 rule train_run:
     input:
         config=f"{RESULTS}/config/train.yaml",
-        base=f"{MODEL_DIR}/base/model.safetensors",
+        base=f"{MODEL_DIR}/base/base_summary.json",
     output:
         metrics=f"{MODEL_DIR}/{{method}}/seed{{seed}}/metrics.jsonl",
         summary=f"{MODEL_DIR}/{{method}}/seed{{seed}}/summary.json",
@@ -15,11 +15,12 @@ rule train_run:
         f"{BENCHMARKS}/train/{{method}}_seed{{seed}}.tsv"
     params:
         out=lambda wildcards, output: os.path.dirname(output.summary),
-        base=lambda wildcards, input: os.path.dirname(input.base),
+        base=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=30,
+        mem_mb=config.get("resources", {}).get("train_mem_mb", 3000),
+        runtime=config.get("resources", {}).get("train_runtime_min", 30),
+        gpus=config.get("resources", {}).get("train_gpus", 0),
     conda:
         CONDA_ENV
     shell:

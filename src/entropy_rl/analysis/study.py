@@ -91,15 +91,28 @@ def method_table(
         if all(finals):
             row["val_accuracy_final"] = _mean_std([f[-1]["val_accuracy"] for f in finals])
         row["accuracy_final"] = _mean_std([r.summary["accuracy_final"] for r in method_runs])
-        if all(r.evaluation for r in method_runs):
-            ev = [r.evaluation for r in method_runs]
-            row["heldout_pass@1"] = _mean_std([e["heldout"]["pass@1"] for e in ev])
-            k = max(int(key.split("@")[1]) for key in ev[0]["heldout"] if key.startswith("pass@"))
-            row[f"heldout_pass@{k}"] = _mean_std([e["heldout"][f"pass@{k}"] for e in ev])
-            row["heldout_greedy"] = _mean_std([e["heldout_greedy"]["pass@1"] for e in ev])
-            row["ood_pass@1"] = _mean_std([e["ood"]["pass@1"] for e in ev])
-            if "benchmark_average" in ev[0]:
-                row["benchmark_pass@1"] = _mean_std([e["benchmark_average"]["pass@1"] for e in ev])
+        evaluations = [r.evaluation for r in method_runs]
+        if all(evaluations):
+            for split, key in (
+                ("heldout", "heldout_pass@1"),
+                ("heldout_greedy", "heldout_greedy"),
+                ("ood", "ood_pass@1"),
+            ):
+                if all(split in e for e in evaluations):
+                    row[key] = _mean_std([e[split]["pass@1"] for e in evaluations])
+            if all("heldout" in e for e in evaluations):
+                k = max(
+                    int(key.split("@")[1])
+                    for key in evaluations[0]["heldout"]
+                    if key.startswith("pass@")
+                )
+                row[f"heldout_pass@{k}"] = _mean_std(
+                    [e["heldout"][f"pass@{k}"] for e in evaluations]
+                )
+            if all("benchmark_average" in e for e in evaluations):
+                row["benchmark_pass@1"] = _mean_std(
+                    [e["benchmark_average"]["pass@1"] for e in evaluations]
+                )
         table.append(row)
     return table
 

@@ -15,7 +15,7 @@ from entropy_rl.base_model.sft import SFTSettings, run_sft
 from entropy_rl.base_model.tokenizer import build_char_tokenizer
 from entropy_rl.evaluate import evaluate_problems
 from entropy_rl.rollout import HFGenerator
-from entropy_rl.settings import Settings, integer
+from entropy_rl.settings import Settings, choice, integer
 from entropy_rl.tasks import ArithmeticTask
 
 __all__ = ["BaseModelSettings", "build_base_model"]
@@ -27,6 +27,12 @@ class BaseModelSettings(Settings):
 
     section: ClassVar[str] = "base_model"
 
+    source: str = choice(
+        "sft", ("sft", "pretrained"), doc="sft: train the toy model; pretrained: use a saved one"
+    )
+    pretrained: str = (
+        ""  # with source: pretrained, a hub id (e.g. Qwen/Qwen2.5-7B) or a local folder
+    )
     template: str = "toy"
     model: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +44,14 @@ class BaseModelSettings(Settings):
     def check(self) -> None:
         self.model_settings()
         self.sft_settings()
+        if self.source == "pretrained" and not self.pretrained:
+            raise ValueError(
+                "base_model.pretrained must name a hub id or a folder when base_model.source is pretrained"
+            )
+
+    def model_ref(self, built: str) -> str:
+        """Where the base model is: the folder SFT wrote (``built``), or the pretrained reference."""
+        return self.pretrained if self.source == "pretrained" else built
 
     def model_settings(self) -> ModelSettings:
         return ModelSettings.from_dict(self.model)

@@ -1,5 +1,23 @@
-"""Synthetic verifiable tasks that the embedded toy world trains and evaluates on."""
+"""Tasks: where RL prompts and their reference answers come from.
+
+``task.kind: arithmetic`` (default) is the synthetic verifiable task of the embedded world;
+``task.kind: dataset`` reads a math dataset for real models. Both give ``problems(split, n, seed)``.
+"""
+
+from typing import Any
 
 from entropy_rl.tasks.arithmetic import ArithmeticTask, Problem
+from entropy_rl.tasks.dataset import DatasetTask
 
-__all__ = ["ArithmeticTask", "Problem"]
+__all__ = ["ArithmeticTask", "DatasetTask", "Problem", "make_task"]
+
+TASKS = {"arithmetic": ArithmeticTask, "dataset": DatasetTask}
+
+
+def make_task(section: dict[str, Any] | None) -> ArithmeticTask | DatasetTask:
+    """The task a ``task:`` config section describes (its ``kind``, default ``arithmetic``)."""
+    section = dict(section or {})
+    kind = section.get("kind", "arithmetic")
+    if kind not in TASKS:
+        raise ValueError(f"task.kind must be one of {', '.join(TASKS)}, got {kind!r}")
+    return TASKS[kind].from_dict(section)

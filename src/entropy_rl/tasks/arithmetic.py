@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from entropy_rl.settings import Settings, integer, number
+from entropy_rl.settings import Settings, choice, integer, number
 
 __all__ = ["ArithmeticTask", "Problem"]
 
@@ -46,6 +46,7 @@ class ArithmeticTask(Settings):
 
     section: ClassVar[str] = "task"
 
+    kind: str = choice("arithmetic", ("arithmetic",), doc="the synthetic addition task")
     n_terms: int = integer(3, 2, doc="terms per problem")
     min_value: int = integer(10, 0, doc="smallest term")
     max_value: int = integer(99, 1, doc="largest term")

@@ -31,13 +31,15 @@ class TokenBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def _tensors(self) -> tuple[Tensor, ...]:
+        return self.input_ids, self.attention_mask, self.response_mask, self.advantages
+
     def select(self, index: Tensor) -> TokenBatch:
-        return TokenBatch(
-            *(
-                t[index]
-                for t in (self.input_ids, self.attention_mask, self.response_mask, self.advantages)
-            )
-        )
+        index = index.to(self.input_ids.device)
+        return TokenBatch(*(t[index] for t in self._tensors()))
+
+    def to(self, device: torch.device | str) -> TokenBatch:
+        return TokenBatch(*(t.to(device) for t in self._tensors()))
 
 
 def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) -> TokenBatch:
@@ -62,10 +64,24 @@ def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) ->
 
 
 def policy_forward(
-    model: PreTrainedModel, batch: TokenBatch, with_entropy: bool = True
+    model: PreTrainedModel,
+    batch: TokenBatch,
+    with_entropy: bool = True,
+    autocast_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Log-probabilities of the predicted tokens and the token entropies, both ``[B, L-1]``."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+    """Log-probabilities of the predicted tokens and the token entropies, both ``[B, L-1]``.
+
+    With ``autocast_dtype`` (e.g. bfloat16 on a GPU) the forward pass runs in mixed precision;
+    log-probabilities and entropies are then taken from float32 logits.
+    """
+    device_type = batch.input_ids.device.type
+    with torch.autocast(
+        device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+    ):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[
+            :, :-1
+        ]
+    logits = logits.float()
     logp = token_logprobs(logits, batch.input_ids[:, 1:])
     entropy = token_entropy(logits) if with_entropy else None
     return logp, entropy

@@ -58,12 +58,12 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 
 def load_checkpoint(
-    folder: Path, optimizer_factory
+    folder: Path, optimizer_factory, device: str = "cpu"
 ) -> tuple[PreTrainedModel, torch.optim.Optimizer, dict[str, Any]]:
-    """Model, optimizer (built by ``optimizer_factory(model)``, then restored) and state."""
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    """Model (on ``device``), optimizer (built by ``optimizer_factory(model)``, then restored), state."""
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
     optimizer = optimizer_factory(model)
-    state = torch.load(Path(folder) / STATE_FILE, weights_only=False)
+    state = torch.load(Path(folder) / STATE_FILE, weights_only=False, map_location="cpu")
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     return model, optimizer, state

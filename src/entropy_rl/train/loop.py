@@ -96,6 +96,7 @@ def train(
     """Run (or resume) an RL run into ``out``; return its metrics rows."""
     out = Path(out)
     model_path = settings.check_model()
+    device, autocast = settings.torch_device(), settings.autocast_dtype()
     metrics_path, checkpoint_dir = out / "metrics.jsonl", out / "checkpoint"
     torch.set_num_threads(settings.threads)
 
@@ -103,7 +104,7 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
     if checkpoint is not None:
-        model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings))
+        model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings), device)
         start = state["step"]
         rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
         probe = state["probe"]
@@ -112,7 +113,7 @@ def train(
             raise ValueError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(device)
         optimizer = _optimizer(settings)(model)
         start, rows, probe = 0, [], None
     write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
@@ -128,6 +129,7 @@ def train(
             1, settings.temperature, settings.top_p, settings.max_new_tokens, seed=_seed(settings, 0, 15),
         )  # fmt: skip
         probe = collate(probe_gen, torch.zeros(len(probe_gen)), tokenizer.pad_token_id)
+    probe = probe.to(device)
 
     for step in range(start, settings.steps):
         t0 = time.perf_counter()
@@ -161,11 +163,11 @@ def train(
         advantages, adv_metrics = compute_advantages(
             settings.advantage, rewards.view(settings.prompts_per_step, settings.group_size)
         )
-        batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id)
+        batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id).to(device)
 
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
         with torch.no_grad():
-            old_logp, old_entropy = policy_forward(model, batch)
+            old_logp, old_entropy = policy_forward(model, batch, autocast_dtype=autocast)
         t1 = time.perf_counter()
         probe_logits = _probe_logits(model, probe) if _is_check_step(settings, step) else None
 
@@ -176,7 +178,9 @@ def train(
         for _ in range(settings.epochs):
             for index in torch.randperm(len(batch), generator=shuffle).chunk(settings.mini_batches):
                 mini: TokenBatch = batch.select(index)
-                logp, entropy = policy_forward(model, mini, with_entropy=True)
+                logp, entropy = policy_forward(
+                    model, mini, with_entropy=True, autocast_dtype=autocast
+                )
                 loss, metrics = loss_fn(
                     logp,
                     old_logp[index],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 from entropy_rl.advantages import get_advantage_estimator
 from entropy_rl.data import render_prompt
 from entropy_rl.losses import make_loss_config
-from entropy_rl.settings import Settings, integer, number
+from entropy_rl.settings import Settings, choice, integer, number
 
 __all__ = ["RLSettings"]
 
@@ -51,6 +52,10 @@ class RLSettings(Settings):
     eval_problems: int = integer(128, 1, doc="held-out problems per evaluation")
     seed: int = integer(0, 0, doc="random seed")
     threads: int = integer(1, 1, doc="torch CPU threads")
+    device: str = choice("auto", ("auto", "cpu", "cuda"), doc="auto: a GPU when there is one")
+    precision: str = choice(
+        "float32", ("float32", "bfloat16"), doc="bfloat16: mixed precision (GPU)"
+    )
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
 
@@ -64,12 +69,29 @@ class RLSettings(Settings):
         make_loss_config(self.loss, self.loss_config)
         render_prompt(self.template, "")
 
-    def check_model(self) -> Path:
-        """The model folder, which must exist and hold a saved model (checked before any work)."""
+    def check_model(self) -> str:
+        """The starting model: a saved model folder, or a hub id (``org/name``, loaded on use).
+
+        A path that exists without ``config.json``, or a path-like name that does not exist, is an
+        error before any work.
+        """
         path = Path(self.model)
-        if not self.model or not (path / "config.json").is_file():
+        is_hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.model) and not path.exists()
+        if not self.model or not (is_hub_id or (path / "config.json").is_file()):
             raise ValueError(
                 f"train.model = {self.model!r} is not a saved model folder (no config.json there); "
                 "build the base model first (`entropy-rl sft --out DIR`) and point train.model at DIR"
             )
-        return path
+        return self.model
+
+    def torch_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def autocast_dtype(self):
+        import torch
+
+        return torch.bfloat16 if self.precision == "bfloat16" else None
