@@ -115,6 +115,11 @@ def _tabular(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce_start(step: int) -> None:
+    if step:
+        print(f"resumed from step {step} (its checkpoint)", file=sys.stderr)
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -200,7 +205,9 @@ def _train(args: argparse.Namespace) -> int:
     )
     try:
         with bar:
-            rows = train(settings, out, task, resume=args.resume, on_step=update)
+            rows = train(
+                settings, out, task, resume=args.resume, on_step=update, on_start=_announce_start
+            )
     except NonFiniteError as err:
         print(
             f"entropy-rl train: {err}; the last checkpoint in {out / 'checkpoint'} is intact",
@@ -653,8 +660,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ValueError, FileNotFoundError) as err:
-        # bad config or input: one clear line, no traceback
+    except (ValueError, OSError) as err:
+        # bad config or input, a missing file, an unwritable folder or a full disk: one clear line
         print(f"entropy-rl {args.command}: error: {err}", file=sys.stderr)
         return 2
 

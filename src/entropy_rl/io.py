@@ -9,12 +9,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_jsonl", "atomic_path", "read_jsonl", "write_json", "write_jsonl", "write_text"]
+__all__ = [
+    "append_jsonl",
+    "atomic_dir",
+    "atomic_path",
+    "read_jsonl",
+    "write_json",
+    "write_jsonl",
+    "write_text",
+]
 
 
 @contextlib.contextmanager
@@ -38,6 +47,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh folder beside ``path``; swap it in for ``path`` if the block succeeds.
+
+    For outputs that are folders (a saved model): a crash leaves the previous folder, or none,
+    never a half-written one.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise OSError(
+            err.errno, f"cannot write {target}: {err.strerror}; check the folder is writable"
+        ) from err
+    try:
+        yield tmp
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -208,3 +208,44 @@ def test_schema_lists_exactly_the_registered_losses_and_benchmarks():
     assert schema["properties"]["evaluate"]["properties"]["benchmarks"]["items"]["enum"] == list(
         BENCHMARKS
     )
+
+
+@pytest.mark.slow
+def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_run, benchmark_dir):
+    """kill -9 Snakemake while training runs; the next run finishes only what was unfinished."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tiny_config(benchmark_dir)
+    config["train"]["steps"] = 30
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    results = tmp_path / "results" / "tiny"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(
+        results.glob("toy/*/seed0/checkpoint/trainer_state.pt")
+    ):
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started
+    process.wait()
+    assert not (results / "report.html").exists()
+    finished = {p: p.stat().st_mtime_ns for p in results.glob("tabular/*/seed*/summary.json")}
+    for summary in results.rglob("summary.json"):  # whatever exists is whole
+        json.loads(summary.read_text())
+
+    unlock = snakemake_run(
+        tmp_path, config, "--unlock"
+    )  # as Snakemake tells a user to after a kill
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    again = snakemake_run(tmp_path, config)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from step" in "".join(p.read_text() for p in results.glob("logs/train/*.log"))
+    assert (results / "report.html").exists()
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished jobs were not rerun

@@ -126,6 +126,59 @@ def test_non_finite_loss_or_gradient_stops_the_run_and_keeps_the_checkpoint(
     AutoModelForCausalLM.from_pretrained(tmp_path / "checkpoint")  # intact and loadable
 
 
+class _PoisonedModels:
+    """``AutoModelForCausalLM`` whose models' logits turn NaN once ``poisoned`` is set.
+
+    ``during`` picks where: "rollout" (every forward pass, so sampling meets it first) or "update"
+    (only the forward passes that build a gradient).
+    """
+
+    def __init__(self, during: str) -> None:
+        self.poisoned = False
+        self.during = during
+
+    def from_pretrained(self, *args, **kwargs):
+        model = AutoModelForCausalLM.from_pretrained(*args, **kwargs)
+
+        def hook(module, inputs, output):
+            if self.poisoned and (self.during == "rollout" or torch.is_grad_enabled()):
+                return output * float("nan")
+            return output
+
+        model.lm_head.register_forward_hook(hook)
+        return model
+
+
+@pytest.mark.parametrize(
+    ("during", "message"),
+    [
+        ("rollout", "the model's logits are NaN/inf at generated token 1"),
+        ("update", "the policy loss is nan"),
+    ],
+)
+def test_nan_logits_stop_the_run_at_their_step_and_keep_the_checkpoint(
+    tiny_base, tmp_path, monkeypatch, during, message
+):
+    models = _PoisonedModels(during)
+    monkeypatch.setattr(loop_module, "AutoModelForCausalLM", models)
+
+    def poison_after_step_1(row):
+        models.poisoned = row["step"] == 1 or models.poisoned
+
+    with pytest.raises(NonFiniteError, match=rf"^step 2: {message}"):
+        train(
+            settings(tiny_base, steps=4),
+            tmp_path,
+            ArithmeticTask(**TINY_TASK),
+            on_step=poison_after_step_1,
+        )
+    state = torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 2
+    assert [row["step"] for row in read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1]
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "checkpoint")  # intact and loadable
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
     config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, steps=2))
     out = tmp_path / "run"

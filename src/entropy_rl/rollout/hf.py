@@ -5,11 +5,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from entropy_rl.rollout.base import Generation
 
 __all__ = ["HFGenerator"]
+
+
+class _StopOnNonFinite(LogitsProcessor):
+    """Raise ``FloatingPointError`` when a row of logits holds NaN or +inf, or is all -inf.
+
+    Without it a broken model fails deep in the sampler ("probability tensor contains either inf,
+    nan or element < 0") or, greedy, silently emits token 0. -inf alone is legal: top-p masks with it.
+    """
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.position += 1
+        bad = torch.isnan(scores).any(-1) | torch.isposinf(scores).any(-1)
+        bad |= torch.isneginf(scores).all(-1)
+        if bad.any():
+            raise FloatingPointError(
+                f"the model's logits are NaN/inf at generated token {self.position} "
+                f"({int(bad.sum())} of {len(bad)} sequences)"
+            )
+        return scores
 
 
 class HFGenerator:
@@ -36,7 +63,10 @@ class HFGenerator:
         max_new_tokens: int,
         seed: int,
     ) -> Generation:
-        """``n`` samples per prompt; ``temperature = 0`` is greedy decoding."""
+        """``n`` samples per prompt; ``temperature = 0`` is greedy decoding.
+
+        Raises ``FloatingPointError`` if the model's logits turn NaN/inf while sampling.
+        """
         if n < 1 or max_new_tokens < 1:
             raise ValueError(f"n and max_new_tokens must be >= 1, got {n}, {max_new_tokens}")
         was_training = self.model.training
@@ -62,6 +92,7 @@ class HFGenerator:
                 eos_token_id=eos,
                 return_dict_in_generate=True,
                 output_scores=True,
+                logits_processor=LogitsProcessorList([_StopOnNonFinite()]),
             )
             width = encoded["input_ids"].shape[1]
             new_tokens = result.sequences[:, width:]

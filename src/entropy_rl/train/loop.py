@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from entropy_rl.advantages import compute_advantages
 from entropy_rl.data import render_prompt
-from entropy_rl.io import append_jsonl, write_json, write_jsonl
+from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
 from entropy_rl.losses import get_policy_loss, make_loss_config
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, reward
@@ -41,7 +41,8 @@ __all__ = ["NonFiniteError", "train"]
 
 
 class NonFiniteError(FloatingPointError):
-    """A NaN or inf in the loss or the gradients; the message names the step and the tensor."""
+    """A NaN or inf in the rollout logits, the loss or the gradients; the message names the step
+    and the tensor."""
 
 
 def _seed(settings: RLSettings, step: int, stream: int) -> int:
@@ -92,8 +93,13 @@ def train(
     task: ArithmeticTask,
     resume: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) an RL run into ``out``; return its metrics rows."""
+    """Run (or resume) an RL run into ``out``; return its metrics rows.
+
+    ``on_start(step)`` is told the step the run starts from (0, or the checkpoint's step on resume);
+    ``on_step(row)`` gets each metrics row as it is written.
+    """
     out = Path(out)
     model_path = settings.check_model()
     device, autocast = settings.torch_device(), settings.autocast_dtype()
@@ -117,6 +123,8 @@ def train(
         optimizer = _optimizer(settings)(model)
         start, rows, probe = 0, [], None
     write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
+    if on_start is not None:
+        on_start(start)
     generator = HFGenerator(model, tokenizer)
     loss_fn = get_policy_loss(settings.loss)
     loss_config = make_loss_config(settings.loss, settings.loss_config)
@@ -141,14 +149,17 @@ def train(
         )
         problems = [train_problems[i] for i in picks.tolist()]
         prompts = [render_prompt(settings.template, p.problem) for p in problems]
-        generation: Generation = generator.generate(
-            prompts,
-            settings.group_size,
-            settings.temperature,
-            settings.top_p,
-            settings.max_new_tokens,
-            seed=_seed(settings, step, 1),
-        )
+        try:
+            generation: Generation = generator.generate(
+                prompts,
+                settings.group_size,
+                settings.temperature,
+                settings.top_p,
+                settings.max_new_tokens,
+                seed=_seed(settings, step, 1),
+            )
+        except FloatingPointError as err:
+            raise NonFiniteError(f"step {step}: {err}; run stopped") from err
         references = [p.answer for p in problems for _ in range(settings.group_size)]
         rewards = torch.tensor(
             [
@@ -250,8 +261,9 @@ def train(
                 checkpoint_dir, model, optimizer, step + 1, {"probe": probe, "rows": rows}
             )
 
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
+    with atomic_dir(out / "model") as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
     write_json(out / "config.json", {"train": settings.to_dict(), "task": task.to_dict()})
     return rows
 

@@ -1,0 +1,230 @@
+"""Every config key with a bad value is refused with the key and its allowed values named.
+
+Two tables, both generated, so a new key is covered the day it is added:
+
+* every field of every ``Settings`` class (the CLIs' validation), from the field's own metadata;
+* every leaf of the Snakemake config schema (the pipeline's validation), from the schema.
+
+A third test checks the two agree where they describe the same key: a value the pipeline accepts is
+never refused by a CLI later, and the other way round.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from snakemake.utils import validate
+from snakemake_interface_common.exceptions import WorkflowError
+
+from entropy_rl.base_model import BaseModelSettings, ModelSettings, SFTSettings
+from entropy_rl.evaluate import EvaluateSettings
+from entropy_rl.losses import available_policy_losses, get_policy_loss
+from entropy_rl.settings import Settings, allowed_values
+from entropy_rl.tabular import TabularConfig
+from entropy_rl.tasks import ArithmeticTask
+from entropy_rl.tasks.dataset import DatasetTask
+from entropy_rl.train import RLSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+# the config section each Settings class reads
+SECTIONS: dict[str, list[type[Settings]]] = {
+    "tabular": [TabularConfig],
+    "task": [ArithmeticTask, DatasetTask],
+    "base_model": [BaseModelSettings],
+    "base_model.model": [ModelSettings],
+    "base_model.sft": [SFTSettings],
+    "train": [RLSettings],
+    "evaluate": [EvaluateSettings],
+}
+LOSS_CONFIGS = [get_policy_loss(name).config_cls for name in available_policy_losses()]
+ALL_SETTINGS = list(
+    dict.fromkeys([c for classes in SECTIONS.values() for c in classes] + LOSS_CONFIGS)
+)
+
+
+def _bad_values(f: dataclasses.Field) -> list[Any]:
+    """Values just outside a field's allowed set, of the right type and of the wrong one."""
+    if "choices" in f.metadata:
+        return ["no-such-option", None]
+    r, integer = f.metadata["range"], f.metadata["kind"] == "integer"
+    bad: list[Any] = ["fast", True]  # a string; a bool is not a number here
+    step = 1 if integer else 1e-6 * max(1.0, abs(r["low"]) if math.isfinite(r["low"]) else 1.0)
+    if math.isfinite(r["low"]) and r["low"] > -(2**62):
+        bad.append(r["low"] if r["low_open"] else r["low"] - step)
+    if math.isfinite(r["high"]) and r["high"] < 2**62:
+        bad.append(r["high"] if r["high_open"] else r["high"] + (1 if integer else 1e-6))
+    bad.append(2.5 if integer else math.nan)
+    return bad
+
+
+def _settings_cases():
+    for cls in ALL_SETTINGS:
+        for f in dataclasses.fields(cls):
+            if f.metadata:
+                for value in _bad_values(f):
+                    yield pytest.param(cls, f, value, id=f"{cls.__name__}.{f.name}={value!r}")
+
+
+@pytest.mark.parametrize(("cls", "field", "value"), list(_settings_cases()))
+def test_every_settings_field_refuses_a_bad_value_naming_key_and_range(cls, field, value):
+    with pytest.raises(ValueError) as raised:
+        cls.from_dict({field.name: value})
+    message = str(raised.value)
+    assert message.startswith(f"{cls.section}.{field.name} must be {allowed_values(field)}, got ")
+    number = field.metadata.get("kind") == "number" and type(value) is int  # YAML's 1 for 1.0
+    assert message.endswith(repr(float(value) if number else value))
+
+
+def test_unknown_keys_are_refused_with_the_known_ones_listed():
+    for cls in ALL_SETTINGS:
+        with pytest.raises(ValueError, match=r"unknown key\(s\) \['stepz'\] in .*; known keys: \["):
+            cls.from_dict({"stepz": 1})
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+def _resolve(node: dict) -> dict:
+    while "$ref" in node:
+        target = SCHEMA
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _leaves(node: dict, path: tuple[str, ...] = ()):
+    """``(path, schema)`` of every scalar key the schema constrains (objects are walked into)."""
+    node = _resolve(node)
+    if node.get("type") == "object" and "properties" in node:
+        for key, child in node["properties"].items():
+            yield from _leaves(child, (*path, key))
+    else:
+        yield path, node
+
+
+def _schema_bad_values(node: dict) -> list[tuple[Any, str]]:
+    """``(value, the schema keyword that refuses it)`` pairs for one leaf."""
+    bad: list[tuple[Any, str]] = []
+    if "enum" in node:
+        bad.append(("no-such-option", "enum"))
+    types = node.get("type")
+    types = [types] if isinstance(types, str) else (types or [])
+    if "integer" in types:
+        bad.append((2.5, "type"))
+    if "number" in types or "integer" in types:
+        bad.append(("fast", "type"))
+    if "string" in types:
+        bad.append((3, "type"))
+    if "object" in types:  # a methods table
+        bad += [({}, "minProperties"), ({"kl_cov": {"loss": "kl_cov"}}, "required")]
+        bad += [({"grpo": {"loss": "no-such-loss"}}, "enum"), ({"grpo": {}}, "required")]
+        bad += [({"grpo": {"loss": "grpo", "lr": 1}}, "additionalProperties")]
+    if "boolean" in types:
+        bad.append(("yes", "type"))
+    if "array" in types:
+        bad.append(([], "minItems") if node.get("minItems") else ("math500", "type"))
+    for keyword, shift in [
+        ("minimum", -1),
+        ("exclusiveMinimum", 0),
+        ("maximum", 1),
+        ("exclusiveMaximum", 0),
+    ]:
+        if keyword in node:
+            bad.append((node[keyword] + shift, keyword))
+    if "pattern" in node:
+        bad.append(("has space/and slash", "pattern"))
+    return bad
+
+
+def _schema_cases():
+    for path, node in _leaves(SCHEMA):
+        for value, keyword in _schema_bad_values(node):
+            yield pytest.param(path, value, keyword, id=f"{'.'.join(path)}={value!r}")
+
+
+def _with(config: dict, path: tuple[str, ...], value: Any) -> dict:
+    config = copy.deepcopy(config)
+    node = config
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    return config
+
+
+def test_the_default_config_is_valid_and_the_table_covers_the_schema():
+    validate(copy.deepcopy(DEFAULT_CONFIG), str(SCHEMA_PATH))
+    cases = list(_schema_cases())
+    keys = {case.values[0] for case in cases}
+    assert len(keys) == len(list(_leaves(SCHEMA)))  # every leaf has at least one bad value
+    assert len(cases) > 150
+
+
+@pytest.mark.parametrize(("path", "value", "keyword"), list(_schema_cases()))
+def test_every_schema_key_refuses_a_bad_value_naming_key_and_rule(path, value, keyword):
+    config = _with(DEFAULT_CONFIG, path, value)
+    with pytest.raises(WorkflowError) as raised:
+        validate(config, str(SCHEMA_PATH))
+    message = str(raised.value)
+    instance = "".join(f"[{key!r}]" for key in path)
+    # the failing key, and the rule it broke with its bound (jsonschema quotes the schema node)
+    assert f"On instance{instance}" in message  # the key itself, or a key inside it
+    assert f"Failed validating {keyword!r}" in message
+
+
+# -- the two agree ---------------------------------------------------------------------------
+
+
+def _schema_section(dotted: str) -> dict:
+    node = SCHEMA
+    for key in dotted.split("."):
+        node = _resolve(node["properties"][key])
+    return node["properties"]
+
+
+FILLED_BY_THE_PIPELINE = {("tabular", "seed")}  # from the section's seeds list
+
+
+def _schema_interval(node: dict) -> tuple[float, float, bool, bool]:
+    low = node.get("minimum", node.get("exclusiveMinimum", -math.inf))
+    high = node.get("maximum", node.get("exclusiveMaximum", math.inf))
+    return low, high, "exclusiveMinimum" in node, "exclusiveMaximum" in node
+
+
+def _settings_interval(f: dataclasses.Field) -> tuple[float, float, bool, bool]:
+    r = f.metadata["range"]
+    low = -math.inf if r["low"] <= -(2**62) else r["low"]
+    high = math.inf if r["high"] >= 2**62 else r["high"]
+    return low, high, r["low_open"], r["high_open"]
+
+
+@pytest.mark.parametrize("section", list(SECTIONS))
+def test_schema_and_settings_allow_the_same_values(section):
+    properties = _schema_section(section)
+    for cls in SECTIONS[section]:
+        for f in dataclasses.fields(cls):
+            if not f.metadata:
+                continue
+            if (section, f.name) in FILLED_BY_THE_PIPELINE:
+                assert f.name not in properties
+                continue
+            assert f.name in properties, f"{section}.{f.name} is validated by {cls.__name__} only"
+            node = _resolve(properties[f.name])
+            if "choices" in f.metadata:
+                choices = set(f.metadata["choices"])
+                if cls in (ArithmeticTask, DatasetTask) and f.name == "kind":
+                    assert choices <= set(node["enum"])
+                else:
+                    assert choices == set(node["enum"]), (section, f.name)
+            else:
+                assert _settings_interval(f) == _schema_interval(node), (section, f.name)

@@ -1,0 +1,111 @@
+"""Reliability under faults: kill -9 and resume, full disks and unwritable folders."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from entropy_rl import io
+from entropy_rl.cli import main
+
+from .train.conftest import rl_config, write_config
+
+TIMINGS = {"time_rollout_s", "time_update_s", "tokens_per_s"}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIMINGS}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _train_command(config: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "entropy_rl.cli", "train", "--config", str(config), "--method", "kl_cov",
+            "--out", str(out), *extra]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(tiny_base, tmp_path):
+    config = write_config(
+        tmp_path / "config.yaml", rl_config(tiny_base, steps=10, checkpoint_every=3)
+    )
+    subprocess.run(
+        _train_command(config, tmp_path / "full"), check=True, capture_output=True, timeout=600
+    )
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        _train_command(config, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once step 4 is logged: after the checkpoint at 3 steps
+        metrics = killed / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed / "summary.json").exists()
+
+    subprocess.run(
+        _train_command(config, killed, "--resume"), check=True, capture_output=True, timeout=600
+    )
+    assert _rows(killed / "metrics.jsonl") == _rows(tmp_path / "full" / "metrics.jsonl")
+    full = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert json.loads((killed / "summary.json").read_text()) == full
+
+
+def test_a_full_disk_fails_clearly_and_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    target = tmp_path / "summary.json"
+    io.write_json(target, {"good": 1})
+
+    real_replace = os.replace
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        io.write_json(target, {"new": 2})
+    monkeypatch.setattr(io.os, "replace", real_replace)
+    assert json.loads(target.read_text()) == {"good": 1}
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_an_unwritable_output_folder_is_one_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = main(
+        [
+            "theory",
+            "--summary",
+            str(blocker / "theory" / "summary.json"),
+            "--figures",
+            str(tmp_path / "f"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "check the folder is writable" in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_crash_while_saving_a_model_folder_keeps_the_previous_one(tmp_path):
+    model = tmp_path / "model"
+    with io.atomic_dir(model) as folder:
+        (folder / "weights").write_text("v1")
+    with pytest.raises(RuntimeError), io.atomic_dir(model) as folder:
+        (folder / "weights").write_text("half")
+        raise RuntimeError("killed while saving")
+    assert (model / "weights").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
