@@ -222,7 +222,9 @@ def test_schema_and_settings_allow_the_same_values(section):
             node = _resolve(properties[f.name])
             if "choices" in f.metadata:
                 choices = set(f.metadata["choices"])
-                if cls in (ArithmeticTask, DatasetTask) and f.name == "kind":
+                if choices == {True, False}:
+                    assert node["type"] == "boolean", (section, f.name)
+                elif cls in (ArithmeticTask, DatasetTask) and f.name == "kind":
                     assert choices <= set(node["enum"])
                 else:
                     assert choices == set(node["enum"]), (section, f.name)

@@ -82,6 +82,26 @@ def test_a_full_disk_fails_clearly_and_leaves_the_previous_file_intact(tmp_path,
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
 
 
+def test_a_disk_that_fills_up_mid_write_fails_with_the_file_named(tmp_path, monkeypatch, capsys):
+    """The write itself runs out of space half-way: one clear line, the old file intact."""
+    summary = tmp_path / "theory.json"
+    io.write_json(summary, {"good": 1})
+    real_write_text = Path.write_text
+
+    def fills_up(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)  # half of it lands
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", fills_up)
+    code = main(["theory", "--summary", str(summary), "--figures", str(tmp_path / "f")])
+    monkeypatch.setattr(Path, "write_text", real_write_text)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {summary}: No space left on device" in err
+    assert json.loads(summary.read_text()) == {"good": 1}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_an_unwritable_output_folder_is_one_clear_error(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -18,6 +18,7 @@ __all__ = [
     "dr_grpo_advantages",
     "get_advantage_estimator",
     "grpo_advantages",
+    "informative_groups",
     "register_advantage_estimator",
     "rloo_advantages",
 ]
@@ -100,3 +101,16 @@ def compute_advantages(
         else 0.0,
     }
     return advantages, metrics
+
+
+def informative_groups(rewards: Tensor) -> Tensor:
+    """DAPO's dynamic-sampling filter (Yu et al., 2025): ``[P]`` True where a group's rewards differ.
+
+    A group whose responses all got the same reward has zero advantage under every group-relative
+    estimator, so it adds no gradient; DAPO drops such groups and samples more prompts instead.
+    """
+    if rewards.dim() != 2:
+        raise ValueError(
+            f"rewards must be grouped as [n_prompts, G], got shape {tuple(rewards.shape)}"
+        )
+    return ~(rewards == rewards[..., :1]).all(dim=-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,6 +201,11 @@ def _train(args: argparse.Namespace) -> int:
     settings = RLSettings.from_dict(section)
     settings.check_model()
     out = Path(args.out)
+    if settings.engine == "verl":
+        return _train_with_verl(settings, task, out, args)
+    if args.dry_run:
+        print(json.dumps(settings.to_dict(), indent=2))
+        return 0
     bar, update = _progress(
         settings.steps, f"{args.method} seed {settings.seed}", ("accuracy", "entropy")
     )
@@ -220,6 +226,50 @@ def _train(args: argparse.Namespace) -> int:
         f"{args.method} seed {settings.seed}: entropy {summary['entropy_initial']:.3f} -> "
         f"{summary['entropy_final']:.3f}, accuracy {summary['accuracy_initial']:.3f} -> {summary['accuracy_final']:.3f}"
     )
+    return 0
+
+
+def _train_with_verl(settings, task, out: Path, args: argparse.Namespace) -> int:
+    """The same run with verl's PPO trainer: data files, verl, its log converted, its model merged."""
+    import importlib.util
+    import subprocess
+
+    from entropy_rl.analysis import summarize_run
+    from entropy_rl.engines.verl import (
+        convert_verl_log,
+        verl_command,
+        verl_merge_command,
+        verl_overrides,
+        write_verl_data,
+    )
+    from entropy_rl.io import write_json, write_jsonl
+
+    data = out / "verl_data"
+    overrides = verl_overrides(settings, data / "train.parquet", data / "heldout.parquet", out,
+                               settings.gpus_per_node, settings.nodes)  # fmt: skip
+    command = verl_command(overrides, sys.executable)
+    if args.dry_run:
+        print(" ".join(command))
+        return 0
+    if importlib.util.find_spec("verl") is None:
+        raise ValueError(
+            "train.engine is verl but verl is not installed: pip install -e '.[verl]' (GPUs), "
+            "or set train.engine: entropy-rl"
+        )
+    write_verl_data(task, settings, data)
+    log = out / "verl.log"
+    with open(log, "a") as sink:  # appended: a resumed run (verl's resume_mode auto) adds to it
+        code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT).returncode
+    if code:
+        print(f"entropy-rl train: verl exited with {code}; see {log}", file=sys.stderr)
+        return 1
+    rows = convert_verl_log(log.read_text().splitlines())
+    write_jsonl(out / "metrics.jsonl", rows)
+    subprocess.run(verl_merge_command(out, settings.steps), check=True)
+    summary = {"method": args.method, "engine": "verl", **summarize_run(rows)}
+    write_json(out / "summary.json", summary)
+    print(f"{args.method} seed {settings.seed} (verl): entropy {summary['entropy_initial']:.3f} -> "
+          f"{summary['entropy_final']:.3f}")  # fmt: skip
     return 0
 
 
@@ -281,6 +331,8 @@ FIGURE_CAPTIONS = {
     "pass_at_k": "pass@k on the held-out split",
     "tabular_methods": "Tabular simulator: entropy and accuracy under each method",
     "tabular_law": "Tabular simulator: the law fitted to the GRPO runs",
+    "interventions": "Every intervention: final entropy against accuracy",
+    "entropy_target": "The entropy-target controller holding its target",
 }
 
 
@@ -375,6 +427,30 @@ def _analyze(args: argparse.Namespace) -> int:
             figures / "tabular_law",
             accuracy_key="accuracy",
         )
+    plots.plot_interventions(
+        {
+            "toy language model": (
+                lm_analysis["table"],
+                "heldout_pass@1",
+                "held-out pass@1 (T=1, final policy)",
+            ),
+            "tabular simulator": (tab_analysis["table"], "accuracy_final", "expected accuracy"),
+        },
+        figures / "interventions",
+    )
+    plots.plot_entropy_target(
+        {
+            "toy language model": (
+                {m: lm[m] for m in lm if spec[m]["loss"] == "entropy_target"},
+                lm[grpo],
+            ),
+            "tabular simulator": (
+                {m: tab[m] for m in tab if tab_spec[m]["loss"] == "entropy_target"},
+                tab[tab_grpo],
+            ),
+        },
+        figures / "entropy_target",
+    )
     passed = sum(c["pass"] for c in checks)
     print(f"science acceptance: {passed}/{len(checks)} checks pass")
     for c in checks:
@@ -487,7 +563,16 @@ def _report(args: argparse.Namespace) -> int:
             "table": method_table_markdown(lm["table"]),
             "figures": fig(
                 "methods",
-                "Entropy and held-out accuracy under GRPO, Clip-Cov and KL-Cov (seeds shaded).",
+                "Entropy and held-out accuracy under each method but the entropy-bonus sweep (seeds shaded).",
+            )
+            + fig(
+                "interventions",
+                "Every intervention on one map: final entropy against accuracy (mean ± std over seeds).",
+            )
+            + fig(
+                "entropy_target",
+                "The entropy-target controller (if configured): entropy held in the target band, "
+                "and the coefficient the controller chose.",
             )
             + fig("entropy_bonus_sweep", "The entropy bonus at several coefficients.")
             + fig("pass_at_k", "pass@k of the final policies on the held-out split."),
@@ -590,6 +675,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", help="starting model folder (overrides train.model)")
     train.add_argument(
         "--out", required=True, help="run folder: metrics.jsonl, checkpoint/, model/, summary.json"
+    )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved settings (with train.engine: verl, verl's command) and stop",
     )
     train.add_argument(
         "--resume", action="store_true", help="continue from the run's last checkpoint"

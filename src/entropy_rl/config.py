@@ -35,6 +35,10 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return values
 
 
+# run settings a method entry may set for itself (besides loss, loss_config and seeds)
+METHOD_KEYS = ("advantage", "dynamic_sampling")
+
+
 def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, Any]:
     """The method ``name`` of a ``methods:`` mapping; an unknown name lists the known ones."""
     if name not in methods:
@@ -44,6 +48,12 @@ def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, A
     method = dict(methods[name])
     if "loss" not in method:
         raise ValueError(f"{where}.{name} must name its registered loss with `loss:`")
+    unknown = sorted(set(method) - {"loss", "loss_config", "seeds", *METHOD_KEYS})
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {unknown} in {where}.{name}; a method may set "
+            f"{', '.join(['loss', 'loss_config', 'seeds', *METHOD_KEYS])}"
+        )
     return method
 
 
@@ -54,11 +64,12 @@ def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str,
 
 def run_section(section: dict[str, Any], method: str | None, where: str) -> dict[str, Any]:
     """The settings of one run: a config section without its ``methods:`` and ``seeds:`` lists,
-    with ``loss`` and ``loss_config`` taken from method ``method`` (if given)."""
+    with ``loss``, ``loss_config`` and any of ``METHOD_KEYS`` taken from method ``method``."""
     settings = dict(section)
     methods = settings.pop("methods", {})
     settings.pop("seeds", None)
     if method is not None:
         spec = select_method(methods, method, f"{where}.methods")
         settings.update(loss=spec["loss"], loss_config=dict(spec.get("loss_config", {})))
+        settings.update({key: spec[key] for key in METHOD_KEYS if key in spec})
     return settings

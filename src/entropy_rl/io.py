@@ -30,7 +30,9 @@ __all__ = [
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
-    Raises ``OSError`` with the destination named if its folder cannot be created or written.
+    Raises ``OSError`` with the destination named if its folder cannot be created or written, or
+    if writing fails (a full disk); ``path`` then keeps its previous content and no temporary file
+    is left behind.
     """
     target = Path(path)
     try:
@@ -45,6 +47,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as err:  # e.g. a full disk: name the file; the previous one is untouched
+        raise OSError(err.errno, f"cannot write {target}: {err.strerror or err}") from err
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -32,6 +32,7 @@ TABLE_COLUMNS = [
     ("heldout_greedy", "held-out greedy"),
     ("ood_pass@1", "OOD pass@1"),
     ("benchmark_pass@1", "benchmarks pass@1"),
+    ("target_rolling_within_10pct", "steps within 10% of the entropy target"),
 ]
 
 

@@ -27,6 +27,8 @@ def weights(mask, mode):
                 w[b][t] = 1.0 / max(n_valid, 1)
             elif mode == "seq-mean-token-sum":
                 w[b][t] = 1.0 / rows
+            elif mode == "seq-mean-token-sum-norm":  # Dr. GRPO: a constant B · T
+                w[b][t] = 1.0 / (rows * cols)
             else:  # seq-mean-token-mean
                 w[b][t] = 1.0 / (rows * max(n_row, 1))
     return w

@@ -48,6 +48,13 @@ def tiny_config(benchmark_dir: Path) -> dict:
     )  # fmt: skip
     for spec in config["train"]["methods"].values():
         spec.pop("seeds", None)
+    later = {  # interventions beyond the paper: a method-level advantage, dynamic sampling, control
+        "dapo": {"loss": "clip_higher", "dynamic_sampling": True},
+        "dr_grpo": {"loss": "dr_grpo", "advantage": "dr_grpo"},
+        "entropy_target": {"loss": "entropy_target", "loss_config": {"target": 0.5}},
+    }
+    config["train"]["methods"].update(later)
+    config["tabular"]["methods"].update(later)
     config["evaluate"].update(
         max_new_tokens=24, heldout_problems=16, heldout_k=2, ood_problems=8, ood_k=2,
         benchmarks=["gsm8k", "aime24"], benchmark_path=str(benchmark_dir / "{name}" / "test.jsonl"), benchmark_limit=2,
@@ -208,6 +215,13 @@ def test_schema_lists_exactly_the_registered_losses_and_benchmarks():
     assert schema["properties"]["evaluate"]["properties"]["benchmarks"]["items"]["enum"] == list(
         BENCHMARKS
     )
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    figures = [
+        name
+        for block in re.findall(r"^(?:THEORY|STUDY)_FIGURES = \[(.*?)\]", common, re.S | re.M)
+        for name in re.findall(r'"([a-z0-9_]+)"', block)
+    ]
+    assert schema["properties"]["docs"]["properties"]["figures"]["items"]["enum"] == figures
 
 
 @pytest.mark.slow

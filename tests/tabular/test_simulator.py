@@ -143,3 +143,24 @@ def test_cli_runs_a_method_from_the_config_file(tmp_path, capsys):
     assert "unknown method 'nope' in tabular.methods; known methods: kl" in capsys.readouterr().err
     assert main(["tabular", "--loss", "clip_cov", "--loss-config", "r=0", "--out", str(out)]) == 2
     assert "clip_cov.r must be in (0, 1], got 0" in capsys.readouterr().err
+
+
+def test_entropy_target_holds_the_exact_entropy_within_ten_percent():
+    config = TabularConfig(steps=300, loss="entropy_target", loss_config={"target": 0.5}, seed=0)
+    summary = summarize_run(run_tabular(config))
+    assert summary["target_within_10pct"] >= 0.95, summary
+    assert abs(summary["target_mean_rel_error"]) < 0.05
+    # without feedback (no gains) the same run collapses through the band
+    open_loop = TabularConfig(
+        steps=300, loss="entropy_target", loss_config={"target": 0.5, "kp": 0.0, "ki": 0.0}, seed=0
+    )
+    assert summarize_run(run_tabular(open_loop))["target_within_10pct"] < 0.5
+
+
+def test_dynamic_sampling_keeps_only_informative_groups():
+    config = TabularConfig(steps=20, loss="clip_higher", dynamic_sampling=True, seed=0)
+    for row in run_tabular(config):
+        if row["sampled_groups"] == config.prompts_per_step:
+            assert row["zero_adv_group_frac"] == 0.0
+        else:
+            assert row["sampling_rounds"] == config.sampling_rounds

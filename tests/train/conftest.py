@@ -20,6 +20,9 @@ def rl_config(model_dir: Path, **train) -> dict:
             "kl_cov": {"loss": "kl_cov", "loss_config": {"k": 0.1}},
             "clip_cov": {"loss": "clip_cov", "loss_config": {"r": 0.1, "omega_low": 0.1}},
             "entropy_bonus": {"loss": "entropy_bonus", "loss_config": {"coef": 0.01}},
+            "entropy_target": {"loss": "entropy_target", "loss_config": {"target": 1.0}},
+            "dapo": {"loss": "clip_higher", "dynamic_sampling": True},
+            "dr_grpo": {"loss": "dr_grpo", "advantage": "dr_grpo"},
         },
     }  # fmt: skip
     base.update(train)

@@ -9,8 +9,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from entropy_rl.cli import main
+from entropy_rl.config import run_section
 from entropy_rl.io import read_jsonl
 from entropy_rl.losses import get_policy_loss
+from entropy_rl.losses.interventions import next_coef
 from entropy_rl.tasks import ArithmeticTask
 from entropy_rl.train import NonFiniteError, RLSettings, train
 from entropy_rl.train import loop as loop_module
@@ -26,10 +28,8 @@ SCHEMA = (
 
 
 def settings(model, method="grpo", **overrides) -> RLSettings:
-    section = rl_config(model, **overrides)["train"]
-    spec = section.pop("methods")[method]
     return RLSettings.from_dict(
-        {**section, "loss": spec["loss"], "loss_config": spec.get("loss_config", {})}
+        run_section(rl_config(model, **overrides)["train"], method, "train")
     )
 
 
@@ -37,7 +37,10 @@ def without_timings(rows):
     return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
 
 
-@pytest.mark.parametrize("method", ["grpo", "kl_cov", "clip_cov", "entropy_bonus"])
+@pytest.mark.parametrize(
+    "method",
+    ["grpo", "kl_cov", "clip_cov", "entropy_bonus", "entropy_target", "dapo", "dr_grpo"],
+)
 def test_every_method_trains_and_logs_the_metrics_schema(tiny_base, tmp_path, method):
     rows = train(settings(tiny_base, method), tmp_path, ArithmeticTask(**TINY_TASK))
     assert [row["step"] for row in rows] == [0, 1, 2, 3]
@@ -66,8 +69,9 @@ class Killed(Exception):
     pass
 
 
-def test_a_run_killed_after_a_checkpoint_resumes_to_identical_metrics(tiny_base, tmp_path):
-    config = settings(tiny_base, "clip_cov", steps=6)
+@pytest.mark.parametrize("method", ["clip_cov", "entropy_target"])  # random picks; controller state
+def test_a_run_killed_after_a_checkpoint_resumes_to_identical_metrics(tiny_base, tmp_path, method):
+    config = settings(tiny_base, method, steps=6)
     task = ArithmeticTask(**TINY_TASK)
     uninterrupted = train(config, tmp_path / "full", task)
 
@@ -206,7 +210,7 @@ def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
         (
             {},
             ["--method", "ppo"],
-            "unknown method 'ppo' in train.methods; known methods: clip_cov, entropy_bonus, grpo, kl_cov",
+            "unknown method 'ppo' in train.methods; known methods: clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov",
         ),
         (
             {"group_size": 0},
@@ -236,3 +240,51 @@ def test_bad_config_fails_before_any_work_naming_key_and_fix(
     assert main(["train", "--config", str(config), *args, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # nothing was started
+
+
+def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_base, tmp_path):
+    rows = train(settings(tiny_base, "dapo", steps=3), tmp_path, ArithmeticTask(**TINY_TASK))
+    for row in rows:
+        assert 1 <= row["sampling_rounds"] <= 4
+        if row["sampled_groups"] == 4:  # full: every group carries a learning signal
+            assert row["zero_adv_group_frac"] == 0.0
+        else:  # rounds ran out: the kept groups (or, if none, the last batch) are trained on
+            assert row["sampling_rounds"] == 4
+
+
+def test_entropy_target_logs_its_controller(tiny_base, tmp_path):
+    rows = train(settings(tiny_base, "entropy_target"), tmp_path, ArithmeticTask(**TINY_TASK))
+    assert rows[0]["entropy_coef"] == 0.0  # coef_init
+    integral = 0.0
+    for row, following in zip(rows, [*rows[1:], None], strict=True):
+        # the controller is fed the step's measured entropy, and its output drives the next step
+        integral, coef = next_coef(integral, row["entropy"], 1.0, kp=2.0, ki=0.2, coef_max=1.0)
+        assert row["entropy_coef_next"] == pytest.approx(coef)
+        if following is not None:
+            assert following["entropy_coef"] == pytest.approx(coef)
+
+
+def test_gradient_checkpointing_gives_the_same_run(tiny_base, tmp_path, monkeypatch):
+    """Recomputing activations in the backward pass changes memory, not the numbers."""
+    task = ArithmeticTask(**TINY_TASK)
+    plain = train(settings(tiny_base, "kl_cov", steps=2), tmp_path / "plain", task)
+    models = []
+
+    class Spy:
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            models.append(AutoModelForCausalLM.from_pretrained(*args, **kwargs))
+            return models[-1]
+
+    monkeypatch.setattr(loop_module, "AutoModelForCausalLM", Spy)
+    saved = train(
+        settings(tiny_base, "kl_cov", steps=2, gradient_checkpointing=True), tmp_path / "gc", task
+    )
+    assert models[0].is_activation_checkpointing
+    for a, b in zip(without_timings(plain), without_timings(saved), strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+            else:
+                assert b[key] == value, key

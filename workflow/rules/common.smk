@@ -16,7 +16,8 @@ CONDA_ENV = "../envs/{}.yaml".format(config.get("conda_env", "cpu"))
 THEORY_FIGURES = ["theory_predicted_vs_exact", "theory_lemma1_remainder"]
 STUDY_FIGURES = [
     "collapse_grpo", "law_grpo", "covariance", "methods", "entropy_bonus_sweep",
-    "entropy_change", "pass_at_k", "tabular_methods", "tabular_law",
+    "entropy_change", "pass_at_k", "tabular_methods", "tabular_law", "interventions",
+    "entropy_target",
 ]  # fmt: skip
 
 wildcard_constraints:
@@ -76,9 +77,15 @@ def figure_files(names, exts=(".png", ".pdf")):
     return [f"{FIGURES}/{name}{ext}" for name in names for ext in exts]
 
 
+DOCS_PREFIX = config["docs"].get("figure_prefix", "")
+
+
 def docs_figure_names():
-    """Figures copied into docs/figures/ (only the profile that the docs describe)."""
-    return THEORY_FIGURES + STUDY_FIGURES if config["docs"]["update_figures"] else []
+    """Figures copied into docs/figures/ as <figure_prefix><name>.png (only from the profiles
+    the docs show: update_figures true; docs.figures picks some, default all)."""
+    if not config["docs"]["update_figures"]:
+        return []
+    return config["docs"].get("figures") or THEORY_FIGURES + STUDY_FIGURES
 
 
 def final_outputs():
@@ -93,5 +100,5 @@ def final_outputs():
         f"{MODEL_DIR}/base/eval/summary.json",
         *figure_files(STUDY_FIGURES),
         f"{RESULTS}/report.html",
-        *[f"docs/figures/{name}.png" for name in docs_figure_names()],
+        *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],
     ]

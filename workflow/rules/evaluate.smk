@@ -26,7 +26,7 @@ rule evaluate_base:
 rule evaluate_run:
     input:
         config=f"{RESULTS}/config/evaluate.yaml",
-        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/model.safetensors",
+        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/config.json",  # sharded or not
     output:
         f"{MODEL_DIR}/{{method}}/seed{{seed}}/eval/summary.json",
     log:

@@ -29,7 +29,7 @@ rule docs_figure:
     input:
         f"{FIGURES}/{{name}}.png",
     output:
-        "docs/figures/{name}.png",
+        f"docs/figures/{DOCS_PREFIX}{{name}}.png",
     log:
         f"{LOGS}/docs_figure/{{name}}.log",
     threads: 1

@@ -8,7 +8,7 @@ rule train_run:
     output:
         metrics=f"{MODEL_DIR}/{{method}}/seed{{seed}}/metrics.jsonl",
         summary=f"{MODEL_DIR}/{{method}}/seed{{seed}}/summary.json",
-        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/model.safetensors",
+        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/config.json",  # sharded or not
     log:
         f"{LOGS}/train/{{method}}_seed{{seed}}.log",
     benchmark:

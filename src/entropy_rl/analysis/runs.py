@@ -7,13 +7,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summarize_run"]
+__all__ = ["summarize_run", "target_tracking"]
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def target_tracking(entropy: np.ndarray, target: float, window: int = 5) -> dict[str, float]:
+    """How well a run held its entropy target, after warm-up.
+
+    Warm-up ends ``settle = max(3, T // 10)`` steps after the entropy first comes within 10% above
+    the target (before that the controller can only wait: it never pushes entropy down). After it:
+
+    - ``target_within_10pct``: share of steps with ``|H_t / target - 1| <= 0.1``
+    - ``target_rolling_within_10pct``: the same for the ``window``-step rolling mean of ``H``
+      (what "holds" means when each step's entropy is a noisy batch estimate)
+    - ``target_mean_rel_error``: ``mean_t H_t / target - 1``
+    """
+    entropy = np.asarray(entropy, dtype=float)
+    reached = np.flatnonzero(entropy <= 1.1 * target)
+    settle = max(3, len(entropy) // 10)
+    if not len(reached) or reached[0] + settle >= len(entropy):
+        return {"entropy_target": target, "target_warmup_steps": float("nan"),
+                "target_within_10pct": float("nan"), "target_rolling_within_10pct": float("nan"),
+                "target_mean_rel_error": float("nan")}  # fmt: skip
+    start = int(reached[0] + settle)
+    after = entropy[start:]
+    rolling = np.convolve(entropy, np.ones(window) / window, mode="valid")[
+        max(0, start - window + 1) :
+    ]
+    return {
+        "entropy_target": target,
+        "target_warmup_steps": float(start),
+        "target_within_10pct": float(np.mean(np.abs(after / target - 1) <= 0.1)),
+        "target_rolling_within_10pct": float(np.mean(np.abs(rolling / target - 1) <= 0.1)),
+        "target_mean_rel_error": float(after.mean() / target - 1),
+    }
 
 
 def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -24,6 +56,7 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
       first-order prediction, over the steps that logged both
     - ``cov_positive_frac``: share of steps whose mean token covariance was positive, among the
       steps where some group carried a learning signal (not every group's rewards equal)
+    - for an ``entropy_target`` run, how well it held its target (:func:`target_tracking`)
     """
     if not rows:
         raise ValueError("a run summary needs at least one metrics row")
@@ -45,7 +78,11 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         ],
         dtype=float,
     )
+    tracking = (
+        target_tracking(entropy, rows[-1]["entropy_target"]) if "entropy_target" in rows[-1] else {}
+    )
     return {
+        **tracking,
         "steps": len(rows),
         "entropy_initial": float(entropy[0]),
         "entropy_final": float(entropy[-1]),

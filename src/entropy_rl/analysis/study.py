@@ -91,6 +91,10 @@ def method_table(
         if all(finals):
             row["val_accuracy_final"] = _mean_std([f[-1]["val_accuracy"] for f in finals])
         row["accuracy_final"] = _mean_std([r.summary["accuracy_final"] for r in method_runs])
+        if all("entropy_target" in r.summary for r in method_runs):
+            row["target_rolling_within_10pct"] = _mean_std(
+                [r.summary["target_rolling_within_10pct"] for r in method_runs]
+            )
         evaluations = [r.evaluation for r in method_runs]
         if all(evaluations):
             for split, key in (
@@ -171,6 +175,19 @@ def _check(name: str, value: float, target: str, passed: bool) -> dict[str, Any]
     return {"check": name, "value": value, "target": target, "pass": bool(passed)}
 
 
+def _target_check(runs: list[Run], method: str, key: str, world: str) -> dict[str, Any]:
+    """The entropy-target controller held its target: share of steps after warm-up within 10%
+    (the LM's per-step entropy is a noisy batch estimate, so it is judged on a 5-step mean)."""
+    held = float(np.mean([r.summary[key] for r in runs]))
+    what = "the 5-step mean entropy" if key == "target_rolling_within_10pct" else "entropy"
+    return _check(
+        f"{method} ({world}): share of steps after warm-up with {what} within 10% of the target",
+        held,
+        ">= 0.95",
+        held >= 0.95,
+    )
+
+
 def acceptance_checks(
     lm: dict[str, list[Run]],
     lm_analysis: dict[str, Any],
@@ -246,6 +263,8 @@ def acceptance_checks(
                     delta >= -0.02,
                 )
             )
+    for method in by_loss(losses, "entropy_target"):
+        checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
     bonus = sorted(
         by_loss(losses, "entropy_bonus"),
         key=lambda m: float(methods[m].get("loss_config", {}).get("coef", 0)),
@@ -298,4 +317,6 @@ def acceptance_checks(
                 checks.append(
                     _check(f"tabular {method}: final entropy / GRPO's", ratio, "> 1", ratio > 1)
                 )
+        for method in by_loss(tabular_losses, "entropy_target"):
+            checks.append(_target_check(tabular[method], method, "target_within_10pct", "tabular"))
     return checks

@@ -1,10 +1,12 @@
 """Policy losses by name: ``get_policy_loss("kl_cov")(logp, old_logp, advantages, mask, config)``.
 
-Importing this package registers the built-in losses (``grpo``, ``clip_higher``,
-``entropy_bonus``, ``clip_cov``, ``kl_cov``).
+Importing this package registers the paper's losses (``grpo``, ``clip_higher``, ``entropy_bonus``,
+``clip_cov``, ``kl_cov``) and the later interventions (``dr_grpo``, ``forking_tokens``,
+``entropy_advantage``, ``pos_neg_weight``, ``entropy_target``).
 """
 
-from entropy_rl.losses import policy as _builtin  # noqa: F401  (registers the built-in losses)
+from entropy_rl.losses import interventions as _later  # noqa: F401  (registers later interventions)
+from entropy_rl.losses import policy as _builtin  # noqa: F401  (registers the paper's losses)
 from entropy_rl.losses.common import (
     aggregate,
     kl_estimate,
@@ -22,6 +24,7 @@ from entropy_rl.losses.config import (
     KLCovConfig,
     LossConfig,
 )
+from entropy_rl.losses.interventions import EntropyController, make_controller
 from entropy_rl.losses.registry import (
     PolicyLoss,
     available_policy_losses,
@@ -35,6 +38,7 @@ __all__ = [
     "ClipCovConfig",
     "ClipHigherConfig",
     "EntropyBonusConfig",
+    "EntropyController",
     "GRPOConfig",
     "KLCovConfig",
     "LossConfig",
@@ -43,6 +47,7 @@ __all__ = [
     "available_policy_losses",
     "get_policy_loss",
     "kl_estimate",
+    "make_controller",
     "make_loss_config",
     "masked_mean",
     "ppo_token_losses",

@@ -17,6 +17,7 @@ __all__ = [
     "ppo_token_losses",
     "selection_count",
     "token_covariance",
+    "top_n_mask",
 ]
 
 
@@ -32,8 +33,12 @@ def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
     - ``token-mean``: ``sum_{b,t} L m / sum_{b,t} m`` (every token weighs the same; DAPO, the paper)
     - ``seq-mean-token-sum``: ``mean_b sum_t L m``
     - ``seq-mean-token-mean``: ``mean_b (sum_t L m / sum_t m)`` (every response weighs the same; GRPO paper)
+    - ``seq-mean-token-sum-norm``: ``sum_{b,t} L m / (B · T)`` with ``T`` the padded length
+      (Dr. GRPO: a constant normaliser, so long and short responses are not re-weighted)
     """
     m = mask.to(token_losses.dtype)
+    if mode == "seq-mean-token-sum-norm":
+        return (token_losses * m).sum() / token_losses.numel()
     if mode == "token-mean":
         return masked_mean(token_losses, m)
     if mode == "seq-mean-token-sum":
@@ -41,7 +46,8 @@ def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
     if mode == "seq-mean-token-mean":
         return ((token_losses * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)).mean()
     raise ValueError(
-        f"loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, got {mode!r}"
+        "loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, "
+        f"seq-mean-token-sum-norm, got {mode!r}"
     )
 
 
@@ -75,6 +81,50 @@ def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
     centred_logp = logp - masked_mean(logp, valid)
     centred_adv = advantages.detach() - masked_mean(advantages.detach(), valid)
     return torch.where(valid, centred_logp * centred_adv, torch.zeros_like(logp))
+
+
+def top_n_mask(values: Tensor, n: int) -> Tensor:
+    """A boolean mask of the ``n`` largest entries of the 1-D ``values``; ties go to the earlier entry.
+
+    Selects exactly what ``sort(values, descending=True, stable=True).indices[:n]`` selects, in
+    O(N) instead of O(N log N): every entry above the n-th largest value ``v_n``, then the earliest
+    entries equal to ``v_n`` until ``n`` are chosen.
+    """
+    if values.dim() != 1:
+        raise ValueError(f"values must be 1-D, got shape {tuple(values.shape)}")
+    if not 0 <= n <= values.numel():
+        raise ValueError(f"n must be in [0, {values.numel()}], got {n}")
+    if n == 0:
+        return torch.zeros_like(values, dtype=torch.bool)
+    threshold = _nth_largest(values, n)
+    above = values > threshold
+    ties = values == threshold
+    wanted = n - int(above.sum())
+    if int(ties.sum()) == wanted:  # the usual case: no tie to break
+        return above | ties
+    return above | (ties & (ties.cumsum(0) <= wanted))
+
+
+def _nth_largest(values: Tensor, n: int) -> Tensor:
+    """The ``n``-th largest entry of 1-D ``values``.
+
+    For a small ``n`` out of many entries, a strided sample gives a lower bound ``t`` that leaves a
+    few times ``n`` candidates; ``topk`` then runs over those only. The result is exact: if fewer
+    than ``n`` entries reach ``t``, the full ``topk`` decides.
+    """
+    m = values.numel()
+    if m >= 65_536 and n <= m // 64:
+        stride = m // 8192
+        sample = values[::stride]
+        rank = max(
+            1, int(4 * n / stride) + 1
+        )  # expect ~4n entries at or above the sample's rank-th
+        if rank < sample.numel():
+            bound = torch.topk(sample, rank, sorted=False).values.min()
+            candidates = values[values >= bound]
+            if candidates.numel() >= n:
+                return torch.topk(candidates, n, sorted=False).values.min()
+    return torch.topk(values, n, sorted=False).values.min()
 
 
 def selection_count(fraction: float, n_valid: int, rounding: str) -> int:

@@ -15,13 +15,23 @@ __all__ = [
     "AGGREGATIONS",
     "ClipCovConfig",
     "ClipHigherConfig",
+    "DrGRPOConfig",
+    "EntropyAdvantageConfig",
     "EntropyBonusConfig",
+    "EntropyTargetConfig",
+    "ForkingTokensConfig",
     "GRPOConfig",
     "KLCovConfig",
     "LossConfig",
+    "PosNegWeightConfig",
 ]
 
-AGGREGATIONS = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
+AGGREGATIONS = (
+    "token-mean",
+    "seq-mean-token-sum",
+    "seq-mean-token-mean",
+    "seq-mean-token-sum-norm",
+)
 KL_ESTIMATORS = ("k1", "k2", "k3")
 COUNT_ROUNDINGS = ("reference", "ceil", "floor")
 
@@ -103,3 +113,71 @@ class KLCovConfig(LossConfig):
         "reference", COUNT_ROUNDINGS, doc="reference: max(1, floor(k·N)); ceil; floor"
     )
     ppo_clip: bool = choice(False, (True, False), doc="clip the surrogate like PPO (reference: no)")
+
+
+# -- beyond the paper (losses/interventions.py) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrGRPOConfig(LossConfig):
+    """Dr. GRPO: token losses summed and divided by a constant (batch size x padded length)."""
+
+    section: ClassVar[str] = "dr_grpo"
+    loss_agg_mode: str = choice(
+        "seq-mean-token-sum-norm", AGGREGATIONS, doc="Dr. GRPO: sum / (B · T), a constant"
+    )
+
+
+@dataclass(frozen=True)
+class ForkingTokensConfig(LossConfig):
+    """High-entropy "forking" tokens only: the policy gradient of the top ``top_fraction`` by entropy."""
+
+    section: ClassVar[str] = "forking_tokens"
+    top_fraction: float = number(
+        0.2,
+        0.0,
+        1.0,
+        low_open=True,
+        doc="fraction of valid tokens, by entropy, that get a gradient",
+    )
+
+
+@dataclass(frozen=True)
+class EntropyAdvantageConfig(LossConfig):
+    """Entropy-based advantage shaping: ``A + min(alpha · H, |A| / kappa)``, H detached."""
+
+    section: ClassVar[str] = "entropy_advantage"
+    alpha: float = number(0.4, 0.0, doc="weight of the token entropy in the advantage")
+    kappa: float = number(2.0, 0.0, low_open=True, doc="the entropy term is at most |A| / kappa")
+
+
+@dataclass(frozen=True)
+class PosNegWeightConfig(LossConfig):
+    """Positive / negative sample reweighting: ``A · w_pos`` where ``A > 0``, ``A · w_neg`` otherwise."""
+
+    section: ClassVar[str] = "pos_neg_weight"
+    positive_weight: float = number(0.1, 0.0, doc="scale of positive advantages (W-REINFORCE: 0.1)")
+    negative_weight: float = number(1.0, 0.0, doc="scale of negative advantages")
+
+
+@dataclass(frozen=True)
+class EntropyTargetConfig(LossConfig):
+    """An entropy bonus whose coefficient a PI controller adapts each step to hold ``target`` nats.
+
+    ``e = (target - H) / target``;  ``I <- clamp(I + ki · e, 0, coef_max)``;
+    ``coef = clamp(I + kp · e, 0, coef_max)`` (see ``losses/interventions.py``).
+    """
+
+    section: ClassVar[str] = "entropy_target"
+    target: float = number(0.5, 0.0, low_open=True, doc="entropy to hold (nats per token)")
+    kp: float = number(2.0, 0.0, doc="proportional gain: coefficient per unit relative error")
+    ki: float = number(0.2, 0.0, doc="integral gain: coefficient added per step per unit error")
+    coef_init: float = number(0.0, 0.0, doc="the coefficient (and the integral) at step 0")
+    coef_max: float = number(1.0, 0.0, low_open=True, doc="largest coefficient")
+
+    def check(self) -> None:
+        if self.coef_init > self.coef_max:
+            raise ValueError(
+                f"entropy_target.coef_init ({self.coef_init:g}) must be <= entropy_target.coef_max "
+                f"({self.coef_max:g})"
+            )

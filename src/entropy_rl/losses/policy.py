@@ -18,6 +18,7 @@ from entropy_rl.losses.common import (
     ppo_token_losses,
     selection_count,
     token_covariance,
+    top_n_mask,
 )
 from entropy_rl.losses.config import (
     ClipCovConfig,
@@ -115,6 +116,7 @@ def clip_cov_loss(
     config: ClipCovConfig,
     *,
     generator: torch.Generator | None = None,
+    cov: Tensor | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
     """Clip-Cov (Cui et al., 2025): no gradient for a few random high-covariance tokens.
@@ -127,14 +129,16 @@ def clip_cov_loss(
 
     As in the authors' code the picked tokens' losses are multiplied by 0 (no gradient) but still
     count in the token-mean's denominator. ``generator`` seeds the pick; pass the trainer's so that
-    runs are reproducible. Options: ``band`` (strict/inclusive), ``count_rounding``,
+    runs are reproducible. ``cov`` is ``token_covariance(logp, advantages, mask)`` if the caller
+    has it (the registry passes it). Options: ``band`` (strict/inclusive), ``count_rounding``,
     ``skip_ppo_clipped``.
     """
     token_losses, clipped, _ = ppo_token_losses(
         logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
     )
     valid = mask.to(torch.bool)
-    cov = token_covariance(logp, advantages, mask)
+    if cov is None:
+        cov = token_covariance(logp, advantages, mask)
     if config.band == "strict":
         in_band = (cov > config.omega_low) & (cov < config.omega_high)
     else:
@@ -166,6 +170,8 @@ def kl_cov_loss(
     advantages: Tensor,
     mask: Tensor,
     config: KLCovConfig,
+    *,
+    cov: Tensor | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
     """KL-Cov (Cui et al., 2025): a KL penalty on the tokens of largest covariance.
@@ -177,7 +183,8 @@ def kl_cov_loss(
     As in the authors' code the surrogate is not clipped (``ppo_clip: true`` clips it like GRPO).
     Ties in ``cov`` go to the earlier token (stable sort), so the selection is deterministic.
     The penalty is 0, with 0 gradient, on the first, on-policy update of a batch: KL-Cov only acts
-    from the second mini-batch update on.
+    from the second mini-batch update on. ``cov`` is ``token_covariance(logp, advantages, mask)``
+    if the caller has it (the registry passes it).
     """
     if config.ppo_clip:
         base, clipped, _ = ppo_token_losses(
@@ -189,13 +196,10 @@ def kl_cov_loss(
     valid = mask.to(torch.bool)
     n_valid = int(valid.sum().item())
     n_pick = selection_count(config.k, n_valid, config.count_rounding)
-    selected = torch.zeros(logp.numel(), dtype=logp.dtype, device=logp.device)
-    if n_pick > 0:
-        cov = token_covariance(logp, advantages, mask).flatten()
-        cov = torch.where(valid.flatten(), cov, torch.full_like(cov, -torch.inf))
-        top = torch.sort(cov, descending=True, stable=True).indices[:n_pick]
-        selected[top] = 1.0
-    selected = selected.view_as(logp)
+    if cov is None:
+        cov = token_covariance(logp, advantages, mask)
+    ranked = torch.where(valid, cov, -torch.inf).flatten()
+    selected = top_n_mask(ranked, n_pick).to(logp.dtype).view_as(logp)
     token_losses = base + config.beta * (logp - old_logp).abs() * selected
     return aggregate(token_losses, mask, config.loss_agg_mode), {
         "pg_clipfrac": masked_mean(clipped.to(logp.dtype), mask),

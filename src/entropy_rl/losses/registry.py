@@ -120,13 +120,14 @@ def register_policy_loss(
         ) -> tuple[Tensor, dict[str, float]]:
             _check_tokens(logp, old_logp, advantages, mask)
             cfg = make_loss_config(name, config)
-            loss, specific = fn(logp, old_logp, advantages, mask, cfg, **extras)
+            cov = token_covariance(logp, advantages, mask)  # once, for the metrics and the loss
+            loss, specific = fn(logp, old_logp, advantages, mask, cfg, **{"cov": cov, **extras})
             stats: dict[str, Tensor | float] = {
                 "pg_clipfrac": 0.0,
                 "cov_selected_frac": 0.0,
                 "cov_selected_count": 0.0,
                 "approx_kl": masked_mean(old_logp.detach() - logp.detach(), mask),
-                "cov_mean": masked_mean(token_covariance(logp, advantages, mask), mask),
+                "cov_mean": masked_mean(cov, mask),
                 "n_valid_tokens": mask.sum(),
             }
             if extras.get("entropy") is not None:

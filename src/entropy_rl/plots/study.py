@@ -18,6 +18,8 @@ __all__ = [
     "plot_covariance",
     "plot_entropy_bonus_sweep",
     "plot_entropy_change",
+    "plot_entropy_target",
+    "plot_interventions",
     "plot_law",
     "plot_methods",
     "plot_pass_at_k",
@@ -27,7 +29,10 @@ ACCURACY_LABELS = {
     "val_accuracy": "held-out accuracy (T=1)",
     "accuracy": "expected accuracy (exact)",
 }
-FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#ff7f0e", "#aec7e8"]
+FALLBACK = [
+    "#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#ff7f0e", "#aec7e8", "#98df8a", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+]  # fmt: skip
 
 
 def _color(method: str, index: int = 0) -> str:
@@ -240,4 +245,69 @@ def plot_pass_at_k(
     ax.set_title(f"pass@k on the {split.replace('heldout', 'held-out')} split (mean over seeds)")
     ax.set_xticks(ks)
     ax.legend(loc="best")
+    return save(fig, stem)
+
+
+def plot_interventions(
+    panels: dict[str, tuple[list[dict[str, Any]], str, str]], stem: str | os.PathLike[str]
+) -> list[Path]:
+    """Every intervention on one map: final entropy against accuracy, mean ± std over seeds.
+
+    ``panels`` maps a title to ``(method table rows, accuracy key, accuracy label)``; methods whose
+    rows lack the accuracy key are left out of that panel.
+    """
+    fig, axes = new_figure(ncols=len(panels), width=4.6, height=4.2)
+    markers = "osD^vP*Xhp<>"
+    handles: dict[str, Any] = {}
+    for ax, (title, (table, key, label)) in zip(axes[0], panels.items(), strict=True):
+        rows = [row for row in table if isinstance(row.get(key), dict)]
+        for i, row in enumerate(rows):
+            x, y = row["entropy_final"], row[key]
+            handles[row["method"]] = ax.errorbar(
+                x["mean"], y["mean"], xerr=x["std"], yerr=y["std"], fmt=markers[i % len(markers)],
+                ms=6, color=_color(row["method"], i), capsize=2, lw=1, label=row["method"],
+            )  # fmt: skip
+        xs = [row["entropy_final"]["mean"] for row in rows]
+        wide = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 4
+        if wide:  # entropies a decade apart: a log axis
+            ax.set_xscale("log")
+        if not rows:
+            ax.text(0.5, 0.5, f"no method has {key}", ha="center", transform=ax.transAxes)
+        ax.set_xlabel(f"final mean token entropy (nats{', log scale' if wide else ''})")
+        ax.set_ylabel(label)
+        ax.set_title(title)
+    fig.legend(handles.values(), handles.keys(), loc="outside right center", frameon=False)
+    fig.suptitle("Interventions compared: what entropy they keep, what accuracy they reach")
+    return save(fig, stem)
+
+
+def plot_entropy_target(
+    panels: dict[str, tuple[dict[str, Sequence], Sequence]], stem: str | os.PathLike[str]
+) -> list[Path]:
+    """The entropy-target controller: entropy against its target band, and the coefficient.
+
+    ``panels`` maps a world's title to ``(entropy_target runs by method, GRPO runs)``; a world
+    without an ``entropy_target`` method gets a note instead of curves.
+    """
+    fig, axes = new_figure(ncols=len(panels), nrows=2, width=4.8, height=2.9)
+    for col, (title, (targets, grpo)) in enumerate(panels.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        if not targets:
+            top.text(0.5, 0.5, "no entropy_target method in this config", ha="center",
+                     transform=top.transAxes)  # fmt: skip
+        if grpo:
+            _band(top, grpo, "entropy", _color("grpo"), "GRPO")
+        for i, (method, runs) in enumerate(targets.items()):
+            color = FALLBACK[i % len(FALLBACK)]
+            target = runs[0].rows[-1]["entropy_target"]
+            _band(top, runs, "entropy", color, method)
+            top.axhspan(0.9 * target, 1.1 * target, color=color, alpha=0.12, lw=0)
+            top.axhline(target, color=color, ls="--", lw=1)
+            _band(bottom, runs, "entropy_coef", color, method)
+        top.set_title(title)
+        top.set_ylabel("mean token entropy (nats)")
+        top.legend(loc="best")
+        bottom.set_xlabel("RL step")
+        bottom.set_ylabel("entropy coefficient")
+    fig.suptitle("An entropy target held by feedback (band: target ± 10%)")
     return save(fig, stem)

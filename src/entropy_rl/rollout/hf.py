@@ -17,18 +17,29 @@ from entropy_rl.rollout.base import Generation
 __all__ = ["HFGenerator"]
 
 
-class _StopOnNonFinite(LogitsProcessor):
-    """Raise ``FloatingPointError`` when a row of logits holds NaN or +inf, or is all -inf.
+class _SampleAndRecord(LogitsProcessor):
+    """Temperature, top-p and a NaN guard, as the last logits processor; records each sampled token's
+    log-probability under the distribution it was drawn from.
 
-    Without it a broken model fails deep in the sampler ("probability tensor contains either inf,
-    nan or element < 0") or, greedy, silently emits token 0. -inf alone is legal: top-p masks with it.
+    ``generate`` is called without its own temperature / top-p warpers, so these logits are exactly
+    what the sampler draws from. Keeping only the last step's log-softmax (``[B, V]``) instead of
+    every step's scores (``output_scores``: ``[B, L, V]``, gigabytes at a 152k vocabulary) is what
+    lets this backend return log-probabilities at no extra memory and almost no extra time.
+    A row of logits with NaN or +inf, or all -inf, raises ``FloatingPointError`` (otherwise the
+    sampler fails with "probability tensor contains either inf, nan or element < 0" or, greedy,
+    silently emits token 0).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, temperature: float, top_p: float) -> None:
+        self.temperature = temperature
+        self.top_p = top_p
         self.position = 0
+        self.previous: torch.Tensor | None = None  # log-softmax of the last step's logits
+        self.logprobs: list[torch.Tensor] = []  # [B] per generated token
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self.position += 1
+    def _check(self, scores: torch.Tensor) -> None:
+        if torch.isfinite(scores.sum()):  # one reduction: NaN and ±inf anywhere propagate to it
+            return
         bad = torch.isnan(scores).any(-1) | torch.isposinf(scores).any(-1)
         bad |= torch.isneginf(scores).all(-1)
         if bad.any():
@@ -36,7 +47,31 @@ class _StopOnNonFinite(LogitsProcessor):
                 f"the model's logits are NaN/inf at generated token {self.position} "
                 f"({int(bad.sum())} of {len(bad)} sequences)"
             )
+
+    def _top_p(self, scores: torch.Tensor) -> torch.Tensor:
+        """Keep the smallest set of tokens whose probability reaches ``top_p`` (at least one)."""
+        sorted_logits, order = torch.sort(scores, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - self.top_p)
+        remove[..., -1:] = False
+        return scores.masked_fill(remove.scatter(1, order, remove), -torch.inf)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.record(input_ids[:, -1])
+        self.position += 1
+        self._check(scores)
+        if self.temperature > 0 and self.temperature != 1.0:
+            scores = scores / self.temperature
+        if self.temperature > 0 and self.top_p < 1.0:
+            scores = self._top_p(scores)
+        self.previous = scores.float().log_softmax(-1)
         return scores
+
+    def record(self, sampled: torch.Tensor) -> None:
+        """Log-probability of the token sampled from the last logits seen (if any)."""
+        if self.previous is not None:
+            self.logprobs.append(self.previous.gather(-1, sampled[:, None]).squeeze(-1))
+            self.previous = None
 
 
 class HFGenerator:
@@ -83,33 +118,38 @@ class HFGenerator:
             encoded = self.tokenizer(
                 chunk, return_tensors="pt", padding=True, add_special_tokens=False
             ).to(device)
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-            result = self.model.generate(
+            recorder = _SampleAndRecord(temperature, top_p)
+            # temperature and top-p are applied by the recorder, so generate adds no warper of its own
+            sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+            sequences = self.model.generate(
                 **encoded,
                 **(sampling if temperature > 0 else {"do_sample": False}),
                 max_new_tokens=max_new_tokens,
                 pad_token_id=pad,
                 eos_token_id=eos,
-                return_dict_in_generate=True,
-                output_scores=True,
-                logits_processor=LogitsProcessorList([_StopOnNonFinite()]),
+                logits_processor=LogitsProcessorList([recorder]),
             )
+            recorder.record(sequences[:, -1])  # the last token sampled
             width = encoded["input_ids"].shape[1]
-            new_tokens = result.sequences[:, width:]
-            # scores are the processed logits the sampler drew from (temperature, top-p applied)
-            logprobs = torch.stack(result.scores, dim=1).float().log_softmax(-1)
-            token_logprobs = logprobs.gather(-1, new_tokens[..., None]).squeeze(-1)
-            for row in range(new_tokens.shape[0]):
-                tokens = new_tokens[row].tolist()
-                finished = eos in tokens
-                length = tokens.index(eos) + 1 if finished else len(tokens)
-                prompt_ids = encoded["input_ids"][row][
-                    encoded["attention_mask"][row].bool()
-                ].tolist()
-                out.prompt_ids.append(prompt_ids)
-                out.response_ids.append(tokens[:length])
-                out.texts.append(self.tokenizer.decode(tokens[:length], skip_special_tokens=True))
-                out.logprobs.append(token_logprobs[row, :length].tolist())
-                out.finished.append(finished)
+            new_tokens = sequences[:, width:]
+            token_logprobs = torch.stack(recorder.logprobs, dim=1)
+            # one conversion to Python lists per batch, not per row
+            rows_tokens, rows_logprobs = new_tokens.tolist(), token_logprobs.tolist()
+            prompt_rows, mask_rows = (
+                encoded["input_ids"].tolist(),
+                encoded["attention_mask"].tolist(),
+            )
+            lengths = [
+                tokens.index(eos) + 1 if eos in tokens else len(tokens) for tokens in rows_tokens
+            ]
+            responses = [tokens[:n] for tokens, n in zip(rows_tokens, lengths, strict=True)]
+            out.prompt_ids.extend(
+                [t for t, m in zip(ids, mask, strict=True) if m]
+                for ids, mask in zip(prompt_rows, mask_rows, strict=True)
+            )
+            out.response_ids.extend(responses)
+            out.texts.extend(self.tokenizer.batch_decode(responses, skip_special_tokens=True))
+            out.logprobs.extend(lp[:n] for lp, n in zip(rows_logprobs, lengths, strict=True))
+            out.finished.extend(eos in tokens for tokens in rows_tokens)
         self.model.train(was_training)
         return out

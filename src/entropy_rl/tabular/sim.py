@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import torch
 
-from entropy_rl.advantages import compute_advantages, get_advantage_estimator
-from entropy_rl.losses import get_policy_loss, make_loss_config
+from entropy_rl.advantages import compute_advantages, get_advantage_estimator, informative_groups
+from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
 from entropy_rl.metrics import token_entropy
 from entropy_rl.settings import Settings, choice, integer, number
-from entropy_rl.tabular.world import ChainWorld
+from entropy_rl.tabular.world import ChainWorld, Rollouts
 from entropy_rl.theory import entropy as state_entropy
 from entropy_rl.theory import exact_entropy_change, lemma1_entropy_change, state_weighted_mean
 
@@ -55,6 +55,10 @@ class TabularConfig(Settings):
     )
     lr: float = number(5.0, 0.0, low_open=True, doc="learning rate")
     advantage: str = "grpo"
+    dynamic_sampling: bool = choice(
+        False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
+    )
+    sampling_rounds: int = integer(4, 1, 5, doc="dynamic sampling: at most this many rounds")
     # method
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +90,38 @@ def _mini_batches(n: int, count: int, generator: torch.Generator) -> Iterator[to
     yield from order.chunk(count)
 
 
+def _parts(batch: Rollouts) -> tuple[torch.Tensor, ...]:
+    return batch.prompts, batch.states, batch.actions, batch.rewards
+
+
+def _dynamic_sampling(
+    config: TabularConfig,
+    world: ChainWorld,
+    logits: torch.Tensor,
+    batch: Rollouts,
+    generator: torch.Generator,
+) -> tuple[Rollouts, int]:
+    """Keep the informative groups of ``batch``; sample fresh prompts until ``prompts_per_step``
+    groups are kept or ``sampling_rounds`` rounds are spent. Returns the batch and the rounds."""
+    g = config.group_size
+    kept: list[Rollouts] = []
+    n_kept, rounds = 0, 1
+    while True:
+        groups = informative_groups(batch.rewards.view(-1, g)).repeat_interleave(g)
+        kept.append(Rollouts(*(part[groups] for part in _parts(batch))))
+        n_kept += int(groups.sum()) // g
+        if n_kept >= config.prompts_per_step or rounds == config.sampling_rounds:
+            break
+        prompts = torch.randperm(config.n_prompts, generator=generator)[: config.prompts_per_step]
+        batch = world.sample(logits, prompts, g, generator)
+        rounds += 1
+    if n_kept == 0:  # nothing informative: train on the last batch (its advantages are all 0)
+        return batch, rounds
+    size = min(n_kept, config.prompts_per_step) * g
+    joined = [torch.cat(parts)[:size] for parts in zip(*map(_parts, kept), strict=True)]
+    return Rollouts(*joined), rounds
+
+
 def run_tabular(
     config: TabularConfig, on_step: Callable[[dict[str, float]], None] | None = None
 ) -> list[dict[str, float]]:
@@ -98,6 +134,7 @@ def run_tabular(
     optimizer = opt_cls([logits], lr=config.lr)
     loss_fn = get_policy_loss(config.loss)
     loss_cfg = make_loss_config(config.loss, config.loss_config)
+    controller = make_controller(loss_cfg)  # entropy_target only
 
     rows = []
     for step in range(config.steps):
@@ -106,9 +143,15 @@ def run_tabular(
         visitation = world.token_distribution(z_before)
         prompts = torch.randperm(config.n_prompts, generator=generator)[: config.prompts_per_step]
         batch = world.sample(logits.detach(), prompts, config.group_size, generator)
+        rounds = 1
+        if config.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
+            batch, rounds = _dynamic_sampling(config, world, logits.detach(), batch, generator)
         advantages, adv_metrics = compute_advantages(
-            config.advantage, batch.rewards.view(config.prompts_per_step, config.group_size)
+            config.advantage, batch.rewards.view(-1, config.group_size)
         )
+        if config.dynamic_sampling:
+            adv_metrics["sampling_rounds"] = rounds
+            adv_metrics["sampled_groups"] = len(batch.rewards) // config.group_size
         token_adv = advantages.view(-1, 1).expand_as(batch.actions).contiguous()
         mask = torch.ones_like(batch.actions, dtype=torch.bool)
         with torch.no_grad():
@@ -130,6 +173,7 @@ def run_tabular(
                 loss, metrics = loss_fn(
                     logp, old_logp[idx], token_adv[idx], mask[idx], loss_cfg,
                     entropy=token_entropy(table), generator=generator,
+                    coef=controller.coef if controller else None,
                 )  # fmt: skip
                 optimizer.zero_grad()
                 loss.backward()
@@ -162,6 +206,9 @@ def run_tabular(
             "tokens_per_s": batch.actions.numel() * config.epochs / max(rollout_s + update_s, 1e-9),
             **adv_metrics,
         }
+        if controller is not None:  # the coefficient of the next step
+            row["entropy_target"] = controller.config.target
+            row["entropy_coef_next"] = controller.update(row["entropy"])
         rows.append(row)
         if on_step is not None:
             on_step(row)

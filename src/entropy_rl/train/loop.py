@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from entropy_rl.advantages import compute_advantages
+from entropy_rl.advantages import compute_advantages, informative_groups
 from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
-from entropy_rl.losses import get_policy_loss, make_loss_config
+from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, reward
 from entropy_rl.rollout import Generation, HFGenerator
@@ -114,6 +115,7 @@ def train(
         start = state["step"]
         rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
         probe = state["probe"]
+        controller_state = state.get("controller")
     else:
         if metrics_path.exists() and not resume:
             raise ValueError(
@@ -121,13 +123,17 @@ def train(
             )
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(device)
         optimizer = _optimizer(settings)(model)
-        start, rows, probe = 0, [], None
+        start, rows, probe, controller_state = 0, [], None, None
+    if settings.gradient_checkpointing:  # active in train mode; sampling switches to eval
+        model.activation_checkpointing_enable({"use_reentrant": False})
+        model.train()
     write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
     if on_start is not None:
         on_start(start)
     generator = HFGenerator(model, tokenizer)
     loss_fn = get_policy_loss(settings.loss)
     loss_config = make_loss_config(settings.loss, settings.loss_config)
+    controller = make_controller(loss_config, controller_state)  # entropy_target only
 
     train_problems = task.problems("train", settings.train_problems, settings.seed)
     eval_problems = task.problems("heldout", settings.eval_problems, 0)  # the same for every run
@@ -142,38 +148,24 @@ def train(
     for step in range(start, settings.steps):
         t0 = time.perf_counter()
         # -- prompts → rollouts → rewards → advantages ----------------------------------------
-        picks = torch.randint(
-            len(train_problems),
-            (settings.prompts_per_step,),
-            generator=_generator(_seed(settings, step, 0)),
-        )
-        problems = [train_problems[i] for i in picks.tolist()]
-        prompts = [render_prompt(settings.template, p.problem) for p in problems]
-        try:
-            generation: Generation = generator.generate(
-                prompts,
-                settings.group_size,
-                settings.temperature,
-                settings.top_p,
-                settings.max_new_tokens,
-                seed=_seed(settings, step, 1),
-            )
-        except FloatingPointError as err:
-            raise NonFiniteError(f"step {step}: {err}; run stopped") from err
-        references = [p.answer for p in problems for _ in range(settings.group_size)]
-        rewards = torch.tensor(
-            [
-                reward(text, ref, settings.format_penalty)
-                for text, ref in zip(generation.texts, references, strict=True)
-            ]
-        )
-        correct = torch.tensor(
-            [grade(text, ref) for text, ref in zip(generation.texts, references, strict=True)],
-            dtype=torch.float32,
-        )
+        rollout = _rollout(settings, generator, train_problems, step, round_=0)
+        rounds, kept = 1, rollout
+        if settings.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
+            kept = rollout.select(informative_groups(rollout.rewards.view(-1, settings.group_size)))
+            while len(kept) < settings.prompts_per_step and rounds < settings.sampling_rounds:
+                more = _rollout(settings, generator, train_problems, step, round_=rounds)
+                rounds += 1
+                kept = kept.join(
+                    more.select(informative_groups(more.rewards.view(-1, settings.group_size)))
+                )
+            kept = kept.first(settings.prompts_per_step) if len(kept) else rollout
+        generation, rewards, correct = kept.generation, kept.rewards, kept.correct
         advantages, adv_metrics = compute_advantages(
-            settings.advantage, rewards.view(settings.prompts_per_step, settings.group_size)
+            settings.advantage, rewards.view(-1, settings.group_size)
         )
+        if settings.dynamic_sampling:
+            adv_metrics["sampling_rounds"] = rounds
+            adv_metrics["sampled_groups"] = len(kept)
         batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id).to(device)
 
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
@@ -200,6 +192,7 @@ def train(
                     loss_config,
                     entropy=entropy,
                     generator=pick,
+                    coef=controller.coef if controller else None,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -230,6 +223,9 @@ def train(
             "lr": settings.lr,
             **adv_metrics,
         }
+        if controller is not None:  # the coefficient of the next step
+            row["entropy_target"] = controller.config.target
+            row["entropy_coef_next"] = controller.update(row["entropy"])
         if probe_logits is not None:
             measured, predicted = lemma1_check(probe_logits, _probe_logits(model, probe))
             probe_mask = probe.response_mask
@@ -258,14 +254,98 @@ def train(
         # -- checkpoint -----------------------------------------------------------------------
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save_checkpoint(
-                checkpoint_dir, model, optimizer, step + 1, {"probe": probe, "rows": rows}
-            )
+                checkpoint_dir, model, optimizer, step + 1,
+                {"probe": probe, "rows": rows,
+                 "controller": controller.state_dict() if controller else None},
+            )  # fmt: skip
 
     with atomic_dir(out / "model") as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     write_json(out / "config.json", {"train": settings.to_dict(), "task": task.to_dict()})
     return rows
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Rollouts of whole groups (G responses per prompt): what dynamic sampling keeps or drops."""
+
+    generation: Generation
+    rewards: torch.Tensor  # [groups · G]
+    correct: torch.Tensor  # [groups · G]
+    group_size: int
+
+    def __len__(self) -> int:
+        return len(self.rewards) // self.group_size
+
+    def _take(self, responses: list[int]) -> _Groups:
+        g = self.generation
+        fields = (g.prompt_ids, g.response_ids, g.texts, g.logprobs, g.finished)
+        index = torch.tensor(responses, dtype=torch.long)
+        return _Groups(
+            Generation(*([f[i] for i in responses] for f in fields)),
+            self.rewards[index], self.correct[index], self.group_size,
+        )  # fmt: skip
+
+    def select(self, groups: torch.Tensor) -> _Groups:
+        """The groups where the ``[groups]`` boolean mask is True."""
+        g = self.group_size
+        return self._take(
+            [i * g + j for i in groups.nonzero().flatten().tolist() for j in range(g)]
+        )
+
+    def first(self, n: int) -> _Groups:
+        return self._take(list(range(min(n, len(self)) * self.group_size)))
+
+    def join(self, other: _Groups) -> _Groups:
+        a, b = self.generation, other.generation
+        return _Groups(
+            Generation(a.prompt_ids + b.prompt_ids, a.response_ids + b.response_ids,
+                       a.texts + b.texts, a.logprobs + b.logprobs, a.finished + b.finished),
+            torch.cat([self.rewards, other.rewards]), torch.cat([self.correct, other.correct]),
+            self.group_size,
+        )  # fmt: skip
+
+
+def _rollout(
+    settings: RLSettings,
+    generator: HFGenerator,
+    train_problems: list[Problem],
+    step: int,
+    round_: int,
+) -> _Groups:
+    """``prompts_per_step`` problems of step ``step`` (round ``round_``), G responses each, graded."""
+    stream = 0 if round_ == 0 else 4 + 2 * round_  # round 0: the streams of a run without rounds
+    picks = torch.randint(
+        len(train_problems),
+        (settings.prompts_per_step,),
+        generator=_generator(_seed(settings, step, stream)),
+    )
+    problems = [train_problems[i] for i in picks.tolist()]
+    prompts = [render_prompt(settings.template, p.problem) for p in problems]
+    try:
+        generation: Generation = generator.generate(
+            prompts,
+            settings.group_size,
+            settings.temperature,
+            settings.top_p,
+            settings.max_new_tokens,
+            seed=_seed(settings, step, 1 if round_ == 0 else stream + 1),
+        )
+    except FloatingPointError as err:
+        raise NonFiniteError(f"step {step}: {err}; run stopped") from err
+    references = [p.answer for p in problems for _ in range(settings.group_size)]
+    rewards = torch.tensor(
+        [
+            reward(text, ref, settings.format_penalty)
+            for text, ref in zip(generation.texts, references, strict=True)
+        ]
+    )
+    correct = torch.tensor(
+        [grade(text, ref) for text, ref in zip(generation.texts, references, strict=True)],
+        dtype=torch.float32,
+    )
+    return _Groups(generation, rewards, correct, settings.group_size)
 
 
 def _is_check_step(settings: RLSettings, step: int) -> bool:

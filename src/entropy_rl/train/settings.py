@@ -37,6 +37,12 @@ class RLSettings(Settings):
     top_p: float = number(1.0, 0.0, 1.0, low_open=True, doc="rollout nucleus sampling")
     max_new_tokens: int = integer(48, 1, doc="longest response, in tokens")
     advantage: str = "grpo"
+    dynamic_sampling: bool = choice(
+        False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
+    )
+    sampling_rounds: int = integer(
+        4, 1, 5, doc="dynamic sampling: at most this many rollout rounds"
+    )
     format_penalty: float = number(
         0.0, 0.0, doc="reward of a response without a boxed answer: -penalty"
     )
@@ -56,6 +62,14 @@ class RLSettings(Settings):
     precision: str = choice(
         "float32", ("float32", "bfloat16"), doc="bfloat16: mixed precision (GPU)"
     )
+    gradient_checkpointing: bool = choice(
+        False, (True, False), doc="recompute activations in the backward pass (less memory)"
+    )
+    engine: str = choice(
+        "entropy-rl", ("entropy-rl", "verl"), doc="who trains: this suite, or verl's PPO trainer"
+    )
+    gpus_per_node: int = integer(8, 1, doc="verl engine: GPUs per node")
+    nodes: int = integer(1, 1, doc="verl engine: nodes")
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
 

@@ -1,0 +1,123 @@
+"""Timing one RL step of this suite's trainer, piece by piece (shared by the benchmark scripts).
+
+The pieces are timed by wrapping the functions every trainer calls: ``GenerationMixin.generate``
+(rollouts), the log-probability forward passes, ``Tensor.backward`` and ``AdamW.step``; the rest
+(rewards, advantages, the loss, bookkeeping) is the remainder of the step's wall time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+PIECES = ("generation", "logprob forward", "backward", "optimizer")
+
+
+class Timers:
+    """Wall time spent inside a few functions, by piece; patch with ``timed`` and read ``seconds``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._depth: dict[str, int] = defaultdict(int)
+        self._patches: list[tuple[object, str, object]] = []
+
+    def timed(self, owner: object, name: str, piece: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            self._depth[piece] += 1
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._depth[piece] -= 1
+                if self._depth[piece] == 0:  # count nested calls once
+                    self.seconds[piece] += time.perf_counter() - start
+
+        self._patches.append((owner, name, original))
+        setattr(owner, name, wrapper)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._patches):
+            setattr(owner, name, original)
+        self._patches.clear()
+
+
+@contextlib.contextmanager
+def shared_timers(extra: list[tuple[object, str, str]]):
+    from transformers import GenerationMixin
+
+    timers = Timers()
+    timers.timed(GenerationMixin, "generate", "generation")
+    timers.timed(torch.Tensor, "backward", "backward")
+    timers.timed(torch.optim.AdamW, "step", "optimizer")
+    for owner, name, piece in extra:
+        timers.timed(owner, name, piece)
+    try:
+        yield timers
+    finally:
+        timers.restore()
+
+
+def make_model(folder: Path, seed: int) -> Path:
+    """A randomly initialised model of the default toy architecture, with the char tokenizer."""
+    from entropy_rl.base_model import ModelSettings, build_char_tokenizer, build_model
+
+    tokenizer = build_char_tokenizer()
+    model = build_model(
+        ModelSettings(), len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def run_ours(args, model: Path, out: Path) -> dict:
+    """Our trainer for ``args.steps`` + 1 steps (the first a warm-up) with ``args``' shape."""
+    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.train import RLSettings, loop, train
+
+    settings = RLSettings(
+        model=str(model), steps=args.steps + 1, prompts_per_step=args.prompts,
+        group_size=args.group, mini_batches=args.mini_batches, lr=args.lr,
+        max_new_tokens=args.max_new_tokens, checkpoint_every=10**6, lemma_check_every=0,
+        eval_every=0, threads=args.threads, seed=args.seed, loss="grpo",
+    )  # fmt: skip
+    marks: list[tuple[float, dict]] = []
+    with shared_timers([(loop, "policy_forward", "logprob forward")]) as timers:
+
+        def on_step(row: dict) -> None:
+            marks.append((time.perf_counter(), dict(timers.seconds)))
+            if len(marks) == 1:
+                timers.reset()  # the warm-up step ends here
+                marks[0] = (marks[0][0], {})
+
+        train(settings, out, ArithmeticTask(), on_step=on_step)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    tokens = [row["response_length"] * args.prompts * args.group for row in rows[1:]]
+    return summarize_steps(marks, tokens)
+
+
+def summarize_steps(marks: list[tuple[float, dict]], tokens: list[float]) -> dict:
+    """Per-step seconds (warm-up excluded), the pieces' seconds per step, rollout tokens/s."""
+    steps = len(marks) - 1
+    total = (marks[-1][0] - marks[0][0]) / steps
+    pieces = {piece: marks[-1][1].get(piece, 0.0) / steps for piece in PIECES}
+    pieces["rest"] = total - sum(pieces.values())
+    generated = sum(tokens[:steps])
+    return {
+        "step_s": total,
+        "pieces_s": pieces,
+        "rollout_tokens_per_step": generated / steps,
+        "rollout_tokens_per_s": generated / (pieces["generation"] * steps),
+    }

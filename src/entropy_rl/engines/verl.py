@@ -1,0 +1,306 @@
+"""verl as an alternative engine for the largest runs: its PPO trainer, this suite's recipe and grader.
+
+verl (Sheng et al., 2024; ``pip install verl``, an optional extra) implements GRPO and the paper's
+``clip_cov`` and ``kl_cov`` losses with FSDP and vLLM across nodes. This module does the three
+things the pipeline needs to use it and still share analysis, figures and docs:
+
+- :func:`verl_overrides`: a run's settings (the same ``train:`` section and method entry our
+  trainer reads) as the Hydra overrides of ``python -m verl.trainer.main_ppo``;
+- :func:`write_verl_data`: the task's problems as the parquet files verl reads (chat prompts, a
+  ``reward_model.ground_truth``), graded by :func:`compute_score` — this suite's verifier — through
+  verl's ``custom_reward_function``;
+- :func:`convert_verl_log`: verl's logged metrics (console lines ``step:1 - actor/entropy:0.5 - ...``
+  or JSON lines ``{"step": 1, "data": {...}}``) as rows of this suite's ``metrics.jsonl`` schema.
+
+Nothing here imports verl: building the command and converting the log run anywhere; only
+launching it needs verl and GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from entropy_rl.losses import make_loss_config
+from entropy_rl.train.settings import RLSettings
+
+__all__ = [
+    "VERL_METRICS",
+    "compute_score",
+    "convert_verl_log",
+    "verl_command",
+    "verl_merge_command",
+    "verl_overrides",
+    "write_verl_data",
+]
+
+# this suite's loss -> verl's actor.policy_loss.loss_mode
+LOSS_MODES = {"grpo": "vanilla", "clip_higher": "vanilla", "entropy_bonus": "vanilla",
+              "dr_grpo": "vanilla", "clip_cov": "clip_cov", "kl_cov": "kl_cov"}  # fmt: skip
+# this suite's KL estimator -> verl's kl_loss_type
+KL_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+
+# verl's metric name -> this suite's metrics.jsonl key (verl's documented names)
+VERL_METRICS = {
+    "actor/entropy": "entropy",
+    "critic/rewards/mean": "reward_mean",
+    "critic/score/mean": "accuracy",
+    "response_length/mean": "response_length",
+    "actor/pg_clipfrac": "pg_clipfrac",
+    "actor/ppo_kl": "approx_kl",
+    "actor/grad_norm": "grad_norm",
+    "actor/lr": "lr",
+    "timing_s/gen": "time_rollout_s",
+    "timing_s/update_actor": "time_update_s",
+    "perf/throughput": "tokens_per_s",
+}
+VAL_ACCURACY = re.compile(r"^val(-core)?/.*(acc|score|reward).*$")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def verl_overrides(
+    settings: RLSettings,
+    train_file: str | Path,
+    val_file: str | Path,
+    out: str | Path,
+    n_gpus_per_node: int = 8,
+    nnodes: int = 1,
+    max_prompt_length: int = 1024,
+) -> list[str]:
+    """Hydra overrides of ``verl.trainer.main_ppo`` for one run (method and seed in ``settings``).
+
+    The batch shape, optimizer, sampling and loss follow ``settings``; a method verl does not
+    implement (forking tokens, entropy advantage, reweighting, the entropy target, dynamic
+    sampling, an advantage other than grpo/dr_grpo) is an error that names it.
+    """
+    if settings.loss not in LOSS_MODES:
+        raise ValueError(
+            f"loss {settings.loss!r} has no verl equivalent; verl runs {', '.join(LOSS_MODES)}. "
+            "Run it with this suite's trainer (train.engine: entropy-rl)"
+        )
+    if settings.dynamic_sampling:
+        raise ValueError(
+            "dynamic_sampling is not mapped to verl (its DAPO recipe is a separate trainer); "
+            "run it with this suite's trainer (train.engine: entropy-rl)"
+        )
+    if settings.advantage not in ("grpo", "dr_grpo"):
+        raise ValueError(
+            f"advantage {settings.advantage!r} is not mapped to verl; use grpo or dr_grpo"
+        )
+    if settings.prompts_per_step % settings.mini_batches:
+        raise ValueError(
+            f"train.mini_batches ({settings.mini_batches}) must divide train.prompts_per_step "
+            f"({settings.prompts_per_step}): verl's mini-batches are counted in prompts"
+        )
+    loss = make_loss_config(settings.loss, settings.loss_config)
+    out = Path(out)
+    actor = "actor_rollout_ref.actor"
+    values: dict[str, Any] = {
+        "algorithm.adv_estimator": "grpo",
+        "algorithm.norm_adv_by_std_in_grpo": settings.advantage == "grpo",
+        "algorithm.use_kl_in_reward": False,
+        "data.train_files": str(train_file),
+        "data.val_files": str(val_file),
+        "data.train_batch_size": settings.prompts_per_step,
+        "data.max_prompt_length": max_prompt_length,
+        "data.max_response_length": settings.max_new_tokens,
+        "data.seed": settings.seed,
+        "actor_rollout_ref.model.path": settings.model,
+        "actor_rollout_ref.model.enable_gradient_checkpointing": True,
+        f"{actor}.optim.lr": settings.lr,
+        f"{actor}.optim.weight_decay": settings.weight_decay,
+        f"{actor}.ppo_mini_batch_size": settings.prompts_per_step // settings.mini_batches,
+        f"{actor}.ppo_epochs": settings.epochs,
+        f"{actor}.grad_clip": settings.grad_clip,
+        f"{actor}.clip_ratio_low": loss.clip_ratio_low,
+        f"{actor}.clip_ratio_high": loss.clip_ratio_high,
+        f"{actor}.loss_agg_mode": loss.loss_agg_mode,
+        f"{actor}.entropy_coeff": getattr(loss, "coef", 0.0)
+        if settings.loss == "entropy_bonus"
+        else 0.0,
+        f"{actor}.use_kl_loss": loss.kl_coef > 0,
+        f"{actor}.kl_loss_coef": loss.kl_coef,
+        f"{actor}.kl_loss_type": KL_TYPES[loss.kl_estimator],
+        f"{actor}.policy_loss.loss_mode": LOSS_MODES[settings.loss],
+        "actor_rollout_ref.rollout.name": "vllm",
+        "actor_rollout_ref.rollout.n": settings.group_size,
+        "actor_rollout_ref.rollout.temperature": settings.temperature,
+        "actor_rollout_ref.rollout.top_p": settings.top_p,
+        "custom_reward_function.path": str(Path(__file__).resolve()),
+        "custom_reward_function.name": "compute_score",
+        "trainer.total_training_steps": settings.steps,
+        "trainer.n_gpus_per_node": n_gpus_per_node,
+        "trainer.nnodes": nnodes,
+        "trainer.save_freq": settings.checkpoint_every,
+        "trainer.test_freq": settings.eval_every or -1,
+        "trainer.default_local_dir": str(out / "verl_checkpoints"),
+        "trainer.project_name": "entropy-rl",
+        "trainer.experiment_name": f"{settings.loss}-seed{settings.seed}",
+        "trainer.logger": "['console']",
+        "trainer.resume_mode": "auto",
+    }
+    if settings.loss == "clip_cov":
+        values.update({
+            f"{actor}.policy_loss.clip_cov_ratio": loss.r,
+            f"{actor}.policy_loss.clip_cov_lb": loss.omega_low,
+            f"{actor}.policy_loss.clip_cov_ub": loss.omega_high,
+        })  # fmt: skip
+    if settings.loss == "kl_cov":
+        values.update({
+            f"{actor}.policy_loss.kl_cov_ratio": loss.k,
+            f"{actor}.policy_loss.ppo_kl_coef": loss.beta,
+        })  # fmt: skip
+    return [f"{key}={_fmt(value)}" for key, value in values.items()]
+
+
+def verl_command(overrides: Sequence[str], python: str = "python3") -> list[str]:
+    """The command line that runs verl's PPO trainer with ``overrides``."""
+    return [python, "-m", "verl.trainer.main_ppo", *overrides]
+
+
+def verl_merge_command(out: str | Path, step: int, python: str = "python3") -> list[str]:
+    """verl's model merger: the FSDP actor checkpoint of ``step`` as a Hugging Face folder
+    ``out/model`` (what evaluation loads, as from this suite's trainer)."""
+    out = Path(out)
+    actor = out / "verl_checkpoints" / f"global_step_{step}" / "actor"
+    return [python, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
+            "--local_dir", str(actor), "--target_dir", str(out / "model")]  # fmt: skip
+
+
+def _chat(problem: str, template: str) -> list[dict[str, str]]:
+    if template != "qwen25-math-cot":
+        raise ValueError(
+            f"template {template!r}: verl applies the model's own chat template, so the verl "
+            "engine supports template qwen25-math-cot (system: reason step by step and box the "
+            "answer; user: the problem)"
+        )
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}]
+
+
+def verl_rows(problems: Iterable[Any], template: str, split: str) -> list[dict[str, Any]]:
+    """verl's RL dataset rows: a chat prompt, the ground truth for the reward, an id."""
+    return [
+        {
+            "data_source": "entropy-rl",
+            "prompt": _chat(p.problem, template),
+            "ability": "math",
+            "reward_model": {"style": "rule", "ground_truth": p.answer},
+            "extra_info": {"split": split, "id": p.id},
+        }
+        for p in problems
+    ]
+
+
+def write_verl_data(task: Any, settings: RLSettings, folder: str | Path) -> tuple[Path, Path]:
+    """Write the task's train and held-out problems as verl's parquet files; return their paths."""
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, n, seed in (
+        ("train", settings.train_problems, settings.seed),
+        ("heldout", settings.eval_problems, 0),
+    ):
+        rows = verl_rows(task.problems(split, n, seed), settings.template, split)
+        path = folder / f"{split}.parquet"
+        pd.DataFrame(rows).to_parquet(path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: str, extra_info: Any = None
+) -> float:
+    """verl's ``custom_reward_function``: this suite's verifier (1 correct, 0 otherwise)."""
+    from entropy_rl.rewards import reward
+
+    return float(reward(solution_str, ground_truth))
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _parse_line(line: str) -> tuple[int, dict[str, float]] | None:
+    """``(step, metrics)`` of one verl log line, or ``None`` for any other line."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(record, dict) and "step" in record and isinstance(record.get("data"), dict):
+            data = {k: float(v) for k, v in record["data"].items() if isinstance(v, int | float)}
+            return int(record["step"]), data
+        return None
+    match = re.search(r"step:(\d+) - (.*)$", line)
+    if match is None:
+        return None
+    metrics = {}
+    for item in match.group(2).split(" - "):
+        key, sep, value = item.rpartition(":")
+        number = _number(value.strip()) if sep else None
+        if number is not None:
+            metrics[key.strip()] = number
+    return int(match.group(1)), metrics
+
+
+def _val_accuracy(metrics: dict[str, float]) -> float | None:
+    val = [v for k, v in metrics.items() if VAL_ACCURACY.match(k) and "mean@1" in k]
+    val = val or [v for k, v in metrics.items() if k.startswith("val/test_score/")]
+    return sum(val) / len(val) if val else None
+
+
+def convert_verl_log(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows of this suite's ``metrics.jsonl`` from verl's logged metrics.
+
+    verl logs training step ``s`` (counted from 1) after its update, and validation at step ``s``
+    after ``s`` updates (step 0: before training). This suite's row ``k`` holds the update made
+    from the policy after ``k`` updates, and the validation of that policy — so row ``k`` takes
+    verl's training metrics of step ``k + 1`` and its validation of step ``k``. Keys are renamed
+    by :data:`VERL_METRICS`; ``val_accuracy`` is the mean over data sources of verl's validation
+    accuracy (``val-core/<source>/acc/mean@1``, or ``val/test_score/<source>`` in older versions).
+    What verl does not log (the token covariance, the Lemma-1 check) is ``None``. A step logged
+    twice (a resumed run) keeps its last record.
+    """
+    by_step: dict[int, dict[str, float]] = {}
+    for line in lines:
+        parsed = _parse_line(line)
+        if parsed is not None:
+            step, metrics = parsed
+            by_step.setdefault(step, {}).update(metrics)
+    rows = []
+    for step in sorted(s for s, metrics in by_step.items() if "actor/entropy" in metrics):
+        metrics = by_step[step]
+        row: dict[str, Any] = {"step": step - 1}
+        for verl_key, key in VERL_METRICS.items():
+            row[key] = metrics.get(verl_key)
+        row.update(cov_mean=None, cov_selected_frac=None, entropy_change=None,
+                   entropy_change_predicted=None)  # fmt: skip
+        val = _val_accuracy(by_step.get(step - 1, {}))
+        if val is not None:
+            row["val_accuracy"] = val
+        rows.append(row)
+    if not rows:
+        raise ValueError(
+            "no verl training step found in the log (expected lines like "
+            '\'step:1 - actor/entropy:0.61 - ...\' or JSON lines {"step": 1, "data": {...}})'
+        )
+    return rows

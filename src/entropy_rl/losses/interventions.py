@@ -1,0 +1,248 @@
+"""Entropy interventions from after the paper, each one registered loss, and the entropy controller.
+
+- ``dr_grpo``: Dr. GRPO (Liu et al., 2025, *Understanding R1-Zero-Like Training: A Critical
+  Perspective*) — no length normalisation (with ``advantage: dr_grpo``: no std either);
+- ``forking_tokens``: Wang et al., 2025, *Beyond the 80/20 Rule: High-Entropy Minority Tokens Drive
+  Effective Reinforcement Learning for LLM Reasoning* — gradient only on the top 20% by entropy;
+- ``entropy_advantage``: Cheng et al., 2025, *Reasoning with Exploration: An Entropy Perspective* —
+  a clipped entropy term added to the advantage;
+- ``pos_neg_weight``: Zhu et al., 2025, *The Surprising Effectiveness of Negative Reinforcement in
+  LLM Reasoning* (W-REINFORCE) — positive samples down-weighted;
+- ``entropy_target``: ours — an entropy bonus whose coefficient a PI controller adapts each step
+  to hold a target entropy, in the spirit of SAC's automatic temperature (Haarnoja et al., 2018).
+
+DAPO's dynamic sampling (Yu et al., 2025) is not a loss: it is the trainers' ``dynamic_sampling``
+option (see :func:`entropy_rl.advantages.informative_groups`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from entropy_rl.losses.common import aggregate, masked_mean, ppo_token_losses, top_n_mask
+from entropy_rl.losses.config import (
+    DrGRPOConfig,
+    EntropyAdvantageConfig,
+    EntropyTargetConfig,
+    ForkingTokensConfig,
+    LossConfig,
+    PosNegWeightConfig,
+)
+from entropy_rl.losses.registry import register_policy_loss
+
+__all__ = [
+    "EntropyController",
+    "dr_grpo_loss",
+    "entropy_advantage_loss",
+    "entropy_target_loss",
+    "forking_tokens_loss",
+    "make_controller",
+    "next_coef",
+    "pos_neg_weight_loss",
+    "shaped_advantages",
+]
+
+
+def _need_entropy(name: str, entropy: Tensor | None, logp: Tensor) -> Tensor:
+    if entropy is None:
+        raise ValueError(
+            f"{name} needs extras['entropy']: the [batch, seq] token entropy "
+            "(entropy_rl.metrics.token_entropy of the logits)"
+        )
+    if entropy.shape != logp.shape:
+        raise ValueError(
+            f"entropy has shape {tuple(entropy.shape)} but logp has {tuple(logp.shape)}"
+        )
+    return entropy
+
+
+def _ppo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig):
+    token_losses, clipped, _ = ppo_token_losses(
+        logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
+    )
+    return token_losses, {"pg_clipfrac": masked_mean(clipped.to(logp.dtype), mask)}
+
+
+@register_policy_loss("dr_grpo", DrGRPOConfig)
+def dr_grpo_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: DrGRPOConfig,
+    **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """Dr. GRPO (Liu et al., 2025): GRPO without its two length and difficulty biases.
+
+        L = sum_{b,t} m_bt · max(-A_b rho_bt, -A_b clip(rho_bt, 1 - eps, 1 + eps)) / (B · T)
+
+    A constant normaliser ``B · T`` instead of each response's length (so long wrong answers are
+    not favoured), and — with the method's ``advantage: dr_grpo`` — ``A = r - mean_group r`` with no
+    division by the group's std (so easy and hard questions weigh alike).
+    """
+    token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
+    return aggregate(token_losses, mask, config.loss_agg_mode), metrics
+
+
+@register_policy_loss("forking_tokens", ForkingTokensConfig)
+def forking_tokens_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: ForkingTokensConfig, *, entropy: Tensor | None = None, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """High-entropy minority tokens (Wang et al., 2025): the policy gradient of forking tokens only.
+
+        F = the n = ceil(rho · N) valid tokens of highest entropy H_t (ties: the earlier token)
+        L = agg_{t in F} max(-A_t rho_t, -A_t clip(rho_t, 1 - eps, 1 + eps))
+
+    The other ``1 - rho`` of the tokens get exactly zero gradient; ``rho = 0.2`` in the paper. The
+    entropy only selects (it is detached). ``entropy_threshold`` reports the n-th largest entropy.
+    """
+    entropy = _need_entropy("forking_tokens", entropy, logp).detach()
+    valid = mask.to(torch.bool)
+    n_valid = int(valid.sum())
+    n_pick = min(n_valid, math.ceil(round(config.top_fraction * n_valid, 9)))
+    ranked = torch.where(valid, entropy, -torch.inf).flatten()
+    forking = top_n_mask(ranked, n_pick).view_as(valid) & valid
+    token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
+    loss = aggregate(token_losses, forking, config.loss_agg_mode) if n_pick else logp.sum() * 0.0
+    threshold = entropy[forking].min() if n_pick else torch.tensor(0.0)
+    return loss, {**metrics, "forking_frac": n_pick / max(n_valid, 1),
+                  "entropy_threshold": threshold}  # fmt: skip
+
+
+def shaped_advantages(advantages: Tensor, entropy: Tensor, alpha: float, kappa: float) -> Tensor:
+    """Cheng et al. (2025): ``A'_t = A_t + min(alpha · H_t, |A_t| / kappa)``, ``H_t`` detached.
+
+    The clip keeps the entropy term from flipping a negative advantage's sign or dominating it.
+    """
+    bonus = torch.minimum(alpha * entropy.detach(), advantages.abs() / kappa)
+    return advantages + bonus
+
+
+@register_policy_loss("entropy_advantage", EntropyAdvantageConfig)
+def entropy_advantage_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: EntropyAdvantageConfig, *, entropy: Tensor | None = None, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """Entropy-based advantage shaping (Cheng et al., 2025): exploration through the advantage.
+
+        A'_t = A_t + min(alpha · H_t^detach, |A_t| / kappa),   alpha = 0.4, kappa = 2
+        L    = agg_t max(-A'_t rho_t, -A'_t clip(rho_t, 1 - eps, 1 + eps))
+
+    Unlike the entropy bonus, no gradient flows through the entropy: high-entropy tokens of a
+    response simply get a larger (positive) push, and a zero advantage stays zero.
+    """
+    entropy = _need_entropy("entropy_advantage", entropy, logp)
+    shaped = shaped_advantages(advantages, entropy, config.alpha, config.kappa)
+    token_losses, metrics = _ppo(logp, old_logp, shaped, mask, config)
+    return aggregate(token_losses, mask, config.loss_agg_mode), {
+        **metrics,
+        "advantage_shift": masked_mean(shaped - advantages, mask),
+    }
+
+
+@register_policy_loss("pos_neg_weight", PosNegWeightConfig)
+def pos_neg_weight_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: PosNegWeightConfig, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """Positive / negative sample reweighting (Zhu et al., 2025, W-REINFORCE):
+
+        A'_t = w_pos · A_t  if A_t > 0,   w_neg · A_t  otherwise;   L = GRPO's surrogate with A'
+
+    Positive samples sharpen the policy around what it already does (entropy falls); negative
+    samples push mass away from wrong answers onto everything else (entropy is kept). The paper's
+    W-REINFORCE uses ``w_pos = 0.1, w_neg = 1``.
+    """
+    weights = torch.where(
+        advantages > 0,
+        advantages.new_tensor(config.positive_weight),
+        advantages.new_tensor(config.negative_weight),
+    )
+    token_losses, metrics = _ppo(logp, old_logp, advantages * weights, mask, config)
+    return aggregate(token_losses, mask, config.loss_agg_mode), metrics
+
+
+@register_policy_loss("entropy_target", EntropyTargetConfig)
+def entropy_target_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: EntropyTargetConfig, *, entropy: Tensor | None = None, coef: float | None = None,
+    **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """Entropy-target control (ours): GRPO minus ``coef_t`` times the mean token entropy, where the
+    trainer's :class:`EntropyController` sets ``coef_t`` each step to hold ``target`` nats.
+
+        L = L_GRPO - coef_t · agg_t H_t
+        e_t = (target - H_t) / target,   I_{t+1} = clamp(I_t + ki · e_t, 0, coef_max),
+        coef_{t+1} = clamp(I_{t+1} + kp · e_t, 0, coef_max)
+
+    The entropy bonus with a fixed coefficient either collapses or explodes (the paper's Figure);
+    the controller closes the loop. Entropy responds to the coefficient like an integrator (the
+    bonus moves the logits step after step), so a pure integral controller, such as SAC's
+    temperature update, oscillates around the target; the proportional term damps it. The
+    coefficient never goes below 0: the controller can stop a collapse, not speed one up. ``coef``
+    defaults to ``coef_init`` (a trainer without the controller gets a plain entropy bonus).
+    """
+    entropy = _need_entropy("entropy_target", entropy, logp)
+    coef = config.coef_init if coef is None else coef
+    token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
+    loss = aggregate(token_losses, mask, config.loss_agg_mode)
+    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode), {
+        **metrics,
+        "entropy_coef": coef,
+    }
+
+
+def next_coef(
+    integral: float, entropy: float, target: float, kp: float, ki: float, coef_max: float
+) -> tuple[float, float]:
+    """One PI step: ``(integral, coef)`` after a step whose policy had entropy ``entropy``.
+
+        e = (target - entropy) / target
+        integral' = clamp(integral + ki · e, 0, coef_max);   coef = clamp(integral' + kp · e, 0, coef_max)
+
+    Entropy below target raises the coefficient, above target lowers it; the relative error makes
+    the gains independent of the entropy's scale, and clamping the integral stops wind-up while
+    the entropy is still falling towards the target.
+    """
+    if not all(math.isfinite(x) for x in (integral, entropy, target, kp, ki)) or target <= 0:
+        raise ValueError(
+            f"controller inputs must be finite with target > 0, got integral={integral}, "
+            f"entropy={entropy}, target={target}, kp={kp}, ki={ki}"
+        )
+    error = (target - entropy) / target
+    integral = min(coef_max, max(0.0, integral + ki * error))
+    return integral, min(coef_max, max(0.0, integral + kp * error))
+
+
+@dataclass
+class EntropyController:
+    """The entropy coefficient of an ``entropy_target`` run and its update; state is
+    ``(integral, coef)``."""
+
+    config: EntropyTargetConfig
+    integral: float
+    coef: float
+
+    def update(self, entropy: float) -> float:
+        """Move the coefficient after a step whose policy had mean token entropy ``entropy``."""
+        c = self.config
+        self.integral, self.coef = next_coef(
+            self.integral, entropy, c.target, c.kp, c.ki, c.coef_max
+        )
+        return self.coef
+
+    def state_dict(self) -> dict[str, float]:
+        return {"integral": self.integral, "coef": self.coef}
+
+
+def make_controller(
+    config: LossConfig, state: dict[str, float] | None = None
+) -> EntropyController | None:
+    """The controller a loss needs (``None`` for a loss without one), optionally restored."""
+    if not isinstance(config, EntropyTargetConfig):
+        return None
+    if state:
+        return EntropyController(config, state["integral"], state["coef"])
+    return EntropyController(config, config.coef_init, config.coef_init)
