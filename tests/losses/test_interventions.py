@@ -14,7 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from entropy_rl.advantages import compute_advantages, informative_groups
-from entropy_rl.losses import available_policy_losses, make_controller, make_loss_config
+from entropy_rl.losses import (
+    available_policy_losses,
+    get_policy_loss,
+    make_controller,
+    make_loss_config,
+)
 from entropy_rl.losses.interventions import next_coef
 
 from . import reference
@@ -131,7 +136,14 @@ def test_entropy_advantage_adds_a_clipped_detached_entropy_term(batch, seed):
     torch.testing.assert_close(
         grad, torch.tensor(ref_grad, dtype=torch.float64), rtol=0, atol=1e-12
     )
-    assert entropy.grad is None  # no gradient flows through the entropy
+    # no gradient flows through the entropy: the loss does not depend on it differentiably
+    loss_again, _ = get_policy_loss("entropy_advantage")(
+        logp.clone().requires_grad_(True), old, adv, mask, config, entropy=entropy
+    )
+    assert (
+        not loss_again.requires_grad
+        or torch.autograd.grad(loss_again, entropy, allow_unused=True)[0] is None
+    )
 
 
 def test_entropy_advantage_never_flips_a_sign_or_wakes_a_zero():
