@@ -1,4 +1,5 @@
-"""``top_n_mask``: the O(N) selection KL-Cov ranks tokens with equals a stable descending sort."""
+"""Helpers of the loss library: ``top_n_mask`` (the O(N) selection KL-Cov ranks tokens with equals
+a stable descending sort) and ``aggregation_share`` (micro-batches recompose a mini-batch's loss)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entropy_rl.losses.common import top_n_mask
+from entropy_rl.losses import AGGREGATIONS, aggregate
+from entropy_rl.losses.common import aggregation_share, top_n_mask
+
+from .conftest import token_batches
 
 # few distinct values, so ties (and -inf for padded tokens) are common
 values = st.lists(
@@ -49,3 +53,16 @@ def test_top_n_mask_on_large_inputs_equals_a_stable_sort(n, kind):
     expected = torch.zeros(len(values), dtype=torch.bool)
     expected[torch.sort(values, descending=True, stable=True).indices[:n]] = True
     assert torch.equal(top_n_mask(values, n), expected)
+
+
+@pytest.mark.parametrize("mode", AGGREGATIONS)
+@given(batch=token_batches(), cut=st.integers(1, 5))
+def test_micro_batch_shares_recompose_the_whole_aggregate(mode, batch, cut):
+    """sum_p share_p · aggregate(L_p) = aggregate(L) for token-wise losses, any split of rows."""
+    token_losses, _, _, mask = batch
+    parts = torch.arange(len(mask)).split(cut)
+    recomposed = sum(
+        aggregation_share(mask[p], mask, mode) * aggregate(token_losses[p], mask[p], mode)
+        for p in parts
+    )
+    assert float(recomposed) == pytest.approx(float(aggregate(token_losses, mask, mode)), abs=1e-12)

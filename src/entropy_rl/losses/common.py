@@ -12,6 +12,7 @@ from torch import Tensor
 
 __all__ = [
     "aggregate",
+    "aggregation_share",
     "kl_estimate",
     "masked_mean",
     "ppo_token_losses",
@@ -81,6 +82,28 @@ def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
     centred_logp = logp - masked_mean(logp, valid)
     centred_adv = advantages.detach() - masked_mean(advantages.detach(), valid)
     return torch.where(valid, centred_logp * centred_adv, torch.zeros_like(logp))
+
+
+def aggregation_share(part_mask: Tensor, whole_mask: Tensor, mode: str) -> float:
+    """The weight of a micro-batch's aggregated loss in its mini-batch's, so that
+    ``sum_parts share_p · aggregate(L_p, m_p, mode) = aggregate(L, m, mode)`` for token-wise losses:
+
+    - ``token-mean``: valid tokens of the part / valid tokens of the whole
+    - ``seq-mean-token-sum``, ``seq-mean-token-mean``: sequences of the part / of the whole
+    - ``seq-mean-token-sum-norm``: ``B_p · T / (B · T)`` (parts keep the whole's padded width ``T``)
+
+    Exact for losses whose token terms do not depend on the rest of the batch; losses that select
+    tokens by a batch statistic (Clip-Cov, KL-Cov, forking tokens) then select within each part.
+    """
+    if mode == "token-mean":
+        total = float(whole_mask.sum())
+        return float(part_mask.sum()) / total if total else 0.0
+    if mode in ("seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
+        return part_mask.shape[0] / whole_mask.shape[0]
+    raise ValueError(
+        "loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, "
+        f"seq-mean-token-sum-norm, got {mode!r}"
+    )
 
 
 def top_n_mask(values: Tensor, n: int) -> Tensor:

@@ -30,6 +30,7 @@ from entropy_rl.advantages import compute_advantages, informative_groups
 from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
 from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
+from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, reward
 from entropy_rl.rollout import Generation, HFGenerator
@@ -44,6 +45,10 @@ __all__ = ["NonFiniteError", "train"]
 class NonFiniteError(FloatingPointError):
     """A NaN or inf in the rollout logits, the loss or the gradients; the message names the step
     and the tensor."""
+
+
+# loss metrics that count tokens: summed over micro-batches (the others are weighted means)
+COUNT_METRICS = frozenset({"n_valid_tokens", "cov_selected_count", "cov_band_count"})
 
 
 def _seed(settings: RLSettings, step: int, stream: int) -> int:
@@ -181,22 +186,42 @@ def train(
         for _ in range(settings.epochs):
             for index in torch.randperm(len(batch), generator=shuffle).chunk(settings.mini_batches):
                 mini: TokenBatch = batch.select(index)
-                logp, entropy = policy_forward(
-                    model, mini, with_entropy=True, autocast_dtype=autocast
-                )
-                loss, metrics = loss_fn(
-                    logp,
-                    old_logp[index],
-                    mini.advantages,
-                    mini.response_mask,
-                    loss_config,
-                    entropy=entropy,
-                    generator=pick,
-                    coef=controller.coef if controller else None,
-                )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                _check_finite(step, loss, model)
+                metrics: dict[str, float] = {}
+                parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings)
+                part_logps = []
+                for part in parts:
+                    micro = mini.select(part)
+                    logp, entropy = policy_forward(
+                        model, micro, with_entropy=True, autocast_dtype=autocast
+                    )
+                    loss, part_metrics = loss_fn(
+                        logp,
+                        old_logp[index][part],
+                        micro.advantages,
+                        micro.response_mask,
+                        loss_config,
+                        entropy=entropy,
+                        generator=pick,
+                        coef=controller.coef if controller else None,
+                    )
+                    part_logps.append(logp.detach())
+                    share = aggregation_share(
+                        micro.response_mask, mini.response_mask, loss_config.loss_agg_mode
+                    )
+                    (loss * share).backward()
+                    _check_finite(step, loss, model)
+                    tokens = aggregation_share(  # the metrics are means over valid tokens
+                        micro.response_mask, mini.response_mask, "token-mean"
+                    )
+                    for key, value in part_metrics.items():  # counts add up
+                        weight = 1.0 if key in COUNT_METRICS else tokens
+                        metrics[key] = metrics.get(key, 0.0) + weight * value
+                if len(parts) > 1:  # a batch statistic: over the whole mini-batch, as without parts
+                    cov = token_covariance(
+                        torch.cat(part_logps), mini.advantages, mini.response_mask
+                    )
+                    metrics["cov_mean"] = float(masked_mean(cov, mini.response_mask))
                 metrics["grad_norm"] = float(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
                 )
@@ -346,6 +371,13 @@ def _rollout(
         dtype=torch.float32,
     )
     return _Groups(generation, rewards, correct, settings.group_size)
+
+
+def _micro_batches(rows: int, width: int, settings: RLSettings) -> list[torch.Tensor]:
+    """Row indices of a mini-batch's micro-batches: ``max(1, micro_batch_tokens // width)`` rows
+    each (the rows share one padded width), or the whole mini-batch when micro-batching is off."""
+    per_part = max(1, settings.micro_batch_tokens // width) if settings.micro_batch_tokens else rows
+    return list(torch.arange(rows).split(per_part))
 
 
 def _is_check_step(settings: RLSettings, step: int) -> bool:

@@ -62,6 +62,9 @@ class RLSettings(Settings):
     precision: str = choice(
         "float32", ("float32", "bfloat16"), doc="bfloat16: mixed precision (GPU)"
     )
+    micro_batch_tokens: int = integer(
+        0, 0, doc="split each mini-batch into parts of at most this many padded tokens (0: off)"
+    )
     gradient_checkpointing: bool = choice(
         False, (True, False), doc="recompute activations in the backward pass (less memory)"
     )
