@@ -263,3 +263,15 @@ def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_r
     assert "resumed from step" in "".join(p.read_text() for p in results.glob("logs/train/*.log"))
     assert (results / "report.html").exists()
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished jobs were not rerun
+
+
+def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds():
+    """A new intervention joins the one-protocol comparison (config/interventions.yaml)."""
+    from entropy_rl.losses import available_policy_losses
+
+    config = yaml.safe_load((REPO / "config" / "interventions.yaml").read_text())
+    for world in ("train", "tabular"):
+        losses = {spec["loss"] for spec in config[world]["methods"].values()}
+        assert losses == set(available_policy_losses()), world
+        assert any(spec.get("dynamic_sampling") for spec in config[world]["methods"].values())
+    assert len(config["seeds"]) >= 3 and len(config["tabular"]["seeds"]) >= 3
