@@ -321,21 +321,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-FIGURE_CAPTIONS = {
-    "collapse_grpo": "Entropy collapse under GRPO in the toy language model",
-    "law_grpo": "The entropy-performance law fitted to the GRPO runs",
-    "covariance": "Mean token covariance per step",
-    "methods": "Entropy and accuracy under each method",
-    "entropy_bonus_sweep": "Entropy-bonus coefficient sweep",
-    "entropy_change": "Measured entropy change against Lemma 1's prediction",
-    "pass_at_k": "pass@k on the held-out split",
-    "tabular_methods": "Tabular simulator: entropy and accuracy under each method",
-    "tabular_law": "Tabular simulator: the law fitted to the GRPO runs",
-    "interventions": "Every intervention: final entropy against accuracy",
-    "entropy_target": "The entropy-target controller holding its target",
-}
-
-
 def _study(config: dict, results: Path):
     """Runs and analyses of the LM and tabular worlds named by a pipeline config."""
     from entropy_rl.analysis.study import acceptance_checks, analyze_study, load_runs
