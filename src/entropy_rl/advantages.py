@@ -8,6 +8,7 @@ every estimator gives it exactly zero advantage, and ``zero_adv_group_frac`` cou
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import torch
 from torch import Tensor
@@ -16,6 +17,7 @@ __all__ = [
     "available_advantage_estimators",
     "compute_advantages",
     "dr_grpo_advantages",
+    "dynamic_sampling",
     "get_advantage_estimator",
     "grpo_advantages",
     "informative_groups",
@@ -114,3 +116,39 @@ def informative_groups(rewards: Tensor) -> Tensor:
             f"rewards must be grouped as [n_prompts, G], got shape {tuple(rewards.shape)}"
         )
     return ~(rewards == rewards[..., :1]).all(dim=-1)
+
+
+class GroupedRollouts(Protocol):
+    """A batch of responses, G per prompt, prompt-major: what :func:`dynamic_sampling` filters."""
+
+    rewards: Tensor  # [groups · G]
+
+    def take(self, index: Tensor): ...  # the responses at ``index``, in that order
+    def join(self, other): ...  # this batch, then ``other``
+
+
+Batch = TypeVar("Batch", bound=GroupedRollouts)
+
+
+def dynamic_sampling(
+    draw: Callable[[int], Batch], groups: int, group_size: int, rounds: int
+) -> tuple[Batch, int]:
+    """DAPO's dynamic sampling: keep the informative groups of ``draw(0)``, ``draw(1)``, ... until
+    ``groups`` are kept or ``rounds`` batches are drawn; return the first ``groups`` kept and the
+    number of batches drawn. If no group is informative, the first batch is returned (its
+    advantages are all 0, so it changes nothing; the metrics still describe it). Both trainers
+    call this with their own ``draw``.
+    """
+
+    def informative(batch: Batch) -> Batch:
+        keep = informative_groups(batch.rewards.view(-1, group_size))
+        return batch.take(torch.arange(len(batch.rewards)).view(-1, group_size)[keep].flatten())
+
+    first = draw(0)
+    kept, drawn = informative(first), 1
+    while len(kept.rewards) < groups * group_size and drawn < rounds:
+        kept = kept.join(informative(draw(drawn)))
+        drawn += 1
+    if len(kept.rewards) == 0:
+        return first, drawn
+    return kept.take(torch.arange(min(len(kept.rewards), groups * group_size))), drawn

@@ -248,7 +248,7 @@ def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_base, tmp
         assert 1 <= row["sampling_rounds"] <= 4
         if row["sampled_groups"] == 4:  # full: every group carries a learning signal
             assert row["zero_adv_group_frac"] == 0.0
-        else:  # rounds ran out: the kept groups (or, if none, the last batch) are trained on
+        else:  # rounds ran out: the kept groups (or, if none, the first batch) are trained on
             assert row["sampling_rounds"] == 4
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from entropy_rl.advantages import compute_advantages, get_advantage_estimator, informative_groups
+from entropy_rl.advantages import compute_advantages, dynamic_sampling, get_advantage_estimator
 from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
 from entropy_rl.metrics import token_entropy
 from entropy_rl.settings import Settings, choice, integer, number
@@ -90,38 +90,6 @@ def _mini_batches(n: int, count: int, generator: torch.Generator) -> Iterator[to
     yield from order.chunk(count)
 
 
-def _parts(batch: Rollouts) -> tuple[torch.Tensor, ...]:
-    return batch.prompts, batch.states, batch.actions, batch.rewards
-
-
-def _dynamic_sampling(
-    config: TabularConfig,
-    world: ChainWorld,
-    logits: torch.Tensor,
-    batch: Rollouts,
-    generator: torch.Generator,
-) -> tuple[Rollouts, int]:
-    """Keep the informative groups of ``batch``; sample fresh prompts until ``prompts_per_step``
-    groups are kept or ``sampling_rounds`` rounds are spent. Returns the batch and the rounds."""
-    g = config.group_size
-    kept: list[Rollouts] = []
-    n_kept, rounds = 0, 1
-    while True:
-        groups = informative_groups(batch.rewards.view(-1, g)).repeat_interleave(g)
-        kept.append(Rollouts(*(part[groups] for part in _parts(batch))))
-        n_kept += int(groups.sum()) // g
-        if n_kept >= config.prompts_per_step or rounds == config.sampling_rounds:
-            break
-        prompts = torch.randperm(config.n_prompts, generator=generator)[: config.prompts_per_step]
-        batch = world.sample(logits, prompts, g, generator)
-        rounds += 1
-    if n_kept == 0:  # nothing informative: train on the last batch (its advantages are all 0)
-        return batch, rounds
-    size = min(n_kept, config.prompts_per_step) * g
-    joined = [torch.cat(parts)[:size] for parts in zip(*map(_parts, kept), strict=True)]
-    return Rollouts(*joined), rounds
-
-
 def run_tabular(
     config: TabularConfig, on_step: Callable[[dict[str, float]], None] | None = None
 ) -> list[dict[str, float]]:
@@ -141,11 +109,19 @@ def run_tabular(
         start = time.perf_counter()
         z_before = logits.detach().numpy().copy()
         visitation = world.token_distribution(z_before)
-        prompts = torch.randperm(config.n_prompts, generator=generator)[: config.prompts_per_step]
-        batch = world.sample(logits.detach(), prompts, config.group_size, generator)
-        rounds = 1
+
+        def draw(round_: int) -> Rollouts:  # fresh prompts each round (round 0: the step's batch)
+            prompts = torch.randperm(config.n_prompts, generator=generator)
+            return world.sample(
+                logits.detach(), prompts[: config.prompts_per_step], config.group_size, generator
+            )
+
         if config.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
-            batch, rounds = _dynamic_sampling(config, world, logits.detach(), batch, generator)
+            batch, rounds = dynamic_sampling(
+                draw, config.prompts_per_step, config.group_size, config.sampling_rounds
+            )
+        else:
+            batch = draw(0)
         advantages, adv_metrics = compute_advantages(
             config.advantage, batch.rewards.view(-1, config.group_size)
         )

@@ -34,6 +34,19 @@ class Rollouts:
     actions: Tensor
     rewards: Tensor
 
+    def _parts(self) -> tuple[Tensor, ...]:
+        return self.prompts, self.states, self.actions, self.rewards
+
+    def take(self, index: Tensor) -> Rollouts:
+        """The responses at ``index``, in that order."""
+        return Rollouts(*(part[index] for part in self._parts()))
+
+    def join(self, other: Rollouts) -> Rollouts:
+        """These responses, then ``other``'s."""
+        return Rollouts(
+            *(torch.cat(pair) for pair in zip(self._parts(), other._parts(), strict=True))
+        )
+
 
 class ChainWorld:
     """Prompts answered by ``length`` tokens over ``n_actions`` symbols (see module docstring)."""

@@ -17,6 +17,7 @@ naming the step and the tensor, with the last checkpoint left intact.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from entropy_rl.advantages import compute_advantages, informative_groups
+from entropy_rl.advantages import compute_advantages, dynamic_sampling
 from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
 from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
@@ -153,24 +154,20 @@ def train(
     for step in range(start, settings.steps):
         t0 = time.perf_counter()
         # -- prompts → rollouts → rewards → advantages ----------------------------------------
-        rollout = _rollout(settings, generator, train_problems, step, round_=0)
-        rounds, kept = 1, rollout
+        draw = functools.partial(_rollout, settings, generator, train_problems, step)  # by round
         if settings.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
-            kept = rollout.select(informative_groups(rollout.rewards.view(-1, settings.group_size)))
-            while len(kept) < settings.prompts_per_step and rounds < settings.sampling_rounds:
-                more = _rollout(settings, generator, train_problems, step, round_=rounds)
-                rounds += 1
-                kept = kept.join(
-                    more.select(informative_groups(more.rewards.view(-1, settings.group_size)))
-                )
-            kept = kept.first(settings.prompts_per_step) if len(kept) else rollout
+            kept, rounds = dynamic_sampling(
+                draw, settings.prompts_per_step, settings.group_size, settings.sampling_rounds
+            )
+        else:
+            kept = draw(0)
         generation, rewards, correct = kept.generation, kept.rewards, kept.correct
         advantages, adv_metrics = compute_advantages(
             settings.advantage, rewards.view(-1, settings.group_size)
         )
         if settings.dynamic_sampling:
             adv_metrics["sampling_rounds"] = rounds
-            adv_metrics["sampled_groups"] = len(kept)
+            adv_metrics["sampled_groups"] = len(kept.rewards) // settings.group_size
         batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id).to(device)
 
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
@@ -293,42 +290,28 @@ def train(
 
 @dataclass(frozen=True)
 class _Groups:
-    """Rollouts of whole groups (G responses per prompt): what dynamic sampling keeps or drops."""
+    """Graded rollouts (G responses per prompt): what dynamic sampling keeps or drops."""
 
     generation: Generation
     rewards: torch.Tensor  # [groups · G]
     correct: torch.Tensor  # [groups · G]
-    group_size: int
 
-    def __len__(self) -> int:
-        return len(self.rewards) // self.group_size
-
-    def _take(self, responses: list[int]) -> _Groups:
-        g = self.generation
+    def take(self, index: torch.Tensor) -> _Groups:
+        """The responses at ``index``, in that order."""
+        g, rows = self.generation, index.tolist()
         fields = (g.prompt_ids, g.response_ids, g.texts, g.logprobs, g.finished)
-        index = torch.tensor(responses, dtype=torch.long)
         return _Groups(
-            Generation(*([f[i] for i in responses] for f in fields)),
-            self.rewards[index], self.correct[index], self.group_size,
+            Generation(*([f[i] for i in rows] for f in fields)), self.rewards[index],
+            self.correct[index],
         )  # fmt: skip
 
-    def select(self, groups: torch.Tensor) -> _Groups:
-        """The groups where the ``[groups]`` boolean mask is True."""
-        g = self.group_size
-        return self._take(
-            [i * g + j for i in groups.nonzero().flatten().tolist() for j in range(g)]
-        )
-
-    def first(self, n: int) -> _Groups:
-        return self._take(list(range(min(n, len(self)) * self.group_size)))
-
     def join(self, other: _Groups) -> _Groups:
+        """These responses, then ``other``'s."""
         a, b = self.generation, other.generation
         return _Groups(
             Generation(a.prompt_ids + b.prompt_ids, a.response_ids + b.response_ids,
                        a.texts + b.texts, a.logprobs + b.logprobs, a.finished + b.finished),
             torch.cat([self.rewards, other.rewards]), torch.cat([self.correct, other.correct]),
-            self.group_size,
         )  # fmt: skip
 
 
@@ -370,7 +353,7 @@ def _rollout(
         [grade(text, ref) for text, ref in zip(generation.texts, references, strict=True)],
         dtype=torch.float32,
     )
-    return _Groups(generation, rewards, correct, settings.group_size)
+    return _Groups(generation, rewards, correct)
 
 
 def _micro_batches(rows: int, width: int, settings: RLSettings) -> list[torch.Tensor]:
