@@ -26,6 +26,12 @@ __all__ = [
 ]
 
 
+def _unwritable(target: Path, err: OSError) -> OSError:
+    return OSError(
+        err.errno, f"cannot write {target}: {err.strerror}; check the folder is writable"
+    )
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
@@ -39,9 +45,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as err:
-        raise OSError(
-            err.errno, f"cannot write {target}: {err.strerror}; check the folder is writable"
-        ) from err
+        raise _unwritable(target, err) from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -66,9 +70,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         tmp.mkdir(parents=True)
     except OSError as err:
-        raise OSError(
-            err.errno, f"cannot write {target}: {err.strerror}; check the folder is writable"
-        ) from err
+        raise _unwritable(target, err) from err
     try:
         yield tmp
         old = target.with_name(f".{target.name}.old")

@@ -37,6 +37,17 @@ def without_timings(rows):
     return [{k: v for k, v in row.items() if k not in TIMINGS} for row in rows]
 
 
+def assert_same_run(rows, others, rel: float, abs: float) -> None:
+    """The same metrics row by row (timings aside): floats to a tolerance, the rest exactly."""
+    for a, b in zip(without_timings(rows), without_timings(others), strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, rel=rel, abs=abs), key
+            else:
+                assert b[key] == value, key
+
+
 @pytest.mark.parametrize(
     "method",
     ["grpo", "kl_cov", "clip_cov", "entropy_bonus", "entropy_target", "dapo", "dr_grpo"],
@@ -281,13 +292,7 @@ def test_gradient_checkpointing_gives_the_same_run(tiny_base, tmp_path, monkeypa
         settings(tiny_base, "kl_cov", steps=2, gradient_checkpointing=True), tmp_path / "gc", task
     )
     assert models[0].is_activation_checkpointing
-    for a, b in zip(without_timings(plain), without_timings(saved), strict=True):
-        assert a.keys() == b.keys()
-        for key, value in a.items():
-            if isinstance(value, float):
-                assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
-            else:
-                assert b[key] == value, key
+    assert_same_run(plain, saved, rel=1e-5, abs=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -307,9 +312,4 @@ def test_token_micro_batching_accumulates_the_same_update(tiny_base, tmp_path, m
 
     whole = run("whole")
     parts = run("parts", micro_batch_tokens=1)  # fewer tokens than a row: one row a part
-    for a, b in zip(without_timings(whole), without_timings(parts), strict=True):
-        for key, value in a.items():
-            if isinstance(value, float):
-                assert b[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
-            else:
-                assert b[key] == value, key
+    assert_same_run(whole, parts, rel=1e-4, abs=1e-6)

@@ -28,6 +28,13 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def _unknown_aggregation(mode: str) -> ValueError:
+    return ValueError(
+        "loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, "
+        f"seq-mean-token-sum-norm, got {mode!r}"
+    )
+
+
 def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
     """Reduce ``[batch, seq]`` token losses to one number, as verl's ``agg_loss`` does.
 
@@ -46,10 +53,7 @@ def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
         return (token_losses * m).sum(dim=-1).mean()
     if mode == "seq-mean-token-mean":
         return ((token_losses * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)).mean()
-    raise ValueError(
-        "loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, "
-        f"seq-mean-token-sum-norm, got {mode!r}"
-    )
+    raise _unknown_aggregation(mode)
 
 
 def ppo_token_losses(
@@ -100,10 +104,7 @@ def aggregation_share(part_mask: Tensor, whole_mask: Tensor, mode: str) -> float
         return float(part_mask.sum()) / total if total else 0.0
     if mode in ("seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
         return part_mask.shape[0] / whole_mask.shape[0]
-    raise ValueError(
-        "loss_agg_mode must be one of token-mean, seq-mean-token-sum, seq-mean-token-mean, "
-        f"seq-mean-token-sum-norm, got {mode!r}"
-    )
+    raise _unknown_aggregation(mode)
 
 
 def top_n_mask(values: Tensor, n: int) -> Tensor:
