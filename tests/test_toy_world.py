@@ -45,6 +45,30 @@ def test_demonstrations_are_coherent_worked_lines():
     assert task.solution(problems[0]).endswith(f"\\boxed{{{problems[0].answer}}}")
 
 
+def test_forgetting_paths_make_the_order_decide_correctness():
+    # the embedded world: left to right always right, every other order forgets its last term
+    task = ArithmeticTask(
+        canonical_fraction=0.45, slip_rate_canonical=0.0, slip_rate_other=0.0,
+        forget_rate_other=1.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    problems = task.problems("train", 400, seed=0)
+    finished = []
+    for problem in problems:
+        demo = task.demonstration(problem, rng)
+        finished.append(demo.count("=") == 2)  # else one step early, then boxed
+        assert grade(demo, problem.answer) == finished[-1], demo
+        if finished[-1]:  # only the left-to-right path goes on
+            assert demo.startswith(f"{problem.terms[0]}+{problem.terms[1]}="), demo
+    assert 0.35 < np.mean(finished) < 0.55
+    # with forget_rate_other = 0 the option draws nothing: older worlds keep their demonstrations
+    old = ArithmeticTask()
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    assert [old.demonstration(p, a) for p in problems[:50]] == [
+        ArithmeticTask(forget_rate_other=0.0).demonstration(p, b) for p in problems[:50]
+    ]
+
+
 def test_bad_task_settings_name_the_key():
     with pytest.raises(ValueError, match=r"task\.ood_n_terms \(3\) must be > task\.n_terms \(3\)"):
         ArithmeticTask(ood_n_terms=3)

@@ -106,6 +106,25 @@ def test_an_existing_run_is_not_overwritten_without_resume(tiny_base, tmp_path):
         train(settings(tiny_base, steps=1), tmp_path, ArithmeticTask(**TINY_TASK))
 
 
+def test_resume_never_continues_a_checkpoint_of_other_settings(tiny_base, tmp_path, capsys):
+    # Snakemake reruns a job whose config changed with --resume; the old run's checkpoint (it is
+    # not a declared output, so Snakemake leaves it) must not pass for the new run's
+    task = ArithmeticTask(**TINY_TASK)
+    old = train(settings(tiny_base, steps=2), tmp_path / "run", task)
+    fresh = train(settings(tiny_base, steps=2, lr=3e-3), tmp_path / "fresh", task)
+    rerun = train(settings(tiny_base, steps=2, lr=3e-3), tmp_path / "run", task, resume=True)
+    assert "other settings or another base model" in capsys.readouterr().err
+    assert without_timings(rerun) == without_timings(fresh) != without_timings(old)
+    # a changed task is another run too; more steps on the same settings is a continuation
+    other_task = ArithmeticTask(**{**TINY_TASK, "canonical_fraction": 0.9})
+    assert "other settings" not in capsys.readouterr().err
+    longer = train(settings(tiny_base, steps=3, lr=3e-3), tmp_path / "run", task, resume=True)
+    assert "other settings" not in capsys.readouterr().err
+    assert without_timings(longer[:2]) == without_timings(fresh) and len(longer) == 3
+    train(settings(tiny_base, steps=3, lr=3e-3), tmp_path / "run", other_task, resume=True)
+    assert "other settings or another base model" in capsys.readouterr().err
+
+
 def _poisoned_loss(kind: str, at_call: int):
     real = get_policy_loss("grpo")
     calls = {"n": 0}

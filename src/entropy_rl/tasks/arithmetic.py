@@ -10,7 +10,11 @@ To make a *base* model like a real one — diverse and only moderately accurate 
 demonstrations add the terms in varied orders (left to right most often), and a share of them
 carries one plausible slip (a lost or extra carry, a units digit off by one) in one step, the later
 steps computing correctly from the wrong partial sum, so the boxed answer is wrong but the line
-stays coherent. Splits are disjoint: a problem's split is a hash of its
+stays coherent. Another, deterministic kind of error makes the paths themselves the decision: at
+``forget_rate_other`` the other-order demonstrations forget the last term and box the answer one
+step early (``45+23=68. \\boxed{68}``), so whether a response is right is settled by a few early
+tokens (which term comes first, which second, whether to go on) and the model's entropy sits
+there, as in a real model's forks. Splits are disjoint: a problem's split is a hash of its
 terms, so train, held-out (same difficulty) and out-of-distribution (more terms) never overlap.
 """
 
@@ -63,6 +67,9 @@ class ArithmeticTask(Settings):
     slip_rate_other: float = number(
         0.6, 0.0, 1.0, doc="share of other-order demonstrations with a slip"
     )
+    forget_rate_other: float = number(
+        0.0, 0.0, 1.0, doc="share of other-order demonstrations that forget the last term"
+    )
 
     def check(self) -> None:
         if self.ood_n_terms <= self.n_terms:
@@ -111,10 +118,14 @@ class ArithmeticTask(Settings):
         order: tuple[int, ...] | None = None,
         slip_step: int | None = None,
         slip: int = 0,
+        forget_last: bool = False,
     ) -> str:
         """The worked line adding the terms in ``order`` (default left to right); ``slip_step``
-        (0-based) adds ``slip`` to that step's partial sum, and later steps carry the error on."""
+        (0-based) adds ``slip`` to that step's partial sum, and later steps carry the error on.
+        ``forget_last`` leaves the last term out (the answer boxed one step early)."""
         terms = [problem.terms[i] for i in (order or range(len(problem.terms)))]
+        if forget_last:
+            terms = terms[:-1]
         steps, total = [], terms[0]
         for index, term in enumerate(terms[1:]):
             result = total + term + (slip if index == slip_step else 0)
@@ -129,7 +140,8 @@ class ArithmeticTask(Settings):
 
         Slips are rarer on the left-to-right path, so the base model is more accurate on the path it
         prefers: a positive covariance between log-probability and advantage, the paper's recipe for
-        entropy collapse.
+        entropy collapse. At ``forget_rate_other`` an other-order demonstration instead forgets its
+        last term (no slip then): a wrong path rather than a wrong digit.
         """
         n = len(problem.terms)
         canonical = rng.random() < self.canonical_fraction or n < 2
@@ -138,6 +150,8 @@ class ArithmeticTask(Settings):
         else:
             others = [p for p in itertools.permutations(range(n)) if p != tuple(range(n))]
             order = others[int(rng.integers(len(others)))]
+        if not canonical and self.forget_rate_other and rng.random() < self.forget_rate_other:
+            return self.solution(problem, order, forget_last=True)
         slip_rate = self.slip_rate_canonical if canonical else self.slip_rate_other
         if rng.random() >= slip_rate:
             return self.solution(problem, order)

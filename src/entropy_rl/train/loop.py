@@ -18,6 +18,10 @@ naming the step and the tensor, with the last checkpoint left intact.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +69,25 @@ def _optimizer(settings: RLSettings) -> Callable[[torch.nn.Module], torch.optim.
     return lambda model: torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
+
+
+def run_fingerprint(settings: RLSettings, task: ArithmeticTask, model_path: Path) -> str:
+    """What a checkpoint must share with a run to be resumed by it: the settings (but the number of
+    steps and threads, which a resumed run may change), the task, and the base model's files (names,
+    sizes, modification times; cheap even for a sharded 7B model)."""
+    train = {k: v for k, v in settings.to_dict().items() if k not in ("steps", "threads")}
+    folder = Path(model_path)
+    files = (
+        sorted(
+            (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+            for f in folder.iterdir()
+            if f.is_file()
+        )
+        if folder.is_dir()
+        else [str(model_path)]  # a hub id
+    )
+    blob = json.dumps([train, task.to_dict(), files], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _check_finite(step: int, loss: torch.Tensor, model: torch.nn.Module) -> None:
@@ -116,8 +139,19 @@ def train(
     # -- the policy, its optimizer and where to start ------------------------------------------
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
+    fingerprint = run_fingerprint(settings, task, model_path)
     if checkpoint is not None:
         model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings), device)
+        if state.get("fingerprint") != fingerprint:  # another config or base model made it
+            print(
+                f"{checkpoint} was written by a run with other settings or another base model; "
+                "starting this run from step 0 (the old checkpoints are removed)",
+                file=sys.stderr,
+            )
+            shutil.rmtree(checkpoint_dir)
+            metrics_path.unlink(missing_ok=True)
+            checkpoint = None
+    if checkpoint is not None:
         start = state["step"]
         rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
         probe = state["probe"]
@@ -277,7 +311,7 @@ def train(
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save_checkpoint(
                 checkpoint_dir, model, optimizer, step + 1,
-                {"probe": probe, "rows": rows,
+                {"probe": probe, "rows": rows, "fingerprint": fingerprint,
                  "controller": controller.state_dict() if controller else None},
             )  # fmt: skip
 
