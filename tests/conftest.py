@@ -63,22 +63,25 @@ TINY_BASE = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory) -> Path:
-    """Folder of a ~40 k-parameter base model SFT'd for a few seconds on two-term addition.
-
-    Built once per test session: xdist workers share it through their session's folder.
-    """
+def shared_base_model(tmp_path_factory, name: str, task: dict, base: dict) -> Path:
+    """Folder of a base model SFT'd on ``task`` with ``base`` settings, built once per test
+    session: xdist workers share it through their session's folder."""
     from entropy_rl.base_model import BaseModelSettings, build_base_model
     from entropy_rl.tasks import ArithmeticTask
 
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    folder = root / "tiny_base"
-    with FileLock(str(root / "tiny_base.lock")):
+    session = tmp_path_factory.getbasetemp()
+    root = session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
         if not (folder / "base_summary.json").exists():
             _, summary, _ = build_base_model(
-                ArithmeticTask(**TINY_TASK), BaseModelSettings.from_dict(TINY_BASE), folder
+                ArithmeticTask(**task), BaseModelSettings.from_dict(base), folder
             )
             (folder / "base_summary.json").write_text(json.dumps(summary))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """Folder of a ~40 k-parameter base model SFT'd for a few seconds on two-term addition."""
+    return shared_base_model(tmp_path_factory, "tiny_base", TINY_TASK, TINY_BASE)
