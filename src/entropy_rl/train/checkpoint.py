@@ -2,7 +2,8 @@
 
 A checkpoint folder holds the model (``save_pretrained``), the optimizer state, the step and the
 torch RNG state (the trainer seeds every random draw of a step from ``(seed, step)``, so this is
-all the randomness there is to restore). It is written to ``<name>.tmp``; the previous one is renamed ``<name>.old``, the new
+all the randomness there is to restore), and the fingerprint of the run that wrote it, so a run
+with other settings never resumes from it. It is written to ``<name>.tmp``; the previous one is renamed ``<name>.old``, the new
 one renamed into place, the old one removed. A kill between the two renames leaves ``.old``,
 which :func:`latest_checkpoint` falls back to, so a good checkpoint always exists.
 """
@@ -16,9 +17,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["checkpoint_fingerprint", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 STATE_FILE = "trainer_state.pt"
+FINGERPRINT_FILE = "run_fingerprint.txt"  # what made it, readable without loading the model
 
 
 def save_checkpoint(
@@ -27,8 +29,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     step: int,
     extra: dict[str, Any],
+    fingerprint: str = "",
 ) -> Path:
-    """Save everything needed to continue after ``step`` completed steps."""
+    """Save everything needed to continue after ``step`` completed steps, and the ``fingerprint``
+    of the run that wrote it (see :func:`checkpoint_fingerprint`)."""
     folder = Path(folder)
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -41,6 +45,7 @@ def save_checkpoint(
         **extra,
     }
     torch.save(state, tmp / STATE_FILE)
+    (tmp / FINGERPRINT_FILE).write_text(fingerprint)
     if folder.exists():
         shutil.rmtree(old, ignore_errors=True)
         folder.rename(old)
@@ -55,6 +60,12 @@ def latest_checkpoint(folder: Path) -> Path | None:
         if (candidate / STATE_FILE).is_file() and (candidate / "config.json").is_file():
             return candidate
     return None
+
+
+def checkpoint_fingerprint(folder: Path) -> str | None:
+    """The fingerprint saved with a checkpoint (None for one saved without)."""
+    path = Path(folder) / FINGERPRINT_FILE
+    return path.read_text() if path.is_file() else None
 
 
 def load_checkpoint(

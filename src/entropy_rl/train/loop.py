@@ -41,7 +41,12 @@ from entropy_rl.rewards import grade, reward
 from entropy_rl.rollout import Generation, HFGenerator
 from entropy_rl.tasks import ArithmeticTask, Problem
 from entropy_rl.train.batch import TokenBatch, collate, policy_forward
-from entropy_rl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from entropy_rl.train.checkpoint import (
+    checkpoint_fingerprint,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from entropy_rl.train.settings import RLSettings
 
 __all__ = ["NonFiniteError", "train"]
@@ -140,18 +145,18 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
     fingerprint = run_fingerprint(settings, task, model_path)
+    if checkpoint is not None and checkpoint_fingerprint(checkpoint) != fingerprint:
+        print(  # another config or base model made it
+            f"{checkpoint} was written by a run with other settings or another base model; "
+            "starting this run from step 0 (the old checkpoints are removed)",
+            file=sys.stderr,
+        )
+        shutil.rmtree(checkpoint)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        metrics_path.unlink(missing_ok=True)
+        checkpoint = None
     if checkpoint is not None:
         model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings), device)
-        if state.get("fingerprint") != fingerprint:  # another config or base model made it
-            print(
-                f"{checkpoint} was written by a run with other settings or another base model; "
-                "starting this run from step 0 (the old checkpoints are removed)",
-                file=sys.stderr,
-            )
-            shutil.rmtree(checkpoint_dir)
-            metrics_path.unlink(missing_ok=True)
-            checkpoint = None
-    if checkpoint is not None:
         start = state["step"]
         rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
         probe = state["probe"]
@@ -311,8 +316,9 @@ def train(
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save_checkpoint(
                 checkpoint_dir, model, optimizer, step + 1,
-                {"probe": probe, "rows": rows, "fingerprint": fingerprint,
+                {"probe": probe, "rows": rows,
                  "controller": controller.state_dict() if controller else None},
+                fingerprint,
             )  # fmt: skip
 
     with atomic_dir(out / "model") as folder:
