@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,16 +130,22 @@ def _quiet_transformers() -> None:
 
 
 def _progress(total: int, desc: str, keys: tuple[str, ...]):
-    """A tqdm bar (every 2 s at most) and the callback that advances it with a row's ``keys``."""
+    """A tqdm bar (every 2 s at most) and the callback that advances it with a row's ``keys``;
+    under torchrun only rank 0 shows one."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="step", mininterval=2.0)
+    bar = tqdm(total=total, desc=desc, unit="step", mininterval=2.0, disable=not _main_rank())
 
     def update(row: dict) -> None:
         bar.update(1)
         bar.set_postfix({k: f"{row[k]:.3f}" for k in keys if row.get(k) is not None}, refresh=False)
 
     return bar, update
+
+
+def _main_rank() -> bool:
+    """Whether this process reports: rank 0 under torchrun, or the only process."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _sft(args: argparse.Namespace) -> int:
@@ -220,6 +227,8 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if not _main_rank():  # the other ranks of a torchrun run have nothing more to write
+        return 0
     summary = {"method": args.method, **summarize_run(rows)}
     write_json(out / "summary.json", summary)
     print(

@@ -275,3 +275,26 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
         assert losses == set(available_policy_losses()), world
         assert any(spec.get("dynamic_sampling") for spec in config[world]["methods"].values())
     assert len(config["seeds"]) >= 3 and len(config["tabular"]["seeds"]) >= 3
+
+
+@pytest.mark.parametrize(("engine", "launcher"), [
+    ("entropy-rl", "torchrun --standalone --nproc_per_node 4 -m entropy_rl.cli train"),
+    ("verl", "entropy-rl train"),
+])  # fmt: skip
+def test_a_train_job_with_several_gpus_runs_one_process_per_gpu(
+    tmp_path, snakemake_run, benchmark_dir, engine, launcher
+):
+    """The suite's own trainer is launched by torchrun (FSDP across the job's GPUs); verl, which
+    starts its own workers, is not."""
+    config = yaml.safe_load((REPO / "config" / "paper-qwen2.5-0.5b.yaml").read_text())
+    config["evaluate"]["benchmark_path"] = str(benchmark_dir / "{name}" / "test.jsonl")
+    config["resources"]["train_gpus"] = 4
+    config["train"]["engine"] = engine
+    plan = snakemake_run(tmp_path, config, "--dry-run", "--printshellcmds")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    commands = [
+        line.strip().removeprefix("Shell command: ")
+        for line in (plan.stdout + plan.stderr).splitlines()
+        if " train --config " in line
+    ]
+    assert commands and all(command.startswith(launcher) for command in commands), commands[:2]

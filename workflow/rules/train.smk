@@ -1,6 +1,18 @@
 # One RL run per method and seed, from the base model. A killed run resumes from its checkpoint.
 
 
+TRAIN_GPUS = config.get("resources", {}).get("train_gpus", 0)
+
+
+def train_launcher(wildcards):
+    """`entropy-rl`, or torchrun with one process per GPU when the suite's own trainer is given
+    several (resources.train_gpus > 1); verl starts its own workers from a single `entropy-rl`."""
+    if TRAIN_GPUS > 1 and config["train"].get("engine", "entropy-rl") == "entropy-rl":
+        return f"torchrun --standalone --nproc_per_node {TRAIN_GPUS} -m entropy_rl.cli"
+    return "entropy-rl"
+
+
+
 rule train_run:
     input:
         config=f"{RESULTS}/config/train.yaml",
@@ -16,13 +28,14 @@ rule train_run:
     params:
         out=lambda wildcards, output: os.path.dirname(output.summary),
         base=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
+        launcher=train_launcher,
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("train_mem_mb", 3000),
         runtime=config.get("resources", {}).get("train_runtime_min", 30),
-        gpus=config.get("resources", {}).get("train_gpus", 0),
+        gpus=TRAIN_GPUS,
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl train --config {input.config} --method {wildcards.method} --seed {wildcards.seed}"
+        "{params.launcher} train --config {input.config} --method {wildcards.method} --seed {wildcards.seed}"
         " --model {params.base} --out {params.out} --resume > {log} 2>&1"

@@ -78,11 +78,17 @@ class HFGenerator:
     """Sample with ``model.generate``; left-padded prompts, ``batch_size`` sequences at a time."""
 
     def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 512
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int = 512,
+        synced_gpus: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        # a model sharded across processes (FSDP): every rank steps until all have finished
+        self.synced_gpus = synced_gpus
         if tokenizer.pad_token_id is None:
             raise ValueError(
                 "the tokenizer has no pad token; set tokenizer.pad_token (e.g. to its EOS token)"
@@ -128,6 +134,7 @@ class HFGenerator:
                 pad_token_id=pad,
                 eos_token_id=eos,
                 logits_processor=LogitsProcessorList([recorder]),
+                **({"synced_gpus": True} if self.synced_gpus else {}),
             )
             recorder.record(sequences[:, -1])  # the last token sampled
             width = encoded["input_ids"].shape[1]

@@ -1,7 +1,8 @@
 """Checkpoints that survive a crash at any moment: written beside, then swapped in.
 
-A checkpoint folder holds the model (``save_pretrained``), the optimizer state, the step and the
-torch RNG state (the trainer seeds every random draw of a step from ``(seed, step)``, so this is
+A checkpoint folder holds the model (``save_pretrained``), the optimizer state (full and keyed by
+parameter name, so a run sharded over several processes and a single-process run read the same
+checkpoint), the step and the torch RNG state (the trainer seeds every random draw of a step from ``(seed, step)``, so this is
 all the randomness there is to restore), and the fingerprint of the run that wrote it, so a run
 with other settings never resumes from it. It is written to ``<name>.tmp``; the previous one is renamed ``<name>.old``, the new
 one renamed into place, the old one removed. A kill between the two renames leaves ``.old``,
@@ -15,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
 from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from entropy_rl.train.distributed import SINGLE, World, reshard
 
 __all__ = ["checkpoint_fingerprint", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -30,17 +39,26 @@ def save_checkpoint(
     step: int,
     extra: dict[str, Any],
     fingerprint: str = "",
+    world: World = SINGLE,
 ) -> Path:
     """Save everything needed to continue after ``step`` completed steps, and the ``fingerprint``
-    of the run that wrote it (see :func:`checkpoint_fingerprint`)."""
+    of the run that wrote it (see :func:`checkpoint_fingerprint`).
+
+    In a sharded run every rank calls this (the full state is gathered on rank 0, which writes)."""
     folder = Path(folder)
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    reshard(model)
+    optimizer_state = get_optimizer_state_dict(model, optimizer, options=options)
+    model_state = get_model_state_dict(model, options=options) if world.active else None
+    if not world.is_main:
+        return folder
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=model_state)
     state = {
         "step": step,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state,
         "torch_rng": torch.get_rng_state(),
         **extra,
     }
@@ -69,12 +87,16 @@ def checkpoint_fingerprint(folder: Path) -> str | None:
 
 
 def load_checkpoint(
-    folder: Path, optimizer_factory, device: str = "cpu"
+    folder: Path, optimizer_factory, device: str = "cpu", prepare=lambda model: model
 ) -> tuple[PreTrainedModel, torch.optim.Optimizer, dict[str, Any]]:
-    """Model (on ``device``), optimizer (built by ``optimizer_factory(model)``, then restored), state."""
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
+    """Model (on ``device``, then ``prepare``d, e.g. sharded), optimizer (built by
+    ``optimizer_factory(model)``, then restored; every rank reads the full state and keeps its
+    shard), state."""
+    model = prepare(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device))
     optimizer = optimizer_factory(model)
     state = torch.load(Path(folder) / STATE_FILE, weights_only=False, map_location="cpu")
-    optimizer.load_state_dict(state["optimizer"])
+    set_optimizer_state_dict(
+        model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
+    )
     torch.set_rng_state(state["torch_rng"])
     return model, optimizer, state

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from entropy_rl.advantages import compute_advantages, dynamic_sampling
@@ -47,6 +48,7 @@ from entropy_rl.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from entropy_rl.train.distributed import SINGLE, World, init_world, reshard, shard_model
 from entropy_rl.train.settings import RLSettings
 
 __all__ = ["NonFiniteError", "train"]
@@ -64,6 +66,33 @@ COUNT_METRICS = frozenset({"n_valid_tokens", "cov_selected_count", "cov_band_cou
 def _seed(settings: RLSettings, step: int, stream: int) -> int:
     """An independent, reproducible seed for random stream ``stream`` of step ``step``."""
     return (settings.seed * 1_000_003 + step) * 16 + stream
+
+
+def _rank_seed(seed: int, world: World) -> int:
+    """``seed`` for this rank's sampling (rank 0 draws what a single-process run draws)."""
+    return seed + 1_000_000_007 * world.rank
+
+
+def _check_world(settings: RLSettings, world: World) -> None:
+    """Settings a run sharded over ``world.size`` processes needs, checked before any work."""
+    if not world.active:
+        return
+    if settings.prompts_per_step % world.size:
+        raise ValueError(
+            f"train.prompts_per_step ({settings.prompts_per_step}) must be a multiple of the "
+            f"number of processes ({world.size}): each rank samples an equal share of the prompts"
+        )
+    rows = settings.prompts_per_step // world.size * settings.group_size
+    if rows % settings.mini_batches:
+        raise ValueError(
+            f"train.mini_batches ({settings.mini_batches}) must divide each rank's "
+            f"{rows} responses (prompts_per_step / processes × group_size)"
+        )
+    if settings.dynamic_sampling:
+        raise ValueError(
+            "train.dynamic_sampling is single-process only (ranks would sample different numbers "
+            "of rounds); set it to false or run on one process"
+        )
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -95,16 +124,20 @@ def run_fingerprint(settings: RLSettings, task: ArithmeticTask, model_path: Path
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _check_finite(step: int, loss: torch.Tensor, model: torch.nn.Module) -> None:
+def _check_finite(step: int, loss: torch.Tensor, model: torch.nn.Module, world: World) -> None:
+    """Stop on a NaN/inf loss or gradient; every rank stops when one finds one."""
+    problem = None
     if not torch.isfinite(loss):
-        raise NonFiniteError(
-            f"step {step}: the policy loss is {loss.item()} (non-finite); run stopped"
-        )
+        problem = f"step {step}: the policy loss is {loss.item()} (non-finite); run stopped"
     for name, param in model.named_parameters():
-        if param.grad is not None and not torch.isfinite(param.grad).all():
-            raise NonFiniteError(
-                f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
-            )
+        grad = param.grad
+        grad = grad.to_local() if hasattr(grad, "to_local") else grad  # a rank's shard (FSDP)
+        if problem is None and grad is not None and not torch.isfinite(grad).all():
+            problem = f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
+    if world.active and world.sum([float(problem is not None)])[0] and problem is None:
+        problem = f"step {step}: another process found a NaN/inf loss or gradient; run stopped"
+    if problem is not None:
+        raise NonFiniteError(problem)
 
 
 def _accuracy(
@@ -137,7 +170,9 @@ def train(
     """
     out = Path(out)
     model_path = settings.check_model()
-    device, autocast = settings.torch_device(), settings.autocast_dtype()
+    world = init_world(settings.torch_device())  # several ranks under torchrun, else one
+    _check_world(settings, world)
+    device, autocast = world.device(settings.torch_device()), settings.autocast_dtype()
     metrics_path, checkpoint_dir = out / "metrics.jsonl", out / "checkpoint"
     torch.set_num_threads(settings.threads)
 
@@ -146,17 +181,22 @@ def train(
     checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
     fingerprint = run_fingerprint(settings, task, model_path)
     if checkpoint is not None and checkpoint_fingerprint(checkpoint) != fingerprint:
-        print(  # another config or base model made it
-            f"{checkpoint} was written by a run with other settings or another base model; "
-            "starting this run from step 0 (the old checkpoints are removed)",
-            file=sys.stderr,
-        )
-        shutil.rmtree(checkpoint)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        metrics_path.unlink(missing_ok=True)
+        world.barrier()  # every rank has read the fingerprint before rank 0 removes it
+        if world.is_main:
+            print(  # another config or base model made it
+                f"{checkpoint} was written by a run with other settings or another base model; "
+                "starting this run from step 0 (the old checkpoints are removed)",
+                file=sys.stderr,
+            )
+            shutil.rmtree(checkpoint)
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+            metrics_path.unlink(missing_ok=True)
         checkpoint = None
+    shard = functools.partial(shard_model, world=world)
     if checkpoint is not None:
-        model, optimizer, state = load_checkpoint(checkpoint, _optimizer(settings), device)
+        model, optimizer, state = load_checkpoint(
+            checkpoint, _optimizer(settings), device, prepare=shard
+        )
         start = state["step"]
         rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
         probe = state["probe"]
@@ -166,16 +206,20 @@ def train(
             raise ValueError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(device)
+        model = shard(
+            AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(device)
+        )
         optimizer = _optimizer(settings)(model)
         start, rows, probe, controller_state = 0, [], None, None
     if settings.gradient_checkpointing:  # active in train mode; sampling switches to eval
         model.activation_checkpointing_enable({"use_reentrant": False})
         model.train()
-    write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
+    world.barrier()  # no rank reads the run's files after rank 0 starts rewriting them
+    if world.is_main:
+        write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
     if on_start is not None:
         on_start(start)
-    generator = HFGenerator(model, tokenizer)
+    generator = HFGenerator(model, tokenizer, synced_gpus=world.active)
     loss_fn = get_policy_loss(settings.loss)
     loss_config = make_loss_config(settings.loss, settings.loss_config)
     controller = make_controller(loss_config, controller_state)  # entropy_target only
@@ -193,7 +237,7 @@ def train(
     for step in range(start, settings.steps):
         t0 = time.perf_counter()
         # -- prompts → rollouts → rewards → advantages ----------------------------------------
-        draw = functools.partial(_rollout, settings, generator, train_problems, step)  # by round
+        draw = functools.partial(_rollout, settings, generator, train_problems, step, world=world)
         if settings.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
             kept, rounds = dynamic_sampling(
                 draw, settings.prompts_per_step, settings.group_size, settings.sampling_rounds
@@ -225,6 +269,8 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 metrics: dict[str, float] = {}
                 parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings)
+                if world.active:  # sharded layers: every rank runs as many forward passes
+                    parts = list(torch.arange(len(mini)).tensor_split(world.max(len(parts))))
                 part_logps = []
                 for part in parts:
                     micro = mini.select(part)
@@ -246,7 +292,7 @@ def train(
                         micro.response_mask, mini.response_mask, loss_config.loss_agg_mode
                     )
                     (loss * share).backward()
-                    _check_finite(step, loss, model)
+                    _check_finite(step, loss, model, world)
                     tokens = aggregation_share(  # the metrics are means over valid tokens
                         micro.response_mask, mini.response_mask, "token-mean"
                     )
@@ -258,8 +304,9 @@ def train(
                         torch.cat(part_logps), mini.advantages, mini.response_mask
                     )
                     metrics["cov_mean"] = float(masked_mean(cov, mini.response_mask))
-                metrics["grad_norm"] = float(
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                metrics["grad_norm"] = float(  # the norm of the whole gradient (FSDP: a DTensor)
+                    grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
                 )
                 optimizer.step()
                 for key, value in metrics.items():
@@ -284,6 +331,9 @@ def train(
             "lr": settings.lr,
             **adv_metrics,
         }
+        tokens = float(mask.sum())
+        if world.active:  # the step's numbers over every rank's responses
+            tokens = _reduce_row(row, world, float(old_entropy[mask].sum()), tokens)
         if controller is not None:  # the coefficient of the next step
             row["entropy_target"] = controller.config.target
             row["entropy_coef_next"] = controller.update(row["entropy"])
@@ -306,8 +356,9 @@ def train(
             )
         row["time_rollout_s"] = t1 - t0
         row["time_update_s"] = t2 - t1
-        row["tokens_per_s"] = int(mask.sum()) * settings.epochs / max(t2 - t0, 1e-9)
-        append_jsonl(metrics_path, row)
+        row["tokens_per_s"] = tokens * settings.epochs / max(t2 - t0, 1e-9)
+        if world.is_main:
+            append_jsonl(metrics_path, row)
         rows.append(row)
         if on_step is not None:
             on_step(row)
@@ -318,14 +369,35 @@ def train(
                 checkpoint_dir, model, optimizer, step + 1,
                 {"probe": probe, "rows": rows,
                  "controller": controller.state_dict() if controller else None},
-                fingerprint,
+                fingerprint, world,
             )  # fmt: skip
 
-    with atomic_dir(out / "model") as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    write_json(out / "config.json", {"train": settings.to_dict(), "task": task.to_dict()})
+    # the final policy, gathered whole on rank 0 when sharded
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state_dict = get_model_state_dict(reshard(model), options=options) if world.active else None
+    if world.is_main:
+        with atomic_dir(out / "model") as folder:
+            model.save_pretrained(folder, state_dict=state_dict)
+            tokenizer.save_pretrained(folder)
+        write_json(out / "config.json", {"train": settings.to_dict(), "task": task.to_dict()})
+    world.barrier()  # the run's files are complete when any rank returns
     return rows
+
+
+def _reduce_row(row: dict[str, Any], world: World, entropy_sum: float, tokens: float) -> float:
+    """Turn a rank's metrics ``row`` into the step's, in place: the token entropy over all ranks'
+    tokens, token counts summed, the other numbers averaged over ranks (equal shares of responses).
+    Returns the number of response tokens of all ranks."""
+    keys = sorted(
+        key for key, value in row.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        and key not in ("step", "lr", "entropy")
+    )  # fmt: skip
+    totals = world.sum([float(row[key]) for key in keys] + [entropy_sum, tokens])
+    for key, total in zip(keys, totals, strict=False):
+        row[key] = total if key in COUNT_METRICS else total / world.size
+    row["entropy"] = totals[-2] / totals[-1]
+    return totals[-1]
 
 
 @dataclass(frozen=True)
@@ -361,14 +433,16 @@ def _rollout(
     train_problems: list[Problem],
     step: int,
     round_: int,
+    world: World = SINGLE,
 ) -> _Groups:
-    """``prompts_per_step`` problems of step ``step`` (round ``round_``), G responses each, graded."""
+    """``prompts_per_step`` problems of step ``step`` (round ``round_``), G responses each, graded;
+    in a sharded run this rank's share of them (every ``world.size``-th from ``world.rank``)."""
     stream = 0 if round_ == 0 else 4 + 2 * round_  # round 0: the streams of a run without rounds
     picks = torch.randint(
         len(train_problems),
         (settings.prompts_per_step,),
         generator=_generator(_seed(settings, step, stream)),
-    )
+    )[world.rank :: world.size]
     problems = [train_problems[i] for i in picks.tolist()]
     prompts = [render_prompt(settings.template, p.problem) for p in problems]
     try:
@@ -378,7 +452,7 @@ def _rollout(
             settings.temperature,
             settings.top_p,
             settings.max_new_tokens,
-            seed=_seed(settings, step, 1 if round_ == 0 else stream + 1),
+            seed=_rank_seed(_seed(settings, step, 1 if round_ == 0 else stream + 1), world),
         )
     except FloatingPointError as err:
         raise NonFiniteError(f"step {step}: {err}; run stopped") from err

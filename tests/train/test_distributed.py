@@ -1,0 +1,90 @@
+"""RL sharded over two processes (FSDP2 on gloo, launched by torchrun), on CPU.
+
+The GPU path is the same code with NCCL: one rank per GPU. These runs use the tiny base model and
+the real CLI under ``python -m torch.distributed.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from entropy_rl.io import read_jsonl
+from entropy_rl.tasks import ArithmeticTask
+from entropy_rl.train.distributed import World
+from entropy_rl.train.loop import _check_world, train
+
+from .conftest import TINY_TASK, rl_config, write_config
+from .test_trainer import settings, without_timings
+
+# the entropy bonus has a gradient even when every reward of the tiny base model is 0
+METHOD = "entropy_bonus"
+STEPS = {"steps": 4, "checkpoint_every": 2, "eval_every": 0, "prompts_per_step": 4}
+
+
+def torchrun(config: Path, out: Path, *args: str) -> None:
+    """``entropy-rl train`` on two processes; fails the test with the ranks' output if it fails."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "entropy_rl.cli", "train", "--config", str(config), "--method", METHOD,
+        "--seed", "0", "--out", str(out), *args,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+
+
+def test_two_processes_train_resume_identically_and_hand_over_to_one(tiny_base, tmp_path):
+    config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, **STEPS))
+    torchrun(config, tmp_path / "full")
+    rows = read_jsonl(tmp_path / "full" / "metrics.jsonl")
+    assert [row["step"] for row in rows] == [0, 1, 2, 3]
+    assert any(row["grad_norm"] > 0 for row in rows)
+    # every row covers both ranks' responses: the mini-batch token count is the global one
+    responses = STEPS["prompts_per_step"] * 4  # group_size 4
+    for row in rows:
+        assert row["n_valid_tokens"] == pytest.approx(row["response_length"] * responses / 2)
+
+    # stopped after the checkpoint at step 2, then resumed on two processes: the same run
+    torchrun(config, tmp_path / "part", "--steps", "2")
+    torchrun(config, tmp_path / "part", "--steps", "4", "--resume")
+    assert without_timings(read_jsonl(tmp_path / "part" / "metrics.jsonl")) == without_timings(rows)
+    full = AutoModelForCausalLM.from_pretrained(tmp_path / "full" / "model").state_dict()
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "part" / "model").state_dict()
+    assert full.keys() == again.keys()
+    assert all(torch.equal(full[name], again[name]) for name in full)
+
+    # the two-process checkpoint is an ordinary one: a single process continues it
+    shutil.copytree(tmp_path / "full", tmp_path / "single")
+    started = []
+    more = train(
+        settings(tiny_base, METHOD, **{**STEPS, "steps": 6}),
+        tmp_path / "single",
+        ArithmeticTask(**TINY_TASK),
+        resume=True,
+        on_start=started.append,
+    )
+    assert started == [4]
+    assert without_timings(more[:4]) == without_timings(rows)
+    assert [row["step"] for row in more] == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"prompts_per_step": 4}, "train.prompts_per_step (4) must be a multiple of the number of processes (3)"),
+        ({"prompts_per_step": 6, "group_size": 2, "mini_batches": 3}, "train.mini_batches (3) must divide each rank's 4 responses"),
+        ({"prompts_per_step": 6, "dynamic_sampling": True}, "train.dynamic_sampling is single-process only"),
+    ],
+)  # fmt: skip
+def test_settings_a_sharded_run_cannot_take_fail_before_any_work(tiny_base, overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _check_world(settings(tiny_base, "grpo", **overrides), World(rank=0, size=3))
