@@ -78,3 +78,35 @@ def test_vllm_generates_with_the_protocol(tmp_path):  # pragma: no cover - needs
         len(ids) == len(lp)
         for ids, lp in zip(generation.response_ids, generation.logprobs, strict=True)
     )
+
+
+@pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (GPU extra); run on a GPU machine")
+def test_the_trainer_samples_with_vllm_and_keeps_it_in_sync(tmp_path):  # pragma: no cover - GPU
+    """train.rollout: vllm — after every update the policy's weights are loaded into the engine,
+    so the engine's log-probabilities of what it sampled stay those of the trained policy (with a
+    large learning rate, stale weights would open the gap within a step or two)."""
+    from entropy_rl.base_model import ModelSettings, build_char_tokenizer, build_model
+    from entropy_rl.config import run_section
+    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.train import RLSettings, train
+
+    tokenizer = build_char_tokenizer()
+    model_settings = ModelSettings(
+        hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128
+    )
+    build_model(
+        model_settings, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=0
+    ).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    section = {
+        "model": str(tmp_path / "base"), "steps": 4, "prompts_per_step": 8, "group_size": 4,
+        "mini_batches": 2, "lr": 1e-2, "max_new_tokens": 16, "rollout": "vllm", "device": "cuda",
+        "vllm_gpu_memory": 0.2, "eval_every": 0, "lemma_check_every": 0,
+        "methods": {"grpo": {"loss": "entropy_bonus", "loss_config": {"coef": 0.5}}},
+    }  # fmt: skip
+    settings = RLSettings.from_dict(run_section(section, "grpo", "train"))
+    rows = train(settings, tmp_path / "run", ArithmeticTask(n_terms=2, max_value=49))
+    assert len(rows) == 4
+    assert all(row["rollout_logp_gap"] < 1e-3 for row in rows), [
+        r["rollout_logp_gap"] for r in rows
+    ]

@@ -88,3 +88,34 @@ def test_two_processes_train_resume_identically_and_hand_over_to_one(tiny_base, 
 def test_settings_a_sharded_run_cannot_take_fail_before_any_work(tiny_base, overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         _check_world(settings(tiny_base, "grpo", **overrides), World(rank=0, size=3))
+
+
+FULL_WEIGHTS = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+from entropy_rl.train.distributed import full_weights, init_world, shard_model
+world = init_world("cpu")
+whole = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+sharded = shard_model(AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32), world)
+local = sum(p.to_local().numel() for p in sharded.parameters())
+expected = dict(whole.named_parameters())
+got = dict(full_weights(sharded))
+assert local < sum(p.numel() for p in whole.parameters()), "the model is not sharded"
+assert got.keys() == expected.keys(), sorted(set(got) ^ set(expected))
+assert all(torch.equal(got[k], expected[k]) for k in got)
+print("rank", world.rank, "ok", len(got))
+"""
+
+
+def test_full_weights_gathers_each_sharded_parameter_whole_once(tiny_base, tmp_path):
+    """What the vLLM rollout backend is given after every step: under FSDP each rank holds a
+    shard, and full_weights hands over the whole tensors under the model's names (tied once)."""
+    script = tmp_path / "full_weights.py"
+    script.write_text(FULL_WEIGHTS)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(script), str(tiny_base),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert result.stdout.count(" ok ") == 2

@@ -332,3 +332,41 @@ def test_token_micro_batching_accumulates_the_same_update(tiny_base, tmp_path, m
     whole = run("whole")
     parts = run("parts", micro_batch_tokens=1)  # fewer tokens than a row: one row a part
     assert_same_run(whole, parts, rel=1e-4, abs=1e-6)
+
+
+def test_the_vllm_rollout_needs_vllm_and_a_gpu_before_any_work(tiny_base, tmp_path, monkeypatch):
+    import importlib.util
+
+    config = settings(tiny_base, "grpo", rollout="vllm", device="cpu")
+    task = ArithmeticTask(**TINY_TASK)
+    real_find_spec = importlib.util.find_spec
+    if real_find_spec("vllm") is None:
+        with pytest.raises(ValueError, match=r"train.rollout = 'vllm' needs vLLM and a GPU"):
+            train(config, tmp_path / "a", task)
+    # with vLLM importable, a CPU device is refused by name
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "vllm" else real_find_spec(name, *a),
+    )
+    with pytest.raises(ValueError, match=r"samples on a GPU but the trainer runs on 'cpu'"):
+        train(config, tmp_path / "b", task)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_sampler_and_the_trainer_agree_on_log_probabilities(tiny_base, tmp_path):
+    """rollout_logp_gap: |trainer − sampler| log-probability of the sampled tokens. With the hf
+    backend the sampler is the policy itself, so it is ~0 at every step, the updates included; a
+    rollout engine with stale weights (vLLM not synced) would show it growing."""
+    rows = train(
+        settings(tiny_base, "grpo", steps=3, lr=1e-2), tmp_path / "run", ArithmeticTask(**TINY_TASK)
+    )
+    assert all(row["rollout_logp_gap"] < 1e-4 for row in rows), [
+        r["rollout_logp_gap"] for r in rows
+    ]
+    cooler = train(
+        settings(tiny_base, "grpo", steps=1, temperature=0.7),
+        tmp_path / "t07",
+        ArithmeticTask(**TINY_TASK),
+    )
+    assert cooler[0]["rollout_logp_gap"] is None  # the sampler's distribution is not the policy's

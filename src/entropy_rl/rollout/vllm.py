@@ -5,11 +5,16 @@ vLLM is imported only when a ``VLLMGenerator`` is made, so the CPU install never
 the sampled tokens (``SamplingParams(logprobs=0)``); vLLM computes them from the model's raw
 distribution, so they equal the sampling distribution's at temperature 1 and top-p 1 — the RL
 setting — while the trainer recomputes old log-probabilities itself in any case.
+
+In the trainer (``train.rollout: vllm``) the engine lives in the training process, on the same
+GPU, and the policy's weights are loaded into it after every step (:meth:`VLLMGenerator.load_weights`,
+the colocated scheme TRL uses); under torchrun each rank runs its own engine
+(``distributed_executor_backend="external_launcher"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from entropy_rl.rollout.base import Generation
@@ -72,3 +77,18 @@ class VLLMGenerator:
             logprobs=0,
         )
         return generation_from_vllm(self.llm.generate(list(prompts), params, use_tqdm=False), n)
+
+    def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
+        """Load ``(name, tensor)`` pairs named as in the Hugging Face model into the engine's model
+        (vLLM maps them onto its fused layers), then drop the prefix cache computed with the old
+        weights. The engine must run in this process (vLLM's in-process engine, as TRL's colocated
+        mode uses it)."""
+        try:
+            model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        except AttributeError as err:
+            raise RuntimeError(
+                "this vLLM runs its model outside the training process, so weights cannot be "
+                "loaded into it; set VLLM_ENABLE_V1_MULTIPROCESSING=0, or use train.rollout: hf"
+            ) from err
+        model.load_weights(weights)
+        self.llm.reset_prefix_cache()

@@ -63,6 +63,23 @@ def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) ->
     return TokenBatch(input_ids, attention, response, advantages)
 
 
+def sampler_logprobs(generation: Generation, response_mask: Tensor) -> Tensor:
+    """The log-probabilities the sampler reported, placed on the response tokens of ``collate``'s
+    batch (``[B, L-1]``, 0 elsewhere). At temperature 1 and top-p 1 they should equal the trainer's
+    own log-probabilities of the same tokens: the gap measures how far the rollout engine's policy
+    is from the trained one (stale weights, precision)."""
+    out = torch.zeros(response_mask.shape, dtype=torch.float32)
+    for row, logprobs in enumerate(generation.logprobs):
+        positions = response_mask[row].nonzero().flatten()
+        if len(logprobs) != len(positions):
+            raise ValueError(
+                f"response {row}: the sampler reported {len(logprobs)} log-probabilities for "
+                f"{len(positions)} tokens"
+            )
+        out[row, positions] = torch.tensor(logprobs, dtype=torch.float32)
+    return out
+
+
 def policy_forward(
     model: PreTrainedModel,
     batch: TokenBatch,

@@ -20,12 +20,13 @@ CPU, where the tests run it with two processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["SINGLE", "World", "init_world", "reshard", "shard_model"]
+__all__ = ["SINGLE", "World", "full_weights", "init_world", "reshard", "shard_model"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,11 @@ def reshard(model: torch.nn.Module) -> torch.nn.Module:
     if hasattr(model, "reshard"):
         model.reshard()
     return model
+
+
+def full_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter once (tied weights once), under its name in the model, whole: a sharded
+    parameter is gathered from all ranks one at a time (a collective: every rank must iterate)."""
+    for name, param in reshard(model).named_parameters():
+        tensor = param.detach()
+        yield name, tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor

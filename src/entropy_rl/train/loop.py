@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -41,14 +44,21 @@ from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, reward
 from entropy_rl.rollout import Generation, HFGenerator
 from entropy_rl.tasks import ArithmeticTask, Problem
-from entropy_rl.train.batch import TokenBatch, collate, policy_forward
+from entropy_rl.train.batch import TokenBatch, collate, policy_forward, sampler_logprobs
 from entropy_rl.train.checkpoint import (
     checkpoint_fingerprint,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from entropy_rl.train.distributed import SINGLE, World, init_world, reshard, shard_model
+from entropy_rl.train.distributed import (
+    SINGLE,
+    World,
+    full_weights,
+    init_world,
+    reshard,
+    shard_model,
+)
 from entropy_rl.train.settings import RLSettings
 
 __all__ = ["NonFiniteError", "train"]
@@ -93,6 +103,55 @@ def _check_world(settings: RLSettings, world: World) -> None:
             "train.dynamic_sampling is single-process only (ranks would sample different numbers "
             "of rounds); set it to false or run on one process"
         )
+
+
+def _check_rollout(settings: RLSettings, device: str) -> None:
+    """The vLLM rollout backend needs vLLM and a GPU: checked before any work."""
+    if settings.rollout != "vllm":
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(
+            "train.rollout = 'vllm' needs vLLM and a GPU: pip install -e '.[gpu]', "
+            "or set train.rollout: hf"
+        )
+    if not device.startswith("cuda"):
+        raise ValueError(
+            f"train.rollout = 'vllm' samples on a GPU but the trainer runs on {device!r}; "
+            "set train.device: cuda (or auto on a GPU machine), or train.rollout: hf"
+        )
+
+
+def _make_generator(settings, model, tokenizer, model_path: str, world: World):
+    """The rollout backend: ``transformers`` on the policy itself, or a vLLM engine in this process
+    (one per rank, as TRL's colocated mode) that gets the policy's weights after every step."""
+    if settings.rollout == "hf":
+        return HFGenerator(model, tokenizer, synced_gpus=world.active)
+    from entropy_rl.rollout.vllm import VLLMGenerator
+
+    if not world.active:  # vLLM's in-process launcher reads torchrun's variables
+        for key, value in (
+            ("RANK", "0"),
+            ("LOCAL_RANK", "0"),
+            ("WORLD_SIZE", "1"),
+            ("MASTER_ADDR", "127.0.0.1"),
+            ("MASTER_PORT", str(_free_port())),
+        ):
+            os.environ.setdefault(key, value)  # fmt: skip
+    generator = VLLMGenerator(
+        str(model_path),
+        dtype="bfloat16" if settings.precision == "bfloat16" else "float32",
+        gpu_memory_utilization=settings.vllm_gpu_memory,
+        distributed_executor_backend="external_launcher",
+        seed=settings.seed + world.rank,
+    )
+    generator.load_weights(full_weights(model))  # a resumed run's weights, not the base model's
+    return generator
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -172,6 +231,7 @@ def train(
     model_path = settings.check_model()
     world = init_world(settings.torch_device())  # several ranks under torchrun, else one
     _check_world(settings, world)
+    _check_rollout(settings, settings.torch_device())
     device, autocast = world.device(settings.torch_device()), settings.autocast_dtype()
     metrics_path, checkpoint_dir = out / "metrics.jsonl", out / "checkpoint"
     torch.set_num_threads(settings.threads)
@@ -219,7 +279,7 @@ def train(
         write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
     if on_start is not None:
         on_start(start)
-    generator = HFGenerator(model, tokenizer, synced_gpus=world.active)
+    generator = _make_generator(settings, model, tokenizer, model_path, world)
     loss_fn = get_policy_loss(settings.loss)
     loss_config = make_loss_config(settings.loss, settings.loss_config)
     controller = make_controller(loss_config, controller_state)  # entropy_target only
@@ -256,6 +316,12 @@ def train(
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
         with torch.no_grad():
             old_logp, old_entropy = policy_forward(model, batch, autocast_dtype=autocast)
+        rollout_gap = None  # |trainer − sampler| log-probability, where they should agree
+        if settings.temperature == 1.0 and settings.top_p == 1.0:
+            sampled = sampler_logprobs(generation, batch.response_mask.cpu()).to(device)
+            gap = (old_logp - sampled).abs()[batch.response_mask]
+            totals = world.sum([float(gap.sum()), float(gap.numel())])
+            rollout_gap = totals[0] / max(totals[1], 1.0)
         t1 = time.perf_counter()
         probe_logits = _probe_logits(model, probe) if _is_check_step(settings, step) else None
 
@@ -312,6 +378,8 @@ def train(
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
                 updates += 1
+        if settings.rollout == "vllm":  # the next rollouts sample from the updated policy
+            generator.load_weights(full_weights(model))
         t2 = time.perf_counter()
 
         # -- metrics --------------------------------------------------------------------------
@@ -357,6 +425,7 @@ def train(
         row["time_rollout_s"] = t1 - t0
         row["time_update_s"] = t2 - t1
         row["tokens_per_s"] = tokens * settings.epochs / max(t2 - t0, 1e-9)
+        row["rollout_logp_gap"] = rollout_gap
         if world.is_main:
             append_jsonl(metrics_path, row)
         rows.append(row)

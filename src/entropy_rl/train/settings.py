@@ -62,6 +62,14 @@ class RLSettings(Settings):
     precision: str = choice(
         "float32", ("float32", "bfloat16"), doc="bfloat16: mixed precision (GPU)"
     )
+    rollout: str = choice(
+        "hf",
+        ("hf", "vllm"),
+        doc="who samples: transformers generate, or vLLM (GPU) synced each step",
+    )
+    vllm_gpu_memory: float = number(
+        0.3, 0.0, 1.0, low_open=True, doc="vllm rollout: share of GPU memory vLLM may take"
+    )
     micro_batch_tokens: int = integer(
         0, 0, doc="split each mini-batch into parts of at most this many padded tokens (0: off)"
     )
