@@ -23,7 +23,7 @@ from entropy_rl.train.distributed import World
 from entropy_rl.train.loop import _check_world, train
 
 from .conftest import TINY_TASK, rl_config, write_config
-from .test_trainer import settings, without_timings
+from .test_trainer import assert_same_run, settings, without_timings
 
 # the entropy bonus has a gradient even when every reward of the tiny base model is 0
 METHOD = "entropy_bonus"
@@ -38,7 +38,7 @@ def torchrun(config: Path, out: Path, *args: str) -> None:
         "--seed", "0", "--out", str(out), *args,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
 
 
@@ -61,6 +61,14 @@ def test_two_processes_train_resume_identically_and_hand_over_to_one(tiny_base, 
     again = AutoModelForCausalLM.from_pretrained(tmp_path / "part" / "model").state_dict()
     assert full.keys() == again.keys()
     assert all(torch.equal(full[name], again[name]) for name in full)
+
+    # micro-batches by tokens: ranks agree on their number (sharded layers run the same forward
+    # passes on every rank) and the accumulated update is the whole mini-batch's
+    parts = write_config(
+        tmp_path / "parts.yaml", rl_config(tiny_base, **STEPS, micro_batch_tokens=70)
+    )
+    torchrun(parts, tmp_path / "parts")
+    assert_same_run(rows, read_jsonl(tmp_path / "parts" / "metrics.jsonl"), rel=1e-4, abs=1e-6)
 
     # the two-process checkpoint is an ordinary one: a single process continues it
     shutil.copytree(tmp_path / "full", tmp_path / "single")
