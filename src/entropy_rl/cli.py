@@ -219,7 +219,12 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with bar:
             rows = train(
-                settings, out, task, resume=args.resume, on_step=update, on_start=_announce_start
+                settings,
+                out,
+                task,
+                resume=args.resume,
+                on_step=update,
+                on_start=_announce_start if _main_rank() else None,
             )
     except NonFiniteError as err:
         print(
