@@ -389,3 +389,42 @@ def test_bf16_autocast_trains_with_float32_master_weights(tiny_base, tmp_path):
     assert all(math.isfinite(row["grad_norm"]) for row in half)
     saved = load_file(tmp_path / "bf16" / "model" / "model.safetensors")
     assert {tensor.dtype for tensor in saved.values()} == {torch.float32}
+
+
+def test_a_checkpoint_with_the_older_optimizer_format_still_resumes(tiny_base, tmp_path):
+    """Checkpoints written before optimizer states were keyed by parameter name (index-keyed, as
+    ``optimizer.state_dict()``) resume to the same run."""
+    from entropy_rl.train.checkpoint import STATE_FILE
+
+    config = settings(tiny_base, "grpo", steps=4)
+    task = ArithmeticTask(**TINY_TASK)
+    uninterrupted = train(config, tmp_path / "full", task)
+
+    def die_at_step_2(row):
+        if row["step"] == 2:
+            raise Killed  # after the checkpoint at 2 steps
+
+    with pytest.raises(Killed):
+        train(config, tmp_path / "old", task, on_step=die_at_step_2)
+    state_path = tmp_path / "old" / "checkpoint" / STATE_FILE
+    state = torch.load(state_path, weights_only=False)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "old" / "checkpoint")
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    names = [name for name, _ in model.named_parameters()]
+    by_name = state["optimizer"]
+    optimizer.load_state_dict(  # the same numbers, in the older, index-keyed layout
+        {
+            "state": {names.index(n): v for n, v in by_name["state"].items()},
+            "param_groups": [
+                {**g, "params": [names.index(n) for n in g["params"]]}
+                for g in by_name["param_groups"]
+            ],
+        }
+    )
+    state["optimizer"] = optimizer.state_dict()
+    assert all(isinstance(k, int) for k in state["optimizer"]["state"])
+    torch.save(state, state_path)
+    resumed = train(config, tmp_path / "old", task, resume=True)
+    assert without_timings(resumed) == without_timings(uninterrupted)
