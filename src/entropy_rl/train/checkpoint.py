@@ -18,13 +18,12 @@ from typing import Any
 import torch
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
-    get_model_state_dict,
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from entropy_rl.train.distributed import SINGLE, World, reshard
+from entropy_rl.train.distributed import SINGLE, World, full_model_state, reshard
 
 __all__ = ["checkpoint_fingerprint", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -47,9 +46,8 @@ def save_checkpoint(
     In a sharded run every rank calls this (the full state is gathered on rank 0, which writes)."""
     folder = Path(folder)
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    reshard(model)
-    optimizer_state = get_optimizer_state_dict(model, optimizer, options=options)
-    model_state = get_model_state_dict(model, options=options) if world.active else None
+    optimizer_state = get_optimizer_state_dict(reshard(model), optimizer, options=options)
+    model_state = full_model_state(model, world)
     if not world.is_main:
         return folder
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")

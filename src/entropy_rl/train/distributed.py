@@ -26,7 +26,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["SINGLE", "World", "full_weights", "init_world", "reshard", "shard_model"]
+__all__ = [
+    "SINGLE", "World", "full_model_state", "full_weights", "init_world", "reshard", "shard_model",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,18 @@ def reshard(model: torch.nn.Module) -> torch.nn.Module:
     if hasattr(model, "reshard"):
         model.reshard()
     return model
+
+
+def full_model_state(model: torch.nn.Module, world: World) -> dict[str, torch.Tensor] | None:
+    """A sharded model's whole state dict, gathered on rank 0 (on CPU) for ``save_pretrained``;
+    every rank must call it (a collective). None on a single process: ``save_pretrained`` then
+    reads the model itself."""
+    if not world.active:
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(reshard(model), options=options)
 
 
 def full_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

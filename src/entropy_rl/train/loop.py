@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from entropy_rl.advantages import compute_advantages, dynamic_sampling
@@ -54,9 +53,9 @@ from entropy_rl.train.checkpoint import (
 from entropy_rl.train.distributed import (
     SINGLE,
     World,
+    full_model_state,
     full_weights,
     init_world,
-    reshard,
     shard_model,
 )
 from entropy_rl.train.settings import RLSettings
@@ -229,10 +228,11 @@ def train(
     """
     out = Path(out)
     model_path = settings.check_model()
-    world = init_world(settings.torch_device())  # several ranks under torchrun, else one
+    device = settings.torch_device()
+    world = init_world(device)  # several ranks under torchrun, else one
     _check_world(settings, world)
-    _check_rollout(settings, settings.torch_device())
-    device, autocast = world.device(settings.torch_device()), settings.autocast_dtype()
+    _check_rollout(settings, device)
+    device, autocast = world.device(device), settings.autocast_dtype()
     metrics_path, checkpoint_dir = out / "metrics.jsonl", out / "checkpoint"
     torch.set_num_threads(settings.threads)
 
@@ -334,9 +334,7 @@ def train(
                 mini: TokenBatch = batch.select(index)
                 optimizer.zero_grad(set_to_none=True)
                 metrics: dict[str, float] = {}
-                parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings)
-                if world.active:  # sharded layers: every rank runs as many forward passes
-                    parts = list(torch.arange(len(mini)).tensor_split(world.max(len(parts))))
+                parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings, world)
                 part_logps = []
                 for part in parts:
                     micro = mini.select(part)
@@ -399,9 +397,11 @@ def train(
             "lr": settings.lr,
             **adv_metrics,
         }
-        tokens = float(mask.sum())
+        response_tokens = float(mask.sum())
         if world.active:  # the step's numbers over every rank's responses
-            tokens = _reduce_row(row, world, float(old_entropy[mask].sum()), tokens)
+            response_tokens = _reduce_row(
+                row, world, float(old_entropy[mask].sum()), response_tokens
+            )
         if controller is not None:  # the coefficient of the next step
             row["entropy_target"] = controller.config.target
             row["entropy_coef_next"] = controller.update(row["entropy"])
@@ -424,7 +424,7 @@ def train(
             )
         row["time_rollout_s"] = t1 - t0
         row["time_update_s"] = t2 - t1
-        row["tokens_per_s"] = tokens * settings.epochs / max(t2 - t0, 1e-9)
+        row["tokens_per_s"] = response_tokens * settings.epochs / max(t2 - t0, 1e-9)
         row["rollout_logp_gap"] = rollout_gap
         if world.is_main:
             append_jsonl(metrics_path, row)
@@ -442,8 +442,7 @@ def train(
             )  # fmt: skip
 
     # the final policy, gathered whole on rank 0 when sharded
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    state_dict = get_model_state_dict(reshard(model), options=options) if world.active else None
+    state_dict = full_model_state(model, world)
     if world.is_main:
         with atomic_dir(out / "model") as folder:
             model.save_pretrained(folder, state_dict=state_dict)
@@ -539,11 +538,18 @@ def _rollout(
     return _Groups(generation, rewards, correct)
 
 
-def _micro_batches(rows: int, width: int, settings: RLSettings) -> list[torch.Tensor]:
+def _micro_batches(
+    rows: int, width: int, settings: RLSettings, world: World = SINGLE
+) -> list[torch.Tensor]:
     """Row indices of a mini-batch's micro-batches: ``max(1, micro_batch_tokens // width)`` rows
-    each (the rows share one padded width), or the whole mini-batch when micro-batching is off."""
+    each (the rows share one padded width), or the whole mini-batch when micro-batching is off.
+    Sharded, every rank runs as many forward passes: the largest count of any rank, in equal parts
+    (every rank's mini-batch has the same number of rows, so none is empty)."""
     per_part = max(1, settings.micro_batch_tokens // width) if settings.micro_batch_tokens else rows
-    return list(torch.arange(rows).split(per_part))
+    parts = list(torch.arange(rows).split(per_part))
+    if world.active:
+        parts = list(torch.arange(rows).tensor_split(world.max(len(parts))))
+    return parts
 
 
 def _is_check_step(settings: RLSettings, step: int) -> bool:
