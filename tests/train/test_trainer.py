@@ -409,9 +409,7 @@ def test_a_checkpoint_with_the_older_optimizer_format_still_resumes(tiny_base, t
     state_path = tmp_path / "old" / "checkpoint" / STATE_FILE
     state = torch.load(state_path, weights_only=False)
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "old" / "checkpoint")
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = loop_module._optimizer(config)(model)
     names = [name for name, _ in model.named_parameters()]
     by_name = state["optimizer"]
     optimizer.load_state_dict(  # the same numbers, in the older, index-keyed layout

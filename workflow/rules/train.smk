@@ -12,7 +12,6 @@ def train_launcher(wildcards):
     return "entropy-rl"
 
 
-
 rule train_run:
     input:
         config=f"{RESULTS}/config/train.yaml",

@@ -1,6 +1,6 @@
 """Data-parallel RL across processes: ``torch.distributed`` with FSDP2, launched by ``torchrun``.
 
-    torchrun --nproc_per_node 8 $(which entropy-rl) train --config FILE --method kl_cov --out DIR
+    torchrun --standalone --nproc_per_node 8 -m entropy_rl.cli train --config FILE --method kl_cov --out DIR
 
 Each process (rank) samples its share of a step's prompts (``prompts_per_step / world_size``, G
 responses each, so a group never spans ranks), computes the loss on its own tokens and the
