@@ -93,18 +93,8 @@ def load_checkpoint(
     model = prepare(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device))
     optimizer = optimizer_factory(model)
     state = torch.load(Path(folder) / STATE_FILE, weights_only=False, map_location="cpu")
-    saved = state["optimizer"]
-    if all(isinstance(p, int) for group in saved["param_groups"] for p in group["params"]):
-        # written before optimizer states were keyed by name: a single-process run's
-        if hasattr(model, "reshard"):
-            raise ValueError(
-                f"{folder} holds an optimizer state from before sharded runs; resume it on one "
-                "process first (one step is enough), then on several"
-            )
-        optimizer.load_state_dict(saved)
-    else:
-        set_optimizer_state_dict(
-            model, optimizer, saved, options=StateDictOptions(full_state_dict=True)
-        )
+    set_optimizer_state_dict(
+        model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
+    )
     torch.set_rng_state(state["torch_rng"])
     return model, optimizer, state
