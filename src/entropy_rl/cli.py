@@ -431,7 +431,7 @@ def _analyze(args: argparse.Namespace) -> int:
             "toy language model": (
                 lm_analysis["table"],
                 "heldout_pass@1",
-                "held-out pass@1 (T=1, final policy)",
+                "held-out pass@1 (final policy)",
             ),
             "tabular simulator": (tab_analysis["table"], "accuracy_final", "expected accuracy"),
         },
@@ -524,7 +524,7 @@ def _report(args: argparse.Namespace) -> int:
                 "collapse_grpo",
                 (
                     f"GRPO, {grpo_row['seeds']} seeds: mean token entropy ends "
-                    f"{grpo_row['entropy_drop_frac']['mean']:.0%} below its start; held-out accuracy (T=1, "
+                    f"{grpo_row['entropy_drop_frac']['mean']:.0%} below its start; held-out accuracy (sampled, "
                     f"in training) ends at {grpo_row.get('val_accuracy_final', {}).get('mean', float('nan')):.3f}."
                 ),
             ),

@@ -115,11 +115,11 @@ class EvaluateSettings(Settings):
     )
     max_new_tokens: int = integer(64, 1, doc="longest response, in tokens")
     heldout_problems: int = integer(256, 0, doc="held-out (in-distribution) problems (0: none)")
-    heldout_k: int = integer(4, 1, doc="samples per held-out problem at temperature 1")
+    heldout_k: int = integer(4, 1, doc="samples per held-out problem")
     ood_problems: int = integer(
         128, 0, doc="out-of-distribution problems (0: none, e.g. a dataset task)"
     )
-    ood_k: int = integer(2, 1, doc="samples per OOD problem at temperature 1")
+    ood_k: int = integer(2, 1, doc="samples per OOD problem")
     temperature: float = number(1.0, 0.0, doc="sampling temperature of the k samples")
     benchmarks: list[str] = field(default_factory=list)
     benchmark_path: str | None = None  # e.g. ../shared/benchmarks/{name}/test.jsonl; None: the hub

@@ -26,7 +26,7 @@ TABLE_COLUMNS = [
     ("seeds", "seeds"),
     ("entropy_final", "final entropy"),
     ("accuracy_final", "final accuracy (rollouts; exact in the tabular world)"),
-    ("val_accuracy_final", "held-out acc. (T=1, in training)"),
+    ("val_accuracy_final", "held-out acc. (sampled, in training)"),
     ("heldout_pass@1", "held-out pass@1"),
     ("heldout_pass@4", "held-out pass@4"),
     ("heldout_greedy", "held-out greedy"),

@@ -359,19 +359,24 @@ def test_the_vllm_rollout_needs_vllm_and_a_gpu_before_any_work(tiny_base, tmp_pa
 def test_the_sampler_and_the_trainer_agree_on_log_probabilities(tiny_base, tmp_path):
     """rollout_logp_gap: |trainer − sampler| log-probability of the sampled tokens. With the hf
     backend the sampler is the policy itself, so it is ~0 at every step, the updates included; a
-    rollout engine with stale weights (vLLM not synced) would show it growing."""
-    rows = train(
-        settings(tiny_base, "grpo", steps=3, lr=1e-2), tmp_path / "run", ArithmeticTask(**TINY_TASK)
-    )
+    rollout engine with stale weights (vLLM not synced) would show it growing. At a temperature
+    other than 1 the trained policy is the tempered one, ``softmax(z / T)`` (verl, TRL), so they
+    agree there too; only top-p truncates the sampler's distribution away from the policy's."""
+    task = ArithmeticTask(**TINY_TASK)
+    rows = train(settings(tiny_base, "grpo", steps=3, lr=1e-2), tmp_path / "run", task)
     assert all(row["rollout_logp_gap"] < 1e-4 for row in rows), [
         r["rollout_logp_gap"] for r in rows
     ]
     cooler = train(
-        settings(tiny_base, "grpo", steps=1, temperature=0.7),
-        tmp_path / "t07",
-        ArithmeticTask(**TINY_TASK),
+        settings(tiny_base, "grpo", steps=2, lr=1e-2, temperature=0.5), tmp_path / "t05", task
     )
-    assert cooler[0]["rollout_logp_gap"] is None  # the sampler's distribution is not the policy's
+    assert all(row["rollout_logp_gap"] < 1e-4 for row in cooler), [
+        r["rollout_logp_gap"] for r in cooler
+    ]
+    # the entropy logged is the tempered policy's: lower than at temperature 1 on the same model
+    assert cooler[0]["entropy"] < rows[0]["entropy"], (cooler[0]["entropy"], rows[0]["entropy"])
+    nucleus = train(settings(tiny_base, "grpo", steps=1, top_p=0.9), tmp_path / "p09", task)
+    assert nucleus[0]["rollout_logp_gap"] is None  # the sampler's distribution is not the policy's
 
 
 def test_bf16_autocast_trains_with_float32_master_weights(tiny_base, tmp_path):

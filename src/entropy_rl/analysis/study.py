@@ -220,7 +220,7 @@ def acceptance_checks(
     ]
     gain = float(np.mean([v[-1] - v[0] for v in val]))
     checks.append(
-        _check("GRPO: held-out accuracy gain over the base (LM, T=1)", gain, "> 0", gain > 0)
+        _check("GRPO: held-out accuracy gain over the base (LM, sampled)", gain, "> 0", gain > 0)
     )
     law = lm_analysis["methods"][grpo].get("law", {})
     r2 = law.get("r2", float("nan"))

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 ACCURACY_LABELS = {
-    "val_accuracy": "held-out accuracy (T=1)",
+    "val_accuracy": "held-out accuracy (sampled)",
     "accuracy": "expected accuracy (exact)",
 }
 FALLBACK = [
@@ -190,7 +190,7 @@ def plot_entropy_bonus_sweep(
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_ylabel("mean token entropy (nats, log scale)")
     axes[0, 0].set_title("Entropy bonus: too small does nothing,\ntoo large lets entropy run away")
-    axes[0, 1].set_ylabel("held-out accuracy (T=1)")
+    axes[0, 1].set_ylabel("held-out accuracy (sampled)")
     axes[0, 1].set_title("…and costs accuracy")
     for ax in axes[0]:
         ax.set_xlabel("RL step")

@@ -65,7 +65,7 @@ def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) ->
 
 def sampler_logprobs(generation: Generation, response_mask: Tensor) -> Tensor:
     """The log-probabilities the sampler reported, placed on the response tokens of ``collate``'s
-    batch (``[B, L-1]``, 0 elsewhere). At temperature 1 and top-p 1 they should equal the trainer's
+    batch (``[B, L-1]``, 0 elsewhere). At top-p 1 they should equal the trainer's
     own log-probabilities of the same tokens: the gap measures how far the rollout engine's policy
     is from the trained one (stale weights, precision)."""
     out = torch.zeros(response_mask.shape, dtype=torch.float32)
@@ -85,8 +85,11 @@ def policy_forward(
     batch: TokenBatch,
     with_entropy: bool = True,
     autocast_dtype: torch.dtype | None = None,
+    temperature: float = 1.0,
 ) -> tuple[Tensor, Tensor | None]:
-    """Log-probabilities of the predicted tokens and the token entropies, both ``[B, L-1]``.
+    """Log-probabilities of the predicted tokens and the token entropies, both ``[B, L-1]``, of
+    the policy that samples at ``temperature``: ``pi = softmax(z / T)`` (as verl and TRL do, so
+    the importance ratio and the entropy are those of the sampling policy).
 
     With ``autocast_dtype`` (e.g. bfloat16 on a GPU) the forward pass runs in mixed precision;
     log-probabilities and entropies are then taken from float32 logits.
@@ -99,6 +102,8 @@ def policy_forward(
             :, :-1
         ]
     logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     logp = token_logprobs(logits, batch.input_ids[:, 1:])
     entropy = token_entropy(logits) if with_entropy else None
     return logp, entropy

@@ -2,7 +2,7 @@
 
     for each step:
         prompts      ← a seeded draw from the train split
-        rollouts     ← G responses per prompt (temperature 1)
+        rollouts     ← G responses per prompt (temperature T; the policy is softmax(z / T))
         rewards      ← the verifier (boxed answer vs reference)
         advantages   ← the registered estimator (GRPO: group mean / std)
         old logprobs ← one forward pass of the current policy (no gradient)
@@ -315,15 +315,22 @@ def train(
 
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
         with torch.no_grad():
-            old_logp, old_entropy = policy_forward(model, batch, autocast_dtype=autocast)
+            old_logp, old_entropy = policy_forward(
+                model, batch, autocast_dtype=autocast, temperature=settings.temperature
+            )
         rollout_gap = None  # |trainer − sampler| log-probability, where they should agree
-        if settings.temperature == 1.0 and settings.top_p == 1.0:
+        # the hf sampler reports the tempered policy's log-probabilities, vLLM the raw model's
+        if settings.top_p == 1.0 and (settings.rollout == "hf" or settings.temperature == 1.0):
             sampled = sampler_logprobs(generation, batch.response_mask.cpu()).to(device)
             gap = (old_logp - sampled).abs()[batch.response_mask]
             totals = world.sum([float(gap.sum()), float(gap.numel())])
             rollout_gap = totals[0] / max(totals[1], 1.0)
         t1 = time.perf_counter()
-        probe_logits = _probe_logits(model, probe) if _is_check_step(settings, step) else None
+        probe_logits = (
+            _probe_logits(model, probe, settings.temperature)
+            if _is_check_step(settings, step)
+            else None
+        )
 
         # -- PPO epochs over mini-batches with the registered loss ------------------------------
         sums: dict[str, float] = {}
@@ -339,7 +346,7 @@ def train(
                 for part in parts:
                     micro = mini.select(part)
                     logp, entropy = policy_forward(
-                        model, micro, with_entropy=True, autocast_dtype=autocast
+                        model, micro, autocast_dtype=autocast, temperature=settings.temperature
                     )
                     loss, part_metrics = loss_fn(
                         logp,
@@ -406,7 +413,9 @@ def train(
             row["entropy_target"] = controller.config.target
             row["entropy_coef_next"] = controller.update(row["entropy"])
         if probe_logits is not None:
-            measured, predicted = lemma1_check(probe_logits, _probe_logits(model, probe))
+            measured, predicted = lemma1_check(
+                probe_logits, _probe_logits(model, probe, settings.temperature)
+            )
             probe_mask = probe.response_mask
             row["entropy_change"] = float(measured[probe_mask].mean())
             row["entropy_change_predicted"] = float(predicted[probe_mask].mean())
@@ -415,7 +424,7 @@ def train(
                 generator,
                 eval_problems,
                 settings.template,
-                1.0,
+                settings.temperature,  # the accuracy of the policy being trained
                 settings.max_new_tokens,
                 seed=12345,
             )
@@ -557,9 +566,7 @@ def _is_check_step(settings: RLSettings, step: int) -> bool:
 
 
 @torch.no_grad()
-def _probe_logits(model, probe: TokenBatch) -> torch.Tensor:
-    return (
-        model(input_ids=probe.input_ids, attention_mask=probe.attention_mask)
-        .logits[:, :-1]
-        .double()
-    )
+def _probe_logits(model, probe: TokenBatch, temperature: float) -> torch.Tensor:
+    """The probe's logits of the sampling policy, ``z / T``."""
+    logits = model(input_ids=probe.input_ids, attention_mask=probe.attention_mask).logits[:, :-1]
+    return logits.double() / temperature

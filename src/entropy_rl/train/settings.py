@@ -33,7 +33,12 @@ class RLSettings(Settings):
     lr: float = number(1e-4, 0.0, low_open=True, doc="learning rate (AdamW, constant)")
     weight_decay: float = number(0.0, 0.0, doc="AdamW weight decay")
     grad_clip: float = number(1.0, 0.0, low_open=True, doc="gradient-norm clip")
-    temperature: float = number(1.0, 0.0, low_open=True, doc="rollout sampling temperature")
+    temperature: float = number(
+        1.0,
+        0.0,
+        low_open=True,
+        doc="rollout sampling temperature T; the trained policy is softmax(logits / T)",
+    )
     top_p: float = number(1.0, 0.0, 1.0, low_open=True, doc="rollout nucleus sampling")
     max_new_tokens: int = integer(48, 1, doc="longest response, in tokens")
     advantage: str = "grpo"
