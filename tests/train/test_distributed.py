@@ -99,7 +99,7 @@ def test_settings_a_sharded_run_cannot_take_fail_before_any_work(tiny_base, over
 
 
 FULL_WEIGHTS = """
-import sys, torch
+import os, sys, torch
 from transformers import AutoModelForCausalLM
 from entropy_rl.train.distributed import full_weights, init_world, shard_model
 world = init_world("cpu")
@@ -111,7 +111,9 @@ got = dict(full_weights(sharded))
 assert local < sum(p.numel() for p in whole.parameters()), "the model is not sharded"
 assert got.keys() == expected.keys(), sorted(set(got) ^ set(expected))
 assert all(torch.equal(got[k], expected[k]) for k in got)
-print("rank", world.rank, "ok", len(got))
+# one write() of under PIPE_BUF bytes is atomic: the two ranks' lines cannot interleave (print
+# wrote them piece by piece, and "rankrank  10  okok  2020" once failed this test)
+os.write(1, f"rank {world.rank} ok {len(got)}\\n".encode())
 """
 
 
