@@ -65,9 +65,10 @@ def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) ->
 
 def sampler_logprobs(generation: Generation, response_mask: Tensor) -> Tensor:
     """The log-probabilities the sampler reported, placed on the response tokens of ``collate``'s
-    batch (``[B, L-1]``, 0 elsewhere). At top-p 1 they should equal the trainer's
-    own log-probabilities of the same tokens: the gap measures how far the rollout engine's policy
-    is from the trained one (stale weights, precision)."""
+    batch (``[B, L-1]``, 0 elsewhere). At top-p 1 they should equal the trainer's own
+    log-probabilities of the same tokens — for vLLM, which reports the raw model's, at temperature
+    1 only: the gap measures how far the rollout engine's policy is from the trained one (stale
+    weights, precision)."""
     out = torch.zeros(response_mask.shape, dtype=torch.float32)
     for row, logprobs in enumerate(generation.logprobs):
         positions = response_mask[row].nonzero().flatten()
