@@ -36,6 +36,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Queue the science tests first: theirs is the suite's longest chain (a two-minute SFT, then
+    seven RL runs), so under xdist one worker starts on it while the others take the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("science") is None)
+
+
 @pytest.fixture(scope="session")
 def benchmark_dir() -> Path:
     """The folder of offline benchmark copies (``../shared/benchmarks``); tests skip without it."""
@@ -63,14 +69,19 @@ TINY_BASE = {
 }
 
 
+def shared_root(tmp_path_factory) -> Path:
+    """The test session's folder that every xdist worker sees (the workers' common parent)."""
+    session = tmp_path_factory.getbasetemp()
+    return session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session
+
+
 def shared_base_model(tmp_path_factory, name: str, task: dict, base: dict) -> Path:
     """Folder of a base model SFT'd on ``task`` with ``base`` settings, built once per test
     session: xdist workers share it through their session's folder."""
     from entropy_rl.base_model import BaseModelSettings, build_base_model
     from entropy_rl.tasks import ArithmeticTask
 
-    session = tmp_path_factory.getbasetemp()
-    root = session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session
+    root = shared_root(tmp_path_factory)
     folder = root / name
     with FileLock(str(root / f"{name}.lock")):
         if not (folder / "base_summary.json").exists():
