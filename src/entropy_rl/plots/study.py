@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import ticker
 
 from entropy_rl.analysis.law import law
 from entropy_rl.plots.style import METHOD_COLORS, new_figure, save
@@ -258,19 +259,25 @@ def plot_interventions(
     """
     fig, axes = new_figure(ncols=len(panels), width=4.6, height=4.2)
     markers = "osD^vP*Xhp<>"
+    # one style per method across the panels: a method in both worlds looks the same in both
+    methods = list(dict.fromkeys(row["method"] for table, _, _ in panels.values() for row in table))
     handles: dict[str, Any] = {}
     for ax, (title, (table, key, label)) in zip(axes[0], panels.items(), strict=True):
         rows = [row for row in table if isinstance(row.get(key), dict)]
-        for i, row in enumerate(rows):
-            x, y = row["entropy_final"], row[key]
+        for row in rows:
+            x, y, i = row["entropy_final"], row[key], methods.index(row["method"])
             handles[row["method"]] = ax.errorbar(
                 x["mean"], y["mean"], xerr=x["std"], yerr=y["std"], fmt=markers[i % len(markers)],
                 ms=6, color=_color(row["method"], i), capsize=2, lw=1, label=row["method"],
             )  # fmt: skip
         xs = [row["entropy_final"]["mean"] for row in rows]
         wide = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 4
-        if wide:  # entropies a decade apart: a log axis
+        if wide:  # entropies a decade apart: a log axis, ticks at 1-2-5 within two decades
             ax.set_xscale("log")
+            subs = (1.0,) if max(xs) / min(xs) > 30 else (1.0, 2.0, 5.0)
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         if not rows:
             ax.text(0.5, 0.5, f"no method has {key}", ha="center", transform=ax.transAxes)
         ax.set_xlabel(f"final mean token entropy (nats{', log scale' if wide else ''})")
