@@ -38,7 +38,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 def pytest_collection_modifyitems(config, items):
     """Queue the science tests first: theirs is the suite's longest chain (a two-minute SFT, then
-    seven RL runs), so under xdist one worker starts on it while the others take the rest."""
+    eight RL runs), so under xdist one worker starts on it while the others take the rest."""
     items.sort(key=lambda item: item.get_closest_marker("science") is None)
 
 

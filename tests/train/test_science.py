@@ -50,7 +50,7 @@ SEEDS = (0, 1)
 KL_COV = {"loss": "kl_cov", "loss_config": {"k": 0.05, "beta": 2.0}}
 CLIP_COV = {"loss": "clip_cov", "loss_config": {"r": 0.05, "omega_low": 1.0, "omega_high": 100.0}}
 
-# the suite's longest chain (an SFT, then seven RL runs): conftest.py schedules it first
+# the suite's longest chain (an SFT, then eight RL runs): conftest.py schedules it first
 pytestmark = [pytest.mark.slow, pytest.mark.science]
 
 
