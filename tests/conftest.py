@@ -6,6 +6,7 @@ same code); set HYPOTHESIS_PROFILE=explore to search fresh random examples, many
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,27 +70,33 @@ TINY_BASE = {
 }
 
 
-def shared_root(tmp_path_factory) -> Path:
-    """The test session's folder that every xdist worker sees (the workers' common parent)."""
+def shared_folder(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """Folder ``name`` that ``build(folder)`` fills once per test session: xdist workers share it
+    through their session's common folder; the first to ask builds it under a file lock, the
+    others wait for it and reuse it."""
     session = tmp_path_factory.getbasetemp()
-    return session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session
+    root = session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not (root / f"{name}.built").exists():
+            build(folder)
+            (root / f"{name}.built").touch()
+    return folder
 
 
 def shared_base_model(tmp_path_factory, name: str, task: dict, base: dict) -> Path:
     """Folder of a base model SFT'd on ``task`` with ``base`` settings, built once per test
-    session: xdist workers share it through their session's folder."""
+    session (``shared_folder``)."""
     from entropy_rl.base_model import BaseModelSettings, build_base_model
     from entropy_rl.tasks import ArithmeticTask
 
-    root = shared_root(tmp_path_factory)
-    folder = root / name
-    with FileLock(str(root / f"{name}.lock")):
-        if not (folder / "base_summary.json").exists():
-            _, summary, _ = build_base_model(
-                ArithmeticTask(**task), BaseModelSettings.from_dict(base), folder
-            )
-            (folder / "base_summary.json").write_text(json.dumps(summary))
-    return folder
+    def build(folder: Path) -> None:
+        _, summary, _ = build_base_model(
+            ArithmeticTask(**task), BaseModelSettings.from_dict(base), folder
+        )
+        (folder / "base_summary.json").write_text(json.dumps(summary))
+
+    return shared_folder(tmp_path_factory, name, build)
 
 
 @pytest.fixture(scope="session")

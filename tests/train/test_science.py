@@ -24,14 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filelock import FileLock
 
 from entropy_rl.analysis.runs import summarize_run
 from entropy_rl.config import run_section
 from entropy_rl.tasks import ArithmeticTask
 from entropy_rl.train.loop import train
 from entropy_rl.train.settings import RLSettings
-from tests.conftest import shared_base_model, shared_root
+from tests.conftest import shared_base_model, shared_folder
 
 FORK_TASK = {
     "n_terms": 3, "min_value": 10, "max_value": 49, "ood_n_terms": 4, "canonical_fraction": 0.45,
@@ -74,17 +73,16 @@ def run(base: Path, out: Path, loss: dict, steps: int = STEPS, seed: int = 0) ->
 
 @pytest.fixture(scope="session")
 def shared_run(tmp_path_factory, fork_base):
-    """``shared_run(name, loss, seed)``: a run made once per test session (xdist workers wait on
-    the one that makes it) and read back from its ``metrics.jsonl`` by the others."""
+    """``shared_run(name, loss, seed)``: a run made once per test session (``shared_folder``) and
+    read back from its ``metrics.jsonl`` by the tests that ask for it again."""
 
     def get(name: str, loss: dict, seed: int) -> list[dict]:
-        folder = shared_root(tmp_path_factory) / f"fork_{name}_seed{seed}"
-        with FileLock(str(folder) + ".lock"):
-            done = folder / "done"
-            if not done.exists():
-                run(fork_base, folder, loss, seed=seed)
-                done.touch()
-            lines = (folder / "metrics.jsonl").read_text().splitlines()
+        folder = shared_folder(
+            tmp_path_factory,
+            f"fork_{name}_seed{seed}",
+            lambda folder: run(fork_base, folder, loss, seed=seed),
+        )
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
         return [json.loads(line) for line in lines]
 
     return get
