@@ -8,7 +8,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_yaml", "method_seeds", "parse_overrides", "run_section", "select_method"]
+__all__ = [
+    "check_pipeline_config",
+    "load_yaml",
+    "method_seeds",
+    "parse_overrides",
+    "run_section",
+    "select_method",
+]
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -73,3 +80,42 @@ def run_section(section: dict[str, Any], method: str | None, where: str) -> dict
         settings.update(loss=spec["loss"], loss_config=dict(spec.get("loss_config", {})))
         settings.update({key: spec[key] for key in METHOD_KEYS if key in spec})
     return settings
+
+
+def check_pipeline_config(config: dict[str, Any]) -> None:
+    """Build every stage's settings from a pipeline config, as each stage's command will, so a bad
+    value fails before any job: every method of ``train`` and ``tabular`` (its loss, each
+    ``loss_config`` key and value, its advantage), the task, the base model and the evaluation.
+
+    The error names where the value is, e.g. ``train.methods.kl_cov.loss_config: unknown key(s)
+    ['rr'] in kl_cov; known keys: [...]``; the allowed values come from the settings classes
+    themselves (:mod:`entropy_rl.settings`), not from a copy.
+    """
+    from entropy_rl.base_model import BaseModelSettings
+    from entropy_rl.evaluate import EvaluateSettings
+    from entropy_rl.losses import make_loss_config
+    from entropy_rl.tabular import TabularConfig
+    from entropy_rl.tasks import make_task
+    from entropy_rl.train import RLSettings
+
+    make_task(config.get("task"))
+    BaseModelSettings.from_dict(config.get("base_model"))
+    EvaluateSettings.from_dict(config.get("evaluate"))
+    for section, settings_class in (("train", RLSettings), ("tabular", TabularConfig)):
+        if section not in config:
+            continue
+        try:  # the section's own keys first, so their errors name the section, not a method
+            settings_class.from_dict(run_section(config[section], None, section))
+        except ValueError as err:
+            raise ValueError(f"{section}: {err}") from None
+        for name in config[section].get("methods", {}):
+            where = f"{section}.methods.{name}"
+            method = select_method(config[section]["methods"], name, f"{section}.methods")
+            try:
+                make_loss_config(method["loss"], method.get("loss_config"))
+            except ValueError as err:
+                raise ValueError(f"{where}.loss_config: {err}") from None
+            try:
+                settings_class.from_dict(run_section(config[section], name, section))
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from entropy_rl.data import render_prompt
-from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
+from entropy_rl.data.benchmarks import BENCHMARKS, SAMPLES, benchmark_file, load_benchmark
 from entropy_rl.io import write_json, write_jsonl
 from entropy_rl.rewards import extract_boxed, grade
 from entropy_rl.rollout import Generator
@@ -28,6 +28,7 @@ __all__ = [
     "EvaluateSettings",
     "evaluate_model",
     "evaluate_problems",
+    "pass1_by",
     "pass_at_k",
     "summarize_samples",
 ]
@@ -95,9 +96,24 @@ def evaluate_problems(
                 "reference": problem.answer,
                 "correct": grade(text, problem.answer),
                 "finished": generation.finished[i],
+                **getattr(problem, "extra", {}),
             }
         )
     return samples, summarize_samples(samples, k)
+
+
+def pass1_by(samples: Sequence[dict[str, Any]], key: str, n: int) -> dict[str, float]:
+    """Mean pass@1 (= avg@n) of the problems sharing each value of field ``key`` (e.g. OMNI-MATH's
+    ``difficulty``), keyed by the value as text, in ascending order of the value."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in samples:
+        groups.setdefault(row[key], []).append(row)
+    return {
+        f"{value:g}" if isinstance(value, float) else str(value): summarize_samples(rows, n)[
+            "pass@1"
+        ]
+        for value, rows in sorted(groups.items())
+    }
 
 
 @dataclass(frozen=True)
@@ -122,7 +138,9 @@ class EvaluateSettings(Settings):
     ood_k: int = integer(2, 1, doc="samples per OOD problem")
     temperature: float = number(1.0, 0.0, doc="sampling temperature of the k samples")
     benchmarks: list[str] = field(default_factory=list)
-    benchmark_path: str | None = None  # e.g. ../shared/benchmarks/{name}/test.jsonl; None: the hub
+    # "samples": the package's eight rows per set; a file pattern such as data/{name}/test.jsonl;
+    # None: the hub
+    benchmark_path: str | None = SAMPLES
     benchmark_limit: int = integer(0, 0, doc="rows per benchmark (0: all)")
     benchmark_k: int = integer(2, 1, doc="samples per benchmark problem")
     seed: int = integer(0, 0, doc="sampling seed")
@@ -134,6 +152,11 @@ class EvaluateSettings(Settings):
                 f"evaluate.benchmarks: unknown {unknown}; known benchmarks: {', '.join(BENCHMARKS)}"
             )
         render_prompt(self.template, "")
+        if self.benchmark_path not in (None, SAMPLES) and "{name}" not in self.benchmark_path:
+            raise ValueError(
+                f"evaluate.benchmark_path must be 'samples', null (the hub) or a file pattern with "
+                f"{{name}}, e.g. data/{{name}}/test.jsonl; got {self.benchmark_path!r}"
+            )
 
 
 def evaluate_model(
@@ -159,7 +182,7 @@ def evaluate_model(
             settings.temperature,
         )
     for name in settings.benchmarks:
-        path = settings.benchmark_path.format(name=name) if settings.benchmark_path else None
+        path = benchmark_file(settings.benchmark_path, name)
         rows = load_benchmark(name, path, limit=settings.benchmark_limit or None)
         runs[f"benchmark/{name}"] = (rows, settings.benchmark_k, settings.temperature)
     for name, (problems, k, temperature) in runs.items():
@@ -168,6 +191,8 @@ def evaluate_model(
         )
         write_jsonl(out / "samples" / f"{name.replace('/', '_')}.jsonl", samples)
         summary[name] = {**result, "temperature": temperature}
+        if samples and "difficulty" in samples[0]:
+            summary[name]["difficulty_pass@1"] = pass1_by(samples, "difficulty", k)
     if settings.benchmarks:
         names = [f"benchmark/{name}" for name in settings.benchmarks]
         summary["benchmark_average"] = {

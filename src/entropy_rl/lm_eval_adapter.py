@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from entropy_rl.data import render_prompt
-from entropy_rl.data.benchmarks import BENCHMARKS
+from entropy_rl.data.benchmarks import BENCHMARKS, benchmark_file
 
 __all__ = ["task_name", "write_tasks"]
 
@@ -59,7 +59,8 @@ def write_tasks(
 ) -> list[str]:
     """Write one lm-eval task per benchmark into ``out``; return the task names.
 
-    ``benchmark_path`` is a local file pattern with ``{name}``, e.g. ``data/{name}/test.jsonl``.
+    ``benchmark_path`` is a local file pattern with ``{name}``, e.g. ``data/{name}/test.jsonl``,
+    or ``"samples"`` for the package's eight-row samples.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,10 @@ def write_tasks(
             raise ValueError(
                 f"unknown benchmark {name!r}; known benchmarks: {', '.join(BENCHMARKS)}"
             )
-        data = Path(benchmark_path.format(name=name)).resolve()
+        data = benchmark_file(benchmark_path, name)
+        if data is None:
+            raise ValueError("lm-eval tasks need local files: pass a file pattern or 'samples'")
+        data = data.resolve()
         if not data.is_file():
             raise FileNotFoundError(f"benchmark file {data} for {name} does not exist")
         task = task_name(name)

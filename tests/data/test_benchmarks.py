@@ -6,11 +6,17 @@ import json
 
 import pytest
 
-from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
+from entropy_rl.data.benchmarks import (
+    BENCHMARKS,
+    PAPER_BENCHMARKS,
+    SAMPLES,
+    benchmark_file,
+    load_benchmark,
+)
 
 ROWS = {
     "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40,
-    "minerva_math": 272, "olympiadbench": 675, "gsm8k": 1319,
+    "minerva_math": 272, "olympiadbench": 675, "gsm8k": 1319, "omni_math": 2821,
 }  # fmt: skip
 
 
@@ -34,6 +40,28 @@ def test_answers_are_normalised_like_the_evaluation_kits(benchmark_dir):
     assert load_benchmark("math500", benchmark_dir / "math500" / "test.jsonl", limit=3)[
         0
     ].answer == ("\\left( 3, \\frac{\\pi}{2} \\right)")
+
+
+def test_omni_math_keeps_domain_and_difficulty_and_closes_unbalanced_braces(benchmark_dir):
+    rows = load_benchmark("omni_math", benchmark_dir / "omni_math" / "test.jsonl")
+    assert rows[0].answer == "115440" and rows[0].extra["difficulty"] == 8.0
+    assert rows[0].extra["domain"][0].startswith("Mathematics -> Algebra")
+    # upstream writes \frac{5055}{2^{15} (a brace left open); the loader closes it
+    assert rows[183].answer == "\\frac{5055}{2^{15}}"
+    assert all(r.answer.count("{") == r.answer.count("}") for r in rows)
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_the_package_ships_the_first_rows_of_every_set_unchanged(name, benchmark_dir):
+    sample = load_benchmark(name, benchmark_file(SAMPLES, name))
+    assert len(sample) == 8
+    assert sample == load_benchmark(name, benchmark_dir / name / "test.jsonl", limit=8)
+    assert benchmark_file(None, name) is None  # the hub
+    assert benchmark_file("data/{name}/test.jsonl", name).as_posix() == f"data/{name}/test.jsonl"
+
+
+def test_the_paper_table_has_seven_sets_and_gsm8k_stays_available():
+    assert len(PAPER_BENCHMARKS) == 7 and set(PAPER_BENCHMARKS) | {"gsm8k"} == set(BENCHMARKS)
 
 
 def test_unknown_benchmark_lists_the_known_ones():

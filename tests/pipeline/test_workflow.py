@@ -1,11 +1,12 @@
-"""The Snakemake workflow: a real end-to-end run on a tiny config, the DAG of every config in
-config/, reruns, and bad configs stopped before any job."""
+"""The Snakemake workflow: a real end-to-end run on a tiny config in a fresh clone, offline, the DAG
+of every config in config/, reruns, and bad configs stopped before any job."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import matplotlib.image
@@ -13,7 +14,7 @@ import pytest
 import tomllib
 import yaml
 
-from .conftest import REPO
+from .conftest import REPO, offline_env
 
 TINY_MODEL = {
     "hidden_size": 32,
@@ -24,9 +25,10 @@ TINY_MODEL = {
 }
 
 
-def tiny_config(benchmark_dir: Path) -> dict:
-    """A study that runs every rule of the workflow in about a minute on 2 cores."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def tiny_config(repo: Path = REPO) -> dict:
+    """A study that runs every rule of the workflow in about a minute on 2 cores: ``repo``'s
+    default config made small, its benchmark smoke test on the package's own samples."""
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     config.update(profile="tiny", seeds=[0])
     config["tabular"].update(seeds=[0, 1], steps=30)
     config["task"].update(n_terms=2, min_value=10, max_value=49, ood_n_terms=3)
@@ -57,16 +59,30 @@ def tiny_config(benchmark_dir: Path) -> dict:
     config["tabular"]["methods"].update(later)
     config["evaluate"].update(
         max_new_tokens=24, heldout_problems=16, heldout_k=2, ood_problems=8, ood_k=2,
-        benchmarks=["gsm8k", "aime24"], benchmark_path=str(benchmark_dir / "{name}" / "test.jsonl"), benchmark_limit=2,
+        benchmarks=["gsm8k", "omni_math"], benchmark_limit=2,
     )  # fmt: skip
     config["docs"]["update_figures"] = False
     return config
 
 
+def test_a_fresh_clone_plans_the_default_study_offline(fresh_clone, snakemake_run):
+    """The README's main command on a clone with nothing beside it: the default config needs no
+    ../shared and no hub (its benchmark smoke test reads the package's samples)."""
+    assert "../shared" not in (fresh_clone / "config" / "config.yaml").read_text()
+    plan = snakemake_run(
+        fresh_clone, None, "--dry-run", repo=fresh_clone, env=offline_env(fresh_clone)
+    )
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert _job_counts(plan.stdout + plan.stderr)["report"] == 1
+
+
 @pytest.mark.slow
-def test_pipeline_runs_end_to_end_then_has_nothing_to_do(tmp_path, snakemake_run, benchmark_dir):
-    config = tiny_config(benchmark_dir)
-    first = snakemake_run(tmp_path, config)
+def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_do(
+    fresh_clone, snakemake_run
+):
+    tmp_path, env = fresh_clone, offline_env(fresh_clone)
+    config = tiny_config(fresh_clone)
+    first = snakemake_run(tmp_path, config, repo=fresh_clone, env=env)
     assert first.returncode == 0, first.stderr[-4000:]
     results = tmp_path / "results" / "tiny"
 
@@ -84,6 +100,7 @@ def test_pipeline_runs_end_to_end_then_has_nothing_to_do(tmp_path, snakemake_run
             evaluation
         )
         assert (run / "eval" / "samples" / "benchmark_gsm8k.jsonl").read_text().count("\n") == 2 * 2
+        assert list(evaluation["benchmark/omni_math"]["difficulty_pass@1"]) == ["7", "8"]
     for name in [
         "theory_predicted_vs_exact",
         "collapse_grpo",
@@ -98,19 +115,27 @@ def test_pipeline_runs_end_to_end_then_has_nothing_to_do(tmp_path, snakemake_run
     assert report.count("<img src='data:image/png;base64,") >= 8 and "Science acceptance" in report
     assert (results / "benchmarks" / "base_model.tsv").read_text().startswith("s\t")
 
-    second = snakemake_run(tmp_path, config)
+    second = snakemake_run(tmp_path, config, repo=fresh_clone, env=env)
     assert second.returncode == 0
     assert "Nothing to be done" in second.stdout + second.stderr
+    changed = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=fresh_clone, capture_output=True, text=True
+    ).stdout
+    assert changed.strip() == "?? config.yaml", (
+        changed
+    )  # results/ is ignored; nothing tracked moved
 
     # deleting one run's output reruns only what depends on it
     (results / "toy" / "kl_cov" / "seed0" / "eval" / "summary.json").unlink()
-    plan = snakemake_run(tmp_path, config, "--dry-run")
+    plan = snakemake_run(tmp_path, config, "--dry-run", repo=fresh_clone, env=env)
     jobs = _job_counts(plan.stdout + plan.stderr)
     assert jobs == {"evaluate_run": 1, "analyze": 1, "report": 1, "all": 1}, (
         plan.stdout + plan.stderr
     )
     shutil.rmtree(results / "toy" / "grpo" / "seed0")
-    jobs = _job_counts(snakemake_run(tmp_path, config, "--dry-run").stdout)
+    jobs = _job_counts(
+        snakemake_run(tmp_path, config, "--dry-run", repo=fresh_clone, env=env).stdout
+    )
     assert jobs == {"train_run": 1, "evaluate_run": 2, "analyze": 1, "report": 1, "all": 1}
 
 
@@ -127,13 +152,11 @@ def _job_counts(text: str) -> dict[str, int]:
 @pytest.mark.parametrize("profile", [None, "slurm"])
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_every_config_in_config_dir_has_the_expected_dag(
-    tmp_path, snakemake_run, config_file, profile, benchmark_dir
+    tmp_path, snakemake_run, config_file, profile
 ):
     """`snakemake -n` for every config (the GPU profiles too, on this CPU), with the local
     executor and with the SLURM executor profile."""
     config = yaml.safe_load((REPO / "config" / config_file).read_text())
-    if config["evaluate"].get("benchmark_path"):
-        config["evaluate"]["benchmark_path"] = str(benchmark_dir / "{name}" / "test.jsonl")
     extra = ["--profile", str(REPO / "workflow" / "profiles" / profile)] if profile else []
     plan = snakemake_run(tmp_path, config, "--dry-run", *extra)
     assert plan.returncode == 0, plan.stderr[-3000:]
@@ -161,14 +184,27 @@ def test_every_config_in_config_dir_has_the_expected_dag(
             lambda c: c["tabular"].update(stepz=3),
             "Additional properties are not allowed ('stepz' was unexpected)",
         ),
+        # checked by the settings classes the commands use, not by a copy in the schema
+        (
+            lambda c: c["train"]["methods"]["kl_cov"].update(loss_config={"rr": 0.05}),
+            "train.methods.kl_cov.loss_config: unknown key(s) ['rr'] in kl_cov; known keys: "
+            "['beta', 'clip_ratio_high',",
+        ),
+        (
+            lambda c: c["train"]["methods"]["clip_cov"]["loss_config"].update(r=0),
+            "train.methods.clip_cov.loss_config: clip_cov.r must be in (0, 1], got 0.0",
+        ),
+        (
+            lambda c: c["tabular"]["methods"]["grpo"].update(advantage="gpro"),
+            "'gpro' is not one of",
+        ),
+        (lambda c: c["train"].update(template="toys"), "'toys' is not one of"),
     ],
 )
-def test_bad_config_stops_snakemake_before_any_job(
-    tmp_path, snakemake_run, benchmark_dir, change, message
-):
-    config = tiny_config(benchmark_dir)
+def test_bad_config_stops_snakemake_before_any_job(tmp_path, snakemake_run, change, message):
+    config = tiny_config()
     change(config)
-    result = snakemake_run(tmp_path, config)
+    result = snakemake_run(tmp_path, config, "--dry-run")
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
@@ -224,8 +260,30 @@ def test_schema_lists_exactly_the_registered_losses_and_benchmarks():
     assert schema["properties"]["docs"]["properties"]["figures"]["items"]["enum"] == figures
 
 
+def _enums(node, key: str) -> list[list]:
+    """Every ``enum`` the schema gives property ``key``, wherever it stands."""
+    found = []
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key and isinstance(value, dict) and "enum" in value:
+                found.append(value["enum"])
+            found += _enums(value, key)
+    return found
+
+
+def test_schema_enums_of_advantages_and_templates_are_the_registries():
+    from entropy_rl.advantages import available_advantage_estimators
+    from entropy_rl.data import PROMPT_TEMPLATES
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    advantages, templates = _enums(schema, "advantage"), _enums(schema, "template")
+    assert len(advantages) == 3 and len(templates) == 3
+    assert all(sorted(e) == available_advantage_estimators() for e in advantages)
+    assert all(sorted(e) == sorted(PROMPT_TEMPLATES) for e in templates)
+
+
 @pytest.mark.slow
-def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_run, benchmark_dir):
+def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_run):
     """kill -9 Snakemake while training runs; the next run finishes only what was unfinished."""
     import os
     import signal
@@ -233,7 +291,7 @@ def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_r
     import sys
     import time
 
-    config = tiny_config(benchmark_dir)
+    config = tiny_config()
     config["train"]["steps"] = 30
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
@@ -282,12 +340,11 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
     ("verl", "entropy-rl train"),
 ])  # fmt: skip
 def test_a_train_job_with_several_gpus_runs_one_process_per_gpu(
-    tmp_path, snakemake_run, benchmark_dir, engine, launcher
+    tmp_path, snakemake_run, engine, launcher
 ):
     """The suite's own trainer is launched by torchrun (FSDP across the job's GPUs); verl, which
     starts its own workers, is not."""
     config = yaml.safe_load((REPO / "config" / "paper-qwen2.5-0.5b.yaml").read_text())
-    config["evaluate"]["benchmark_path"] = str(benchmark_dir / "{name}" / "test.jsonl")
     config["resources"]["train_gpus"] = 4
     config["train"]["engine"] = engine
     plan = snakemake_run(tmp_path, config, "--dry-run", "--printshellcmds")

@@ -49,21 +49,35 @@ def stage_config(stage):
 
 
 def check_benchmark_files():
-    pattern = config["evaluate"].get("benchmark_path")
-    missing = [
-        pattern.format(name=name)
-        for name in config["evaluate"].get("benchmarks", [])
-        if pattern and not os.path.isfile(pattern.format(name=name))
-    ]
+    from entropy_rl.data.benchmarks import benchmark_file
+
+    pattern = config["evaluate"].get("benchmark_path", "samples")
+    files = [benchmark_file(pattern, name) for name in config["evaluate"].get("benchmarks", [])]
+    missing = [str(path) for path in files if path is not None and not path.is_file()]
     if missing:
         raise WorkflowError(
             f"evaluate.benchmark_path points at files that do not exist: {missing[:3]}; "
-            "set evaluate.benchmark_path to your local copies, null to load from the hub, "
+            "set evaluate.benchmark_path to your local copies (a pattern with {name}), "
+            "'samples' for the package's eight-row samples, null to load from the hub, "
             "or evaluate.benchmarks to []"
         )
 
 
 check_benchmark_files()
+
+
+def check_settings():
+    """Every stage's settings built from the config as its command will build them (the same
+    classes, so the allowed values are the code's own): a bad value stops here, before any job."""
+    from entropy_rl.config import check_pipeline_config
+
+    try:
+        check_pipeline_config(config)
+    except ValueError as err:
+        raise WorkflowError(f"config: {err}") from None
+
+
+check_settings()
 
 
 def base_model_ref(built):
