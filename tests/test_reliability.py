@@ -129,3 +129,29 @@ def test_a_crash_while_saving_a_model_folder_keeps_the_previous_one(tmp_path):
         raise RuntimeError("killed while saving")
     assert (model / "weights").read_text() == "v1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("damaged", ["trainer_state.pt", "model.safetensors"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file_and_is_left_as_it_is(
+    tiny_base, tmp_path, capsys, damaged
+):
+    config = write_config(
+        tmp_path / "config.yaml", rl_config(tiny_base, steps=2, checkpoint_every=2)
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--method", "grpo", "--out", str(out)]) == 0
+    path = out / "checkpoint" / damaged
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # truncated to a third
+    capsys.readouterr()
+
+    code = main(
+        ["train", "--config", str(config), "--method", "grpo", "--out", str(out), "--resume"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if "error" in line.lower()]  # not the progress bar
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert f"checkpoint file {path} is unreadable" in err
+    assert f"remove {out / 'checkpoint'} to restart this run from step 0" in err
+    assert path.read_bytes() == data[: len(data) // 3]  # never overwritten

@@ -25,10 +25,28 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from entropy_rl.train.distributed import SINGLE, World, full_model_state, reshard
 
-__all__ = ["checkpoint_fingerprint", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "DamagedCheckpointError",
+    "checkpoint_fingerprint",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 STATE_FILE = "trainer_state.pt"
 FINGERPRINT_FILE = "run_fingerprint.txt"  # what made it, readable without loading the model
+
+
+class DamagedCheckpointError(OSError):
+    """A checkpoint file that exists but cannot be read (truncated, overwritten, another format)."""
+
+    def __init__(self, path: Path, err: BaseException) -> None:
+        folder = Path(path).parent
+        super().__init__(
+            f"checkpoint file {path} is unreadable ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); it was left as it is: "
+            f"remove {folder} to restart this run from step 0, or point --out at another run"
+        )
 
 
 def save_checkpoint(
@@ -89,10 +107,20 @@ def load_checkpoint(
 ) -> tuple[PreTrainedModel, torch.optim.Optimizer, dict[str, Any]]:
     """Model (on ``device``, then ``prepare``d, e.g. sharded), optimizer (built by
     ``optimizer_factory(model)``, then restored; every rank reads the full state and keeps its
-    shard), state."""
-    model = prepare(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device))
+    shard), state. A file that cannot be read raises :class:`DamagedCheckpointError`, naming it;
+    nothing is removed or overwritten."""
+    folder = Path(folder)
+    try:
+        state = torch.load(folder / STATE_FILE, weights_only=False, map_location="cpu")
+    except Exception as err:  # torch reports a damaged zip as RuntimeError, pickle as others
+        raise DamagedCheckpointError(folder / STATE_FILE, err) from err
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    except Exception as err:  # a truncated safetensors file, a damaged config.json
+        weights = next(iter(sorted(folder.glob("*.safetensors"))), folder / "config.json")
+        raise DamagedCheckpointError(weights, err) from err
+    model = prepare(model.to(device))
     optimizer = optimizer_factory(model)
-    state = torch.load(Path(folder) / STATE_FILE, weights_only=False, map_location="cpu")
     set_optimizer_state_dict(
         model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True)
     )
