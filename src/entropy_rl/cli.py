@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -95,12 +96,15 @@ def _tabular(args: argparse.Namespace) -> int:
     config = TabularConfig(**section)
 
     out = Path(args.out)
-    desc = f"tabular {args.method or config.loss} seed {config.seed}"
-    with tqdm(total=config.steps, desc=desc, unit="step", mininterval=2.0) as bar:
+    method = args.method or config.loss
+    desc = f"tabular {method} seed {config.seed}"
+    trackers = _open_trackers(args, config.loggers, method, config.seed, config.to_dict(), 0, out)
+    with tqdm(total=config.steps, desc=desc, unit="step", mininterval=2.0) as bar, trackers:
 
         def progress(row: dict) -> None:
             bar.update(1)
             bar.set_postfix(reward=f"{row['reward_mean']:.2f}", entropy=f"{row['entropy']:.3f}")
+            trackers.log(row)
 
         rows = run_tabular(config, on_step=progress)
     write_json(
@@ -120,6 +124,16 @@ def _tabular(args: argparse.Namespace) -> int:
 def _announce_start(step: int) -> None:
     if step:
         print(f"resumed from step {step} (its checkpoint)", file=sys.stderr)
+
+
+def _open_trackers(args, loggers, method: str, seed: int, config: dict, start: int, out: Path):
+    """The run's trackers (``train.loggers`` / ``tabular.loggers``), named ``--run-name`` (the
+    pipeline passes ``<profile>/<method>/seed<k>``), writing under ``--tracking-dir``."""
+    from entropy_rl.tracking import open_trackers
+
+    name = args.run_name or f"entropy-rl/{method}/seed{seed}"
+    folder = Path(args.tracking_dir) if args.tracking_dir else out / "tracking"
+    return open_trackers(loggers, name, folder, config, start=start, run_dir=out)
 
 
 def _quiet_transformers() -> None:
@@ -216,15 +230,29 @@ def _train(args: argparse.Namespace) -> int:
     bar, update = _progress(
         settings.steps, f"{args.method} seed {settings.seed}", ("accuracy", "entropy")
     )
+    trackers = contextlib.ExitStack()  # opened once the run knows its first step
+    opened = []
+
+    def on_start(step: int) -> None:
+        _announce_start(step)
+        opened.append(trackers.enter_context(_open_trackers(
+            args, settings.loggers, args.method, settings.seed, settings.to_dict(), step, out
+        )))  # fmt: skip
+
+    def on_step(row: dict) -> None:
+        update(row)
+        for tracker in opened:
+            tracker.log(row)
+
     try:
-        with bar:
+        with bar, trackers:
             rows = train(
                 settings,
                 out,
                 task,
                 resume=args.resume,
-                on_step=update,
-                on_start=_announce_start if _main_rank() else None,
+                on_step=on_step,
+                on_start=on_start if _main_rank() else None,
             )
     except NonFiniteError as err:
         print(
@@ -466,6 +494,7 @@ def _report(args: argparse.Namespace) -> int:
     from entropy_rl.config import load_yaml
     from entropy_rl.io import write_text
     from entropy_rl.report import acceptance_markdown, method_table_markdown, render_report
+    from entropy_rl.token_view import token_view_body
 
     config = load_yaml(args.config)
     results = Path(args.results)
@@ -586,6 +615,14 @@ def _report(args: argparse.Namespace) -> int:
             + fig("tabular_law", "The law on the tabular GRPO runs."),
         },
     ]
+    token_page = results / "token_entropy.html"
+    if token_page.exists():
+        sections.insert(3, {
+            "heading": "Where the entropy sits, token by token",
+            "text": "The same held-out prompts sampled by the base model and by the first seed of "
+            "each method (also as a page of its own: token_entropy.html).",
+            "html": token_view_body(token_page.read_text()),
+        })  # fmt: skip
     write_text(args.out, render_report(f"entropy-rl study: {config['profile']}", sections))
     print(f"report: {args.out} ({passed}/{len(checks)} acceptance checks pass)")
     return 0
@@ -601,6 +638,37 @@ def _lm_eval_tasks(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(names)} to {args.out}; run: lm_eval --model hf --model_args pretrained=DIR "
           f"--tasks {','.join(names)} --include_path {args.out}")  # fmt: skip
     return 0
+
+
+def _token_entropy(args: argparse.Namespace) -> int:
+    """The token-entropy page: the same held-out prompts sampled by each policy, tokens shaded."""
+    from entropy_rl.config import load_yaml, parse_overrides
+    from entropy_rl.evaluate import EvaluateSettings
+    from entropy_rl.io import write_text
+    from entropy_rl.tasks import make_task
+    from entropy_rl.token_view import fork_threshold, render_token_view, trace_policies
+
+    _quiet_transformers()
+    config = load_yaml(args.config)
+    settings = EvaluateSettings.from_dict(config.get("evaluate"))
+    problems = make_task(config.get("task")).problems("heldout", args.problems, 0)
+    policies = {name: str(folder) for name, folder in parse_overrides(args.policy).items()}
+    traces = trace_policies(policies, problems, settings.template, settings.temperature,
+                            settings.max_new_tokens, seed=settings.seed)  # fmt: skip
+    threshold = fork_threshold(next(iter(traces.values())))  # the first policy: the base model
+    prompts = {str(p.id): p.problem for p in problems}
+    write_text(args.out, render_token_view(traces, prompts, threshold, shown=args.shown))
+    print(f"token entropy: {args.out} ({len(traces)} policies, {len(problems)} prompts)")
+    return 0
+
+
+def _tracking_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-name", help="the run's name in the trackers (default entropy-rl/<method>/seed<k>)"
+    )
+    parser.add_argument(
+        "--tracking-dir", help="where the trackers (loggers) write (default: --out/tracking)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -647,6 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     tabular.add_argument(
         "--out", required=True, help="folder for metrics.jsonl, config.json, summary.json"
     )
+    _tracking_arguments(tabular)
     tabular.set_defaults(run=_tabular)
 
     sft = commands.add_parser(
@@ -683,6 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue from the run's last checkpoint"
     )
+    _tracking_arguments(train)
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(
@@ -742,6 +812,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="folder for the task YAMLs (pass it as --include_path)"
     )
     lm_eval.set_defaults(run=_lm_eval_tasks)
+
+    token = commands.add_parser(
+        "token-entropy",
+        help="an HTML page of sampled responses, each token shaded by its entropy, forks marked",
+        description="The same held-out prompts sampled by each policy at evaluate.temperature; "
+        "forks are tokens above the first policy's (the base model's) 80th-percentile entropy.",
+    )
+    token.add_argument("--config", required=True, help="YAML with `task:` and `evaluate:` sections")
+    token.add_argument(
+        "--policy", nargs="+", required=True, metavar="NAME=FOLDER",
+        help="saved models in display order, the base model first, e.g. base=DIR grpo=DIR",
+    )  # fmt: skip
+    token.add_argument("--problems", type=int, default=32, help="held-out prompts sampled")
+    token.add_argument("--shown", type=int, default=4, help="prompts shown token by token")
+    token.add_argument("--out", required=True, help="path of the HTML file")
+    token.set_defaults(run=_token_entropy)
     return parser
 
 

@@ -78,8 +78,8 @@ def _md_table_to_html(markdown: str) -> str:
 
 
 def render_report(title: str, sections: list[dict[str, Any]]) -> str:
-    """Self-contained HTML: each section has a heading, text, an optional table and figures
-    (``{"path": png, "caption": text}``) embedded as base64 so the file can be mailed or archived."""
+    """Self-contained HTML: each section has a heading, text, an optional table, an optional
+    HTML fragment of this package's own making, and figures (``{"path": png, "caption": text}``) embedded as base64 so the file can be mailed or archived."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -95,6 +95,8 @@ def render_report(title: str, sections: list[dict[str, Any]]) -> str:
             parts.append(f"<p>{html.escape(section['text'])}</p>")
         if section.get("table"):
             parts.append(_md_table_to_html(section["table"]))
+        if section.get("html"):  # a fragment this package rendered (e.g. the token-entropy view)
+            parts.append(section["html"])
         for figure in section.get("figures", []):
             data = base64.b64encode(Path(figure["path"]).read_bytes()).decode()
             parts.append(

@@ -113,6 +113,10 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     assert "| method |" in (results / "tables" / "methods.md").read_text()
     report = (results / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") >= 8 and "Science acceptance" in report
+    token_page = (results / "token_entropy.html").read_text()  # base + every method, same prompts
+    for policy in ["base", *config["train"]["methods"]]:
+        assert token_page.count(f"<td class='policy'>{policy}</td>") == 4, policy
+    assert "Where the entropy sits, token by token" in report and "class='t fork'" in report
     assert (results / "benchmarks" / "base_model.tsv").read_text().startswith("s\t")
 
     second = snakemake_run(tmp_path, config, repo=fresh_clone, env=env)
@@ -171,6 +175,7 @@ def test_every_config_in_config_dir_has_the_expected_dag(
     assert jobs["train_run"] == lm_runs and jobs["evaluate_run"] == lm_runs
     assert jobs["tabular_run"] == tab_runs
     assert jobs["base_model"] == jobs["analyze"] == jobs["report"] == jobs["theory"] == 1
+    assert jobs["token_entropy"] == 1
 
 
 @pytest.mark.parametrize(

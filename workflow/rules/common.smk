@@ -10,6 +10,7 @@ RESULTS = f"results/{config['profile']}"
 FIGURES = f"{RESULTS}/figures"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
+TRACKING = f"{RESULTS}/tracking"  # train.loggers / tabular.loggers: TensorBoard events, MLflow
 MODEL_DIR = f"{RESULTS}/{config['model_name']}"
 CONDA_ENV = "../envs/{}.yaml".format(config.get("conda_env", "cpu"))
 
@@ -32,6 +33,10 @@ def method_seeds(methods, default_seeds):
 
 LM_RUNS = method_seeds(config["train"]["methods"], config["seeds"])
 TABULAR_RUNS = method_seeds(config["tabular"]["methods"], config["tabular"]["seeds"])
+# the token-entropy view samples the first seed of every method
+FIRST_SEED_RUNS = [
+    (name, spec.get("seeds", config["seeds"])[0]) for name, spec in config["train"]["methods"].items()
+]
 
 # What each stage's CLI reads: only its own sections, so editing one section reruns one stage.
 STAGE_SECTIONS = {
@@ -115,4 +120,5 @@ def final_outputs():
         *figure_files(STUDY_FIGURES),
         f"{RESULTS}/report.html",
         *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],
+        *([f"docs/figures/{DOCS_PREFIX}token_entropy.html"] if config["docs"]["update_figures"] else []),
     ]

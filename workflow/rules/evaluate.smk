@@ -43,3 +43,30 @@ rule evaluate_run:
         CONDA_ENV
     shell:
         "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out} > {log} 2>&1"
+
+
+# Sampled responses of the same held-out prompts from the base model and the first seed of every
+# method, each token shaded by its entropy, forks marked.
+rule token_entropy:
+    input:
+        config=f"{RESULTS}/config/evaluate.yaml",
+        base=f"{MODEL_DIR}/base/base_summary.json",
+        models=[f"{MODEL_DIR}/{m}/seed{s}/model/config.json" for m, s in FIRST_SEED_RUNS],
+    output:
+        f"{RESULTS}/token_entropy.html",
+    log:
+        f"{LOGS}/token_entropy.log",
+    params:
+        policies=lambda wildcards, input: " ".join(
+            [f"base={base_model_ref(os.path.dirname(input.base))}"]
+            + [f"{m}={os.path.dirname(path)}" for (m, _), path in zip(FIRST_SEED_RUNS, input.models)]
+        ),
+    threads: 1
+    resources:
+        mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),
+        runtime=config.get("resources", {}).get("evaluate_runtime_min", 20),
+        gpus=config.get("resources", {}).get("evaluate_gpus", 0),
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl token-entropy --config {input.config} --policy {params.policies} --out {output} > {log} 2>&1"

@@ -9,6 +9,7 @@ rule report:
         theory=f"{RESULTS}/theory/summary.json",
         base=f"{MODEL_DIR}/base/base_summary.json",
         figures=figure_files(THEORY_FIGURES + STUDY_FIGURES),
+        token_entropy=f"{RESULTS}/token_entropy.html",
     output:
         f"{RESULTS}/report.html",
     log:
@@ -23,6 +24,23 @@ rule report:
         CONDA_ENV
     shell:
         "entropy-rl report --config {input.config} --results {params.results} --out {output} > {log} 2>&1"
+
+
+rule docs_token_entropy:
+    input:
+        f"{RESULTS}/token_entropy.html",
+    output:
+        f"docs/figures/{DOCS_PREFIX}token_entropy.html",
+    log:
+        f"{LOGS}/docs_figure/token_entropy.log",
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    conda:
+        CONDA_ENV
+    shell:
+        "cp {input} {output} 2> {log}"
 
 
 rule docs_figure:

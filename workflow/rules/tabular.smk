@@ -11,6 +11,8 @@ rule tabular_run:
         f"{LOGS}/tabular/{{method}}_seed{{seed}}.log",
     params:
         out=lambda wildcards, output: os.path.dirname(output.summary),
+        run_name=lambda wildcards: f"{config['profile']}/tabular/{wildcards.method}/seed{wildcards.seed}",
+        tracking=TRACKING,
     threads: 1
     resources:
         mem_mb=1000,
@@ -19,4 +21,5 @@ rule tabular_run:
         CONDA_ENV
     shell:
         "entropy-rl tabular --config {input.config} --method {wildcards.method}"
-        " --seed {wildcards.seed} --out {params.out} > {log} 2>&1"
+        " --seed {wildcards.seed} --out {params.out}"
+        " --run-name {params.run_name} --tracking-dir {params.tracking} > {log} 2>&1"

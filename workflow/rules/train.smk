@@ -28,6 +28,8 @@ rule train_run:
         out=lambda wildcards, output: os.path.dirname(output.summary),
         base=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
         launcher=train_launcher,
+        run_name=lambda wildcards: f"{config['profile']}/{wildcards.method}/seed{wildcards.seed}",
+        tracking=TRACKING,
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("train_mem_mb", 3000),
@@ -37,4 +39,5 @@ rule train_run:
         CONDA_ENV
     shell:
         "{params.launcher} train --config {input.config} --method {wildcards.method} --seed {wildcards.seed}"
-        " --model {params.base} --out {params.out} --resume > {log} 2>&1"
+        " --model {params.base} --out {params.out} --resume"
+        " --run-name {params.run_name} --tracking-dir {params.tracking} > {log} 2>&1"

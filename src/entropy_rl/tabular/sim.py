@@ -26,6 +26,7 @@ from entropy_rl.settings import Settings, choice, integer, number
 from entropy_rl.tabular.world import ChainWorld, Rollouts
 from entropy_rl.theory import entropy as state_entropy
 from entropy_rl.theory import exact_entropy_change, lemma1_entropy_change, state_weighted_mean
+from entropy_rl.tracking import check_loggers
 
 __all__ = ["TabularConfig", "run_tabular"]
 
@@ -63,8 +64,10 @@ class TabularConfig(Settings):
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
     seed: int = integer(0, 0, doc="random seed")
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
 
     def check(self) -> None:
+        check_loggers(self.loggers, self.section)
         if self.prompts_per_step > self.n_prompts:
             raise ValueError(
                 f"tabular.prompts_per_step ({self.prompts_per_step}) must be <= tabular.n_prompts ({self.n_prompts})"

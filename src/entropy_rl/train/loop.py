@@ -165,9 +165,10 @@ def _optimizer(settings: RLSettings) -> Callable[[torch.nn.Module], torch.optim.
 
 def run_fingerprint(settings: RLSettings, task: ArithmeticTask, model_path: Path) -> str:
     """What a checkpoint must share with a run to be resumed by it: the settings (but the number of
-    steps and threads, which a resumed run may change), the task, and the base model's files (names,
+    steps, the threads and the loggers, which a resumed run may change), the task, and the base model's files (names,
     sizes, modification times; cheap even for a sharded 7B model)."""
-    train = {k: v for k, v in settings.to_dict().items() if k not in ("steps", "threads")}
+    resumable = ("steps", "threads", "loggers")
+    train = {k: v for k, v in settings.to_dict().items() if k not in resumable}
     folder = Path(model_path)
     files = (
         sorted(

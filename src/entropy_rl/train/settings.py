@@ -11,6 +11,7 @@ from entropy_rl.advantages import get_advantage_estimator
 from entropy_rl.data import render_prompt
 from entropy_rl.losses import make_loss_config
 from entropy_rl.settings import Settings, choice, integer, number
+from entropy_rl.tracking import check_loggers
 
 __all__ = ["RLSettings"]
 
@@ -86,10 +87,12 @@ class RLSettings(Settings):
     )
     gpus_per_node: int = integer(8, 1, doc="verl engine: GPUs per node")
     nodes: int = integer(1, 1, doc="verl engine: nodes")
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
+        check_loggers(self.loggers, self.section)
         if self.prompts_per_step * self.group_size % self.mini_batches:
             raise ValueError(
                 f"train.mini_batches ({self.mini_batches}) must divide prompts_per_step × group_size "
