@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
-from entropy_rl.rewards import _math_verify_equal, _strip, extract_boxed, grade, reward
+from entropy_rl.rewards import (
+    _math_verify_equal,
+    _strip,
+    extract_boxed,
+    grade,
+    graded_reward,
+    reward,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +71,18 @@ def test_reward_values_and_format_penalty():
     assert reward("4", "4") == 0.0
     assert reward("4", "4", format_penalty=0.5) == -0.5
     assert reward("\\boxed{5}", "4", format_penalty=0.5) == 0.0
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.5])
+@pytest.mark.parametrize(
+    ("response", "reference"),
+    [("\\boxed{4}", "4"), ("\\boxed{5}", "4"), ("4", "4"), ("\\boxed{x+1}", "1+x"), ("", "0")],
+)
+def test_one_grading_gives_both_the_reward_and_the_accuracy(response, reference, penalty):
+    assert graded_reward(response, reference, penalty) == (
+        reward(response, reference, penalty),
+        grade(response, reference),
+    )
 
 
 def _benchmark_rows(benchmark_dir, name):

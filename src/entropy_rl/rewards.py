@@ -24,7 +24,15 @@ from collections.abc import Iterator
 from fractions import Fraction
 from functools import lru_cache
 
-__all__ = ["MAX_ANSWER_CHARS", "MAX_BRACE_DEPTH", "TIMEOUT_S", "extract_boxed", "grade", "reward"]
+__all__ = [
+    "MAX_ANSWER_CHARS",
+    "MAX_BRACE_DEPTH",
+    "TIMEOUT_S",
+    "extract_boxed",
+    "grade",
+    "graded_reward",
+    "reward",
+]
 
 # math-verify warns on every call that its own timeouts are off: ours replace them (see above)
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -162,8 +170,15 @@ def grade(response: str, reference: str) -> bool:
         return False
 
 
+def graded_reward(response: str, reference: str, format_penalty: float = 0.0) -> tuple[float, bool]:
+    """``(reward, correct)`` from one grading: the reward is 1 if correct, 0 if wrong,
+    ``-format_penalty`` if there is no boxed answer at all (then it is wrong too)."""
+    correct = grade(response, reference)
+    if not correct and format_penalty and extract_boxed(response) is None:
+        return -float(format_penalty), False
+    return (1.0 if correct else 0.0), correct
+
+
 def reward(response: str, reference: str, format_penalty: float = 0.0) -> float:
     """1 if correct, 0 if wrong, ``-format_penalty`` if there is no boxed answer at all."""
-    if format_penalty and extract_boxed(response) is None:
-        return -float(format_penalty)
-    return 1.0 if grade(response, reference) else 0.0
+    return graded_reward(response, reference, format_penalty)[0]

@@ -356,19 +356,26 @@ def test_the_vllm_rollout_needs_vllm_and_a_gpu_before_any_work(tiny_base, tmp_pa
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_the_sampler_and_the_trainer_agree_on_log_probabilities(tiny_base, tmp_path):
-    """rollout_logp_gap: |trainer − sampler| log-probability of the sampled tokens. With the hf
-    backend the sampler is the policy itself, so it is ~0 at every step, the updates included; a
-    rollout engine with stale weights (vLLM not synced) would show it growing. At a temperature
-    other than 1 the trained policy is the tempered one, ``softmax(z / T)`` (verl, TRL), so they
-    agree there too; only top-p truncates the sampler's distribution away from the policy's."""
+@pytest.mark.parametrize("old_logp", ["sampler", "recompute"])
+def test_the_sampler_and_the_trainer_agree_on_log_probabilities(tiny_base, tmp_path, old_logp):
+    """rollout_logp_gap: |trainer − sampler| log-probability of the sampled tokens (over the whole
+    batch when the old log-probabilities are recomputed, over the first mini-batch's forward pass
+    when they are the sampler's). With the hf backend the sampler is the policy itself, so it is
+    ~0 at every step, the updates included; a rollout engine with stale weights (vLLM not synced)
+    would show it growing. At a temperature other than 1 the trained policy is the tempered one,
+    ``softmax(z / T)`` (verl, TRL), so they agree there too; only top-p truncates the sampler's
+    distribution away from the policy's."""
     task = ArithmeticTask(**TINY_TASK)
-    rows = train(settings(tiny_base, "grpo", steps=3, lr=1e-2), tmp_path / "run", task)
+    rows = train(
+        settings(tiny_base, "grpo", steps=3, lr=1e-2, old_logp=old_logp), tmp_path / "run", task
+    )
     assert all(row["rollout_logp_gap"] < 1e-4 for row in rows), [
         r["rollout_logp_gap"] for r in rows
     ]
     cooler = train(
-        settings(tiny_base, "grpo", steps=2, lr=1e-2, temperature=0.5), tmp_path / "t05", task
+        settings(tiny_base, "grpo", steps=2, lr=1e-2, temperature=0.5, old_logp=old_logp),
+        tmp_path / "t05",
+        task,
     )
     assert all(row["rollout_logp_gap"] < 1e-4 for row in cooler), [
         r["rollout_logp_gap"] for r in cooler
@@ -377,6 +384,33 @@ def test_the_sampler_and_the_trainer_agree_on_log_probabilities(tiny_base, tmp_p
     assert cooler[0]["entropy"] < rows[0]["entropy"], (cooler[0]["entropy"], rows[0]["entropy"])
     nucleus = train(settings(tiny_base, "grpo", steps=1, top_p=0.9), tmp_path / "p09", task)
     assert nucleus[0]["rollout_logp_gap"] is None  # the sampler's distribution is not the policy's
+
+
+@pytest.mark.parametrize("method", ["grpo", "kl_cov", "clip_cov"])
+def test_the_samplers_old_log_probabilities_give_the_recomputing_runs_metrics(
+    tiny_base, tmp_path, method
+):
+    """train.old_logp: sampler (the hf default) skips the no-grad pass over the batch; the hf
+    sampler draws from softmax(z / T) of this policy, so its log-probabilities and entropies are
+    the recomputed ones up to float rounding (< 1e-4), and a run's metrics agree to that."""
+    task = ArithmeticTask(**TINY_TASK)
+    assert settings(tiny_base, method).old_logp_from_sampler()  # auto: the sampler's
+    runs = {
+        mode: train(
+            settings(tiny_base, method, old_logp=mode, temperature=0.5), tmp_path / mode, task
+        )
+        for mode in ("sampler", "recompute")
+    }
+    assert_same_run(runs["sampler"], runs["recompute"], rel=1e-3, abs=1e-4)
+
+
+def test_the_samplers_log_probabilities_are_refused_where_they_are_not_the_policys(tiny_base):
+    assert not settings(tiny_base, top_p=0.9).old_logp_from_sampler()
+    assert not settings(tiny_base, precision="bfloat16").old_logp_from_sampler()
+    with pytest.raises(
+        ValueError, match=r"train\.old_logp: sampler needs the hf rollout at top_p 1"
+    ):
+        settings(tiny_base, old_logp="sampler", top_p=0.9)
 
 
 def test_bf16_autocast_trains_with_float32_master_weights(tiny_base, tmp_path):

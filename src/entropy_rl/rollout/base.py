@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Generation", "Generator"]
@@ -15,7 +15,8 @@ class Generation:
 
     ``response_ids`` end with the EOS token when the response finished (``finished``), and
     ``logprobs[i][t]`` is the log-probability of ``response_ids[i][t]`` under the distribution it
-    was sampled from (after temperature / top-p).
+    was sampled from (after temperature / top-p); ``entropies[i][t]`` that distribution's entropy,
+    where the backend reports it (the hf backend does; empty otherwise).
     """
 
     prompt_ids: list[list[int]]
@@ -23,9 +24,19 @@ class Generation:
     texts: list[str]
     logprobs: list[list[float]]
     finished: list[bool]
+    entropies: list[list[float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def select(self, rows: Sequence[int]) -> Generation:
+        """The samples at ``rows``, in that order."""
+        columns = (getattr(self, f.name) for f in fields(self))
+        return Generation(*([column[i] for i in rows] if column else [] for column in columns))
+
+    def __add__(self, other: Generation) -> Generation:
+        """These samples, then ``other``'s."""
+        return Generation(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ class _SampleAndRecord(LogitsProcessor):
         self.position = 0
         self.previous: torch.Tensor | None = None  # log-softmax of the last step's logits
         self.logprobs: list[torch.Tensor] = []  # [B] per generated token
+        self.entropies: list[torch.Tensor] = []  # [B] per generated token
 
     def _check(self, scores: torch.Tensor) -> None:
         if torch.isfinite(scores.sum()):  # one reduction: NaN and ±inf anywhere propagate to it
@@ -68,9 +69,11 @@ class _SampleAndRecord(LogitsProcessor):
         return scores
 
     def record(self, sampled: torch.Tensor) -> None:
-        """Log-probability of the token sampled from the last logits seen (if any)."""
+        """Log-probability of the token sampled from the last logits seen (if any), and the
+        entropy of the distribution it was drawn from (``entr``: 0 where top-p removed a token)."""
         if self.previous is not None:
             self.logprobs.append(self.previous.gather(-1, sampled[:, None]).squeeze(-1))
+            self.entropies.append(torch.special.entr(self.previous.exp()).sum(-1))
             self.previous = None
 
 
@@ -140,8 +143,10 @@ class HFGenerator:
             width = encoded["input_ids"].shape[1]
             new_tokens = sequences[:, width:]
             token_logprobs = torch.stack(recorder.logprobs, dim=1)
+            token_entropies = torch.stack(recorder.entropies, dim=1)
             # one conversion to Python lists per batch, not per row
             rows_tokens, rows_logprobs = new_tokens.tolist(), token_logprobs.tolist()
+            rows_entropies = token_entropies.tolist()
             prompt_rows, mask_rows = (
                 encoded["input_ids"].tolist(),
                 encoded["attention_mask"].tolist(),
@@ -157,6 +162,7 @@ class HFGenerator:
             out.response_ids.extend(responses)
             out.texts.extend(self.tokenizer.batch_decode(responses, skip_special_tokens=True))
             out.logprobs.extend(lp[:n] for lp, n in zip(rows_logprobs, lengths, strict=True))
+            out.entropies.extend(h[:n] for h, n in zip(rows_entropies, lengths, strict=True))
             out.finished.extend(eos in tokens for tokens in rows_tokens)
         self.model.train(was_training)
         return out

@@ -16,7 +16,14 @@ from transformers import PreTrainedModel
 from entropy_rl.metrics import token_entropy, token_logprobs
 from entropy_rl.rollout import Generation
 
-__all__ = ["TokenBatch", "collate", "policy_forward"]
+__all__ = [
+    "TokenBatch",
+    "collate",
+    "on_response_tokens",
+    "policy_forward",
+    "sampler_entropies",
+    "sampler_logprobs",
+]
 
 
 @dataclass(frozen=True)
@@ -63,22 +70,34 @@ def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) ->
     return TokenBatch(input_ids, attention, response, advantages)
 
 
+def on_response_tokens(rows: list[list[float]], response_mask: Tensor, what: str) -> Tensor:
+    """Per-token values of each response (``rows[i][t]``) placed on the response tokens of
+    ``collate``'s batch (``[B, L-1]``, 0 elsewhere); ``what`` names them in the error."""
+    out = torch.zeros(response_mask.shape, dtype=torch.float32)
+    for row, values in enumerate(rows):
+        positions = response_mask[row].nonzero().flatten()
+        if len(values) != len(positions):
+            raise ValueError(
+                f"response {row}: the sampler reported {len(values)} {what} for "
+                f"{len(positions)} tokens"
+            )
+        out[row, positions] = torch.tensor(values, dtype=torch.float32)
+    return out
+
+
 def sampler_logprobs(generation: Generation, response_mask: Tensor) -> Tensor:
     """The log-probabilities the sampler reported, placed on the response tokens of ``collate``'s
     batch (``[B, L-1]``, 0 elsewhere). At top-p 1 they should equal the trainer's own
     log-probabilities of the same tokens — for vLLM, which reports the raw model's, at temperature
     1 only: the gap measures how far the rollout engine's policy is from the trained one (stale
     weights, precision)."""
-    out = torch.zeros(response_mask.shape, dtype=torch.float32)
-    for row, logprobs in enumerate(generation.logprobs):
-        positions = response_mask[row].nonzero().flatten()
-        if len(logprobs) != len(positions):
-            raise ValueError(
-                f"response {row}: the sampler reported {len(logprobs)} log-probabilities for "
-                f"{len(positions)} tokens"
-            )
-        out[row, positions] = torch.tensor(logprobs, dtype=torch.float32)
-    return out
+    return on_response_tokens(generation.logprobs, response_mask, "log-probabilities")
+
+
+def sampler_entropies(generation: Generation, response_mask: Tensor) -> Tensor:
+    """The entropies of the sampling distributions the sampler reported (hf backend), placed
+    like :func:`sampler_logprobs`."""
+    return on_response_tokens(generation.entropies, response_mask, "entropies")
 
 
 def policy_forward(

@@ -40,10 +40,16 @@ from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
 from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
 from entropy_rl.metrics import lemma1_check
-from entropy_rl.rewards import grade, reward
+from entropy_rl.rewards import grade, graded_reward
 from entropy_rl.rollout import Generation, HFGenerator
 from entropy_rl.tasks import ArithmeticTask, Problem
-from entropy_rl.train.batch import TokenBatch, collate, policy_forward, sampler_logprobs
+from entropy_rl.train.batch import (
+    TokenBatch,
+    collate,
+    policy_forward,
+    sampler_entropies,
+    sampler_logprobs,
+)
 from entropy_rl.train.checkpoint import (
     checkpoint_fingerprint,
     latest_checkpoint,
@@ -183,16 +189,27 @@ def run_fingerprint(settings: RLSettings, task: ArithmeticTask, model_path: Path
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _check_finite(step: int, loss: torch.Tensor, model: torch.nn.Module, world: World) -> None:
-    """Stop on a NaN/inf loss or gradient; every rank stops when one finds one."""
+def _check_finite(
+    step: int, losses: list[torch.Tensor], grad_norm: torch.Tensor, model: torch.nn.Module,
+    world: World,
+) -> None:  # fmt: skip
+    """Stop on a NaN/inf loss or gradient of a mini-batch; every rank stops when one finds one.
+
+    The total gradient norm (which the clip needs anyway) is non-finite exactly when some gradient
+    element is, so the walk over the parameters that names the tensor runs only then."""
     problem = None
-    if not torch.isfinite(loss):
-        problem = f"step {step}: the policy loss is {loss.item()} (non-finite); run stopped"
-    for name, param in model.named_parameters():
-        grad = param.grad
-        grad = grad.to_local() if hasattr(grad, "to_local") else grad  # a rank's shard (FSDP)
-        if problem is None and grad is not None and not torch.isfinite(grad).all():
-            problem = f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
+    bad = [loss for loss in losses if not torch.isfinite(loss)] if losses else []
+    if bad:
+        problem = f"step {step}: the policy loss is {bad[0].item()} (non-finite); run stopped"
+    elif not torch.isfinite(grad_norm):
+        for name, param in model.named_parameters():
+            grad = param.grad
+            grad = grad.to_local() if hasattr(grad, "to_local") else grad  # a rank's shard (FSDP)
+            if grad is not None and not torch.isfinite(grad).all():
+                problem = f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
+                break
+        else:  # the non-finite shard is another rank's
+            problem = f"step {step}: another process found a NaN/inf gradient; run stopped"
     if world.active and world.sum([float(problem is not None)])[0] and problem is None:
         problem = f"step {step}: another process found a NaN/inf loss or gradient; run stopped"
     if problem is not None:
@@ -284,6 +301,7 @@ def train(
     loss_fn = get_policy_loss(settings.loss)
     loss_config = make_loss_config(settings.loss, settings.loss_config)
     controller = make_controller(loss_config, controller_state)  # entropy_target only
+    from_sampler = settings.old_logp_from_sampler()
 
     train_problems = task.problems("train", settings.train_problems, settings.seed)
     eval_problems = task.problems("heldout", settings.eval_problems, 0)  # the same for every run
@@ -315,17 +333,21 @@ def train(
         batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id).to(device)
 
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
-        with torch.no_grad():
-            old_logp, old_entropy = policy_forward(
-                model, batch, autocast_dtype=autocast, temperature=settings.temperature
-            )
         rollout_gap = None  # |trainer − sampler| log-probability, where they should agree
-        # the hf sampler reports the tempered policy's log-probabilities, vLLM the raw model's
-        if settings.top_p == 1.0 and (settings.rollout == "hf" or settings.temperature == 1.0):
-            sampled = sampler_logprobs(generation, batch.response_mask.cpu()).to(device)
-            gap = (old_logp - sampled).abs()[batch.response_mask]
-            totals = world.sum([float(gap.sum()), float(gap.numel())])
-            rollout_gap = totals[0] / max(totals[1], 1.0)
+        response_mask = batch.response_mask.cpu()
+        if from_sampler:  # the sampler is this policy: what a no-grad pass would recompute
+            old_logp = sampler_logprobs(generation, response_mask).to(device)
+            old_entropy = sampler_entropies(generation, response_mask).to(device)
+        else:
+            with torch.no_grad():
+                old_logp, old_entropy = policy_forward(
+                    model, batch, autocast_dtype=autocast, temperature=settings.temperature
+                )
+            # the hf sampler reports the tempered policy's log-probabilities, vLLM the raw model's
+            if settings.top_p == 1.0 and (settings.rollout == "hf" or settings.temperature == 1.0):
+                sampled = sampler_logprobs(generation, response_mask).to(device)
+                gap = (old_logp - sampled).abs()[batch.response_mask]
+                rollout_gap = world.sum([float(gap.sum()), float(gap.numel())])
         t1 = time.perf_counter()
         probe_logits = (
             _probe_logits(model, probe, settings.temperature)
@@ -336,6 +358,7 @@ def train(
         # -- PPO epochs over mini-batches with the registered loss ------------------------------
         sums: dict[str, float] = {}
         updates = 0
+        first_gap = [0.0, 0]  # |trainer − sampler| on the first mini-batch (sampler's old logp)
         shuffle, pick = _generator(_seed(settings, step, 2)), _generator(_seed(settings, step, 3))
         for _ in range(settings.epochs):
             for index in torch.randperm(len(batch), generator=shuffle).chunk(settings.mini_batches):
@@ -343,12 +366,20 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 metrics: dict[str, float] = {}
                 parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings, world)
-                part_logps = []
+                part_logps, part_losses = [], []
                 for part in parts:
                     micro = mini.select(part)
                     logp, entropy = policy_forward(
                         model, micro, autocast_dtype=autocast, temperature=settings.temperature
                     )
+                    if from_sampler and updates == 0:
+                        # the first update is on-policy: this pass is the policy that sampled, so
+                        # its log-probabilities are the old ones exactly (ratio 1, KL-Cov's
+                        # |logp - old_logp| 0 with no gradient) and replace the sampler's
+                        # (~1e-5 away: float rounding), which the other mini-batches keep
+                        gap = (logp.detach() - old_logp[index][part]).abs()[micro.response_mask]
+                        first_gap = [first_gap[0] + float(gap.sum()), first_gap[1] + gap.numel()]
+                        old_logp[index[part]] = logp.detach()
                     loss, part_metrics = loss_fn(
                         logp,
                         old_logp[index][part],
@@ -364,7 +395,7 @@ def train(
                         micro.response_mask, mini.response_mask, loss_config.loss_agg_mode
                     )
                     (loss * share).backward()
-                    _check_finite(step, loss, model, world)
+                    part_losses.append(loss.detach())
                     tokens = aggregation_share(  # the metrics are means over valid tokens
                         micro.response_mask, mini.response_mask, "token-mean"
                     )
@@ -376,16 +407,23 @@ def train(
                         torch.cat(part_logps), mini.advantages, mini.response_mask
                     )
                     metrics["cov_mean"] = float(masked_mean(cov, mini.response_mask))
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                metrics["grad_norm"] = float(  # the norm of the whole gradient (FSDP: a DTensor)
-                    grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                grad_norm = torch.nn.utils.get_total_norm(grads)  # the norm clip_grad_norm_ takes
+                total = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                _check_finite(step, part_losses, total, model, world)  # FSDP: a DTensor, whole
+                torch.nn.utils.clip_grads_with_norm_(
+                    model.parameters(), settings.grad_clip, grad_norm
                 )
+                metrics["grad_norm"] = float(total)
                 optimizer.step()
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
                 updates += 1
         if settings.rollout == "vllm":  # the next rollouts sample from the updated policy
             generator.load_weights(full_weights(model))
+        if from_sampler:
+            rollout_gap = world.sum(first_gap)
+        rollout_gap = rollout_gap and rollout_gap[0] / max(rollout_gap[1], 1.0)
         t2 = time.perf_counter()
 
         # -- metrics --------------------------------------------------------------------------
@@ -488,21 +526,17 @@ class _Groups:
 
     def take(self, index: torch.Tensor) -> _Groups:
         """The responses at ``index``, in that order."""
-        g, rows = self.generation, index.tolist()
-        fields = (g.prompt_ids, g.response_ids, g.texts, g.logprobs, g.finished)
         return _Groups(
-            Generation(*([f[i] for i in rows] for f in fields)), self.rewards[index],
-            self.correct[index],
-        )  # fmt: skip
+            self.generation.select(index.tolist()), self.rewards[index], self.correct[index]
+        )
 
     def join(self, other: _Groups) -> _Groups:
         """These responses, then ``other``'s."""
-        a, b = self.generation, other.generation
         return _Groups(
-            Generation(a.prompt_ids + b.prompt_ids, a.response_ids + b.response_ids,
-                       a.texts + b.texts, a.logprobs + b.logprobs, a.finished + b.finished),
-            torch.cat([self.rewards, other.rewards]), torch.cat([self.correct, other.correct]),
-        )  # fmt: skip
+            self.generation + other.generation,
+            torch.cat([self.rewards, other.rewards]),
+            torch.cat([self.correct, other.correct]),
+        )
 
 
 def _rollout(
@@ -535,16 +569,12 @@ def _rollout(
     except FloatingPointError as err:
         raise NonFiniteError(f"step {step}: {err}; run stopped") from err
     references = [p.answer for p in problems for _ in range(settings.group_size)]
-    rewards = torch.tensor(
-        [
-            reward(text, ref, settings.format_penalty)
-            for text, ref in zip(generation.texts, references, strict=True)
-        ]
-    )
-    correct = torch.tensor(
-        [grade(text, ref) for text, ref in zip(generation.texts, references, strict=True)],
-        dtype=torch.float32,
-    )
+    graded = [  # each response graded once: the reward and the accuracy both come from it
+        graded_reward(text, ref, settings.format_penalty)
+        for text, ref in zip(generation.texts, references, strict=True)
+    ]
+    rewards = torch.tensor([r for r, _ in graded])
+    correct = torch.tensor([c for _, c in graded], dtype=torch.float32)
     return _Groups(generation, rewards, correct)
 
 

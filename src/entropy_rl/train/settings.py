@@ -76,6 +76,11 @@ class RLSettings(Settings):
     vllm_gpu_memory: float = number(
         0.3, 0.0, 1.0, low_open=True, doc="vllm rollout: share of GPU memory vLLM may take"
     )
+    old_logp: str = choice(
+        "auto",
+        ("auto", "sampler", "recompute"),
+        doc="old log-probabilities: the hf sampler's (auto: at top-p 1 in float32) or a no-grad pass",
+    )
     micro_batch_tokens: int = integer(
         0, 0, doc="split each mini-batch into parts of at most this many padded tokens (0: off)"
     )
@@ -93,6 +98,11 @@ class RLSettings(Settings):
 
     def check(self) -> None:
         check_loggers(self.loggers, self.section)
+        if self.old_logp == "sampler" and (self.rollout != "hf" or self.top_p != 1.0):
+            raise ValueError(
+                "train.old_logp: sampler needs the hf rollout at top_p 1 (its log-probabilities "
+                "are then the policy's); use auto or recompute"
+            )
         if self.prompts_per_step * self.group_size % self.mini_batches:
             raise ValueError(
                 f"train.mini_batches ({self.mini_batches}) must divide prompts_per_step × group_size "
@@ -116,6 +126,16 @@ class RLSettings(Settings):
                 "build the base model first (`entropy-rl sft --out DIR`) and point train.model at DIR"
             )
         return self.model
+
+    def old_logp_from_sampler(self) -> bool:
+        """Whether the old log-probabilities (and the rollout entropy) are the sampler's: the hf
+        sampler draws from softmax(z / T) of this very policy, so on the first update of a batch
+        they are what a recomputing pass would give (up to float rounding, ~1e-5 here). Not with
+        top-p < 1 (the sampler's distribution is then truncated), vLLM (another engine) or
+        bfloat16 (the sampler's precision is not the update's)."""
+        if self.old_logp != "auto":
+            return self.old_logp == "sampler"
+        return self.rollout == "hf" and self.top_p == 1.0 and self.precision == "float32"
 
     def torch_device(self) -> str:
         import torch
