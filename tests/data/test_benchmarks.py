@@ -88,3 +88,13 @@ def test_malformed_row_names_the_file_line_and_field(tmp_path):
         load_benchmark("math500", path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_benchmark("math500", tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml"])
+def test_the_paper_profiles_evaluate_the_papers_seven_benchmarks(profile):
+    import yaml
+
+    from tests.pipeline.conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / profile).read_text())
+    assert config["evaluate"]["benchmarks"] == list(PAPER_BENCHMARKS)
