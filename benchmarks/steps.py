@@ -19,6 +19,54 @@ import torch
 PIECES = ("generation", "logprob forward", "backward", "optimizer")
 
 
+def matmul_rate(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """The machine's float32 matmul rate (FLOP/s): the best of ``repeats`` n x n x n products
+    with ``threads`` torch threads, measured in the same process as the trainers."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def forward_flops(config, tokens: float) -> float:
+    """Model FLOPs of one forward pass over one sequence of ``tokens`` tokens: 2 per weight of
+    every matmul (attention projections, MLP, output head) per token, plus the attention scores
+    and their weighted sum (``4 · layers · width`` per pair of positions, ``tokens² / 2`` causal
+    pairs). Embedding look-ups, norms and softmaxes are not counted. A backward pass is twice this."""
+    h, layers = config.hidden_size, config.num_hidden_layers
+    kv = h * config.num_key_value_heads // config.num_attention_heads
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * config.intermediate_size  # q, o; k, v; MLP
+    matmul_weights = layers * per_layer + h * config.vocab_size
+    return 2 * matmul_weights * tokens + 4 * layers * h * tokens**2 / 2
+
+
+def step_flops(model: Path, prompt_tokens: float, response_tokens: float, sequences: int) -> float:
+    """The model FLOPs an RL step needs: generating each sequence (one forward's worth, with a KV
+    cache) and one forward and backward pass over it in the update (three forwards' worth); an
+    old-log-probability pass is not needed and not counted."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model)
+    return sequences * 4 * forward_flops(config, prompt_tokens + response_tokens)
+
+
+def mean_prompt_tokens(model: Path, seed: int, n: int = 256) -> float:
+    """Mean prompt length (tokens) of the toy task's training prompts, as both trainers see them."""
+    from transformers import AutoTokenizer
+
+    from entropy_rl.data import render_prompt
+    from entropy_rl.tasks import ArithmeticTask
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    prompts = [render_prompt("toy", p.problem) for p in ArithmeticTask().problems("train", n, seed)]
+    return sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts) / n
+
+
 class Timers:
     """Wall time spent inside a few functions, by piece; patch with ``timed`` and read ``seconds``."""
 

@@ -17,6 +17,11 @@ Where time goes is measured the same way in both, by timing the shared pieces th
 log-probabilities and the training pass), ``Tensor.backward`` and ``AdamW.step``; the rest (rewards,
 advantages, loss, bookkeeping) is the remainder. The first RL step of each trainer is a warm-up and
 is not counted; the trainers alternate ``--repeats`` times and the median step is reported.
+
+The roofline column: the step's necessary model FLOPs (generation plus the update's forward and
+backward passes, counted from the model's shapes and the step's real token counts,
+``steps.step_flops``) divided by the step time and by this machine's float32 matmul rate, measured
+in the same run (``steps.matmul_rate``, a 2,048-cube product on the same threads).
 """
 
 from __future__ import annotations
@@ -31,7 +36,16 @@ from pathlib import Path
 
 import machine
 import torch
-from steps import PIECES, make_model, run_ours, shared_timers, summarize_steps
+from steps import (
+    PIECES,
+    make_model,
+    matmul_rate,
+    mean_prompt_tokens,
+    run_ours,
+    shared_timers,
+    step_flops,
+    summarize_steps,
+)
 
 
 def run_trl(args, model: Path, out: Path) -> dict:
@@ -131,18 +145,33 @@ def main() -> None:
     summary = {name: _median(runs) for name, runs in results.items()}
     ours, trl = summary["entropy-rl"], summary["TRL GRPOTrainer"]
     ratio = trl["step_s"] / ours["step_s"]
+    rate = matmul_rate(args.threads)
+    sequences = args.prompts * args.group
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.model) if args.model else make_model(Path(tmp) / "model", args.seed)
+        prompt = mean_prompt_tokens(folder, args.seed)
+        for r in summary.values():
+            response = r["rollout_tokens_per_step"] / sequences
+            r["model_flops_per_step"] = step_flops(folder, prompt, response, sequences)
+            r["matmul_fraction"] = r["model_flops_per_step"] / r["step_s"] / rate
 
     print(f"\nRL step, {args.prompts} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, "
           f"{args.mini_batches} mini-batches, {args.threads} threads, model: {args.model or 'fresh'}")  # fmt: skip
-    header = f"| trainer | step (s) | {' | '.join(PIECES)} | rest | rollout tokens/s |"
+    header = (f"| trainer | step (s) | {' | '.join(PIECES)} | rest | rollout tokens/s "
+              "| model GFLOP/step | share of matmul rate |")  # fmt: skip
     print(header + "\n|" + " --- |" * (header.count("|") - 1))
     for name, r in summary.items():
         cells = " | ".join(f"{r['pieces_s'][p]:.3f}" for p in (*PIECES, "rest"))
-        print(f"| {name} | {r['step_s']:.3f} | {cells} | {r['rollout_tokens_per_s']:.0f} |")
-    print(f"\nTRL step / entropy-rl step = {ratio:.2f}x (goal >= 2x)")
+        print(f"| {name} | {r['step_s']:.3f} | {cells} | {r['rollout_tokens_per_s']:.0f} "
+              f"| {r['model_flops_per_step'] / 1e9:.1f} | {r['matmul_fraction']:.0%} |")  # fmt: skip
+    print(
+        f"\nfloat32 matmul rate, {args.threads} threads: {rate / 1e9:.1f} GFLOP/s; "
+        f"mean prompt {prompt:.1f} tokens"
+    )
+    print(f"TRL step / entropy-rl step = {ratio:.2f}x")
     if args.json:
         payload = {"machine": machine.describe(), "args": vars(args), "results": summary,
-                   "trl_over_ours": ratio}  # fmt: skip
+                   "trl_over_ours": ratio, "matmul_flops_per_s": rate}  # fmt: skip
         Path(args.json).write_text(json.dumps(payload, indent=2))
 
 

@@ -48,3 +48,25 @@ def test_generation_benchmark_compares_backends_and_plots_the_scaling(tmp_path):
         "model.generate + output_scores log-probs",
     }
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
+
+
+def test_the_roofline_counts_the_models_matmul_flops_as_torch_does():
+    """benchmarks/steps.py's forward_flops: its weight-matmul part is what torch's FLOP counter
+    counts for a real forward pass of the toy model (the attention terms are added by formula)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from entropy_rl.base_model import ModelSettings, build_char_tokenizer, build_model
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from steps import forward_flops
+
+    tokenizer = build_char_tokenizer()
+    model = build_model(
+        ModelSettings(), len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, 0
+    )
+    tokens, config = 64, model.config
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(input_ids=torch.randint(0, len(tokenizer), (1, tokens)))
+    attention = 4 * config.num_hidden_layers * config.hidden_size * tokens**2 / 2
+    assert forward_flops(config, tokens) - attention == counter.get_total_flops()
