@@ -362,3 +362,10 @@ def test_a_train_job_with_several_gpus_runs_one_process_per_gpu(
         if " train --config " in line
     ]
     assert commands and all(command.startswith(launcher) for command in commands), commands[:2]
+
+
+def test_snakemake_lint_is_clean(snakemake_run):
+    result = snakemake_run(REPO, None, "--lint")  # reads the default config, runs nothing
+    assert result.returncode == 0 and "Lints for" not in result.stdout + result.stderr, (
+        result.stdout + result.stderr
+    )[-3000:]

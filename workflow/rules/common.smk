@@ -122,3 +122,14 @@ def final_outputs():
         *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],
         *([f"docs/figures/{DOCS_PREFIX}token_entropy.html"] if config["docs"]["update_figures"] else []),
     ]
+
+
+TRAIN_GPUS = config.get("resources", {}).get("train_gpus", 0)
+
+
+def train_launcher(wildcards):
+    """`entropy-rl`, or torchrun with one process per GPU when the suite's own trainer is given
+    several (resources.train_gpus > 1); verl starts its own workers from a single `entropy-rl`."""
+    if TRAIN_GPUS > 1 and config["train"].get("engine", "entropy-rl") == "entropy-rl":
+        return f"torchrun --standalone --nproc_per_node {TRAIN_GPUS} -m entropy_rl.cli"
+    return "entropy-rl"

@@ -1,17 +1,6 @@
 # One RL run per method and seed, from the base model. A killed run resumes from its checkpoint.
 
 
-TRAIN_GPUS = config.get("resources", {}).get("train_gpus", 0)
-
-
-def train_launcher(wildcards):
-    """`entropy-rl`, or torchrun with one process per GPU when the suite's own trainer is given
-    several (resources.train_gpus > 1); verl starts its own workers from a single `entropy-rl`."""
-    if TRAIN_GPUS > 1 and config["train"].get("engine", "entropy-rl") == "entropy-rl":
-        return f"torchrun --standalone --nproc_per_node {TRAIN_GPUS} -m entropy_rl.cli"
-    return "entropy-rl"
-
-
 rule train_run:
     input:
         config=f"{RESULTS}/config/train.yaml",
