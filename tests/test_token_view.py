@@ -34,9 +34,13 @@ def test_the_entropy_of_each_token_is_that_of_the_tempered_policy_at_its_prefix(
         assert trace.prob[t] == pytest.approx(float(pi[response[t]]), abs=1e-4)
 
 
-def test_forks_are_the_base_models_top_fifth_and_position_means_skip_short_responses():
+def test_forks_carry_most_of_the_base_models_entropy_and_position_means_skip_short_responses():
     base = [TokenTrace("a", list("abcde"), [0.0, 0.1, 0.2, 0.3, 1.0], [1.0] * 5, True)]
-    assert fork_threshold(base) == pytest.approx(0.44)  # 80th percentile, interpolated
+    assert fork_threshold(base) == 0.3  # 1.0 + 0.3 carry 1.3 of 1.6 nats, >= 80%
+    assert fork_threshold(base, mass=0.5) == 1.0
+    assert fork_threshold([TokenTrace("c", list("ab"), [0.0, 0.0], [1.0] * 2, True)]) == float(
+        "inf"
+    )
     short = TokenTrace("b", list("ab"), [0.4, 0.6], [1.0] * 2, False)
     assert position_means([*base, short]) == pytest.approx([0.2, 0.35, 0.2, 0.3, 1.0])
 
@@ -63,6 +67,6 @@ def test_the_page_shows_every_policy_on_the_same_prompts_self_contained(tiny_bas
     )
     assert page.count("<polyline") == 2  # the per-position means, one line per policy
     assert re.search(r"title='[^']*: H = \d\.\d{3} nats, p = \d\.\d{3}'", page)
-    assert "class='t fork'" in page  # the base model's top fifth
+    assert "class='t fork'" in page  # the base model's high-entropy tokens
     assert "<script" not in page and "http" not in page  # nothing to fetch
     assert "name='viewport'" in page

@@ -617,7 +617,8 @@ def _report(args: argparse.Namespace) -> int:
     ]
     token_page = results / "token_entropy.html"
     if token_page.exists():
-        sections.insert(3, {
+        before = next(i for i, sec in enumerate(sections) if sec["heading"] == "Interventions")
+        sections.insert(before, {
             "heading": "Where the entropy sits, token by token",
             "text": "The same held-out prompts sampled by the base model and by the first seed of "
             "each method (also as a page of its own: token_entropy.html).",
@@ -817,7 +818,8 @@ def build_parser() -> argparse.ArgumentParser:
         "token-entropy",
         help="an HTML page of sampled responses, each token shaded by its entropy, forks marked",
         description="The same held-out prompts sampled by each policy at evaluate.temperature; "
-        "forks are tokens above the first policy's (the base model's) 80th-percentile entropy.",
+        "forks are the first policy's (the base model's) highest-entropy tokens that carry 80% of "
+        "its entropy, and any policy's tokens above that bar.",
     )
     token.add_argument("--config", required=True, help="YAML with `task:` and `evaluate:` sections")
     token.add_argument(

@@ -8,10 +8,11 @@ responses to the same held-out prompts and, for every response token ``t``, reco
     H_t = -sum_v pi(v | prefix) log pi(v | prefix),   pi = softmax(z / T)
 
 the entropy of the tempered policy that sampled it (as the trainer defines it), and the token's
-probability. A token is marked a **fork** when its entropy is at least the base model's
-80th-percentile token entropy (the 80/20 paper's top-20% rule, measured once on the base model
-so the same bar applies to every policy: after collapse, forks disappear). Beside the tokens, the
-mean entropy at each response position, over every sampled response of each policy.
+probability. The **forks** are the base model's highest-entropy tokens that together carry 80% of
+its total token entropy (at a low rollout temperature nearly every other token is certain, so a
+share of the tokens, the 80/20 paper's top 20%, would mark certain ones too); the entropy of the
+last of them is the bar, the same for every policy, so after collapse the forks disappear. Beside
+the tokens, the mean entropy at each response position over every sampled response of each policy.
 
 ``render_token_view`` writes one self-contained HTML page (no script, no network).
 """
@@ -31,7 +32,7 @@ from entropy_rl.rollout import HFGenerator
 from entropy_rl.train.batch import collate, policy_forward
 
 __all__ = [
-    "FORK_QUANTILE",
+    "FORK_MASS",
     "TokenTrace",
     "fork_threshold",
     "position_means",
@@ -42,7 +43,7 @@ __all__ = [
     "trace_policy",
 ]
 
-FORK_QUANTILE = 0.8  # the top 20% of the base model's token entropies are its forks
+FORK_MASS = 0.8  # the forks carry 80% of the base model's token entropy
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,18 @@ def trace_policies(
     return traces
 
 
-def fork_threshold(traces: Sequence[TokenTrace], quantile: float = FORK_QUANTILE) -> float:
-    """The ``quantile`` of the token entropies of ``traces`` (the base model's): forks lie above."""
-    values = [h for trace in traces for h in trace.entropy]
-    return float(np.quantile(values, quantile)) if values else 0.0
+def fork_threshold(traces: Sequence[TokenTrace], mass: float = FORK_MASS) -> float:
+    """The fork bar of ``traces`` (the base model's): the entropy ``h*`` of the last of its
+    highest-entropy tokens that together carry ``mass`` of its total token entropy, so tokens with
+    entropy >= ``h*`` are forks; ``inf`` (no forks) when every token is certain."""
+    values = sorted((h for trace in traces for h in trace.entropy), reverse=True)
+    total = sum(values)
+    carried = 0.0
+    for value in values:
+        carried += value
+        if value > 0 and carried >= mass * total:
+            return float(value)
+    return float("inf")
 
 
 def position_means(traces: Sequence[TokenTrace]) -> list[float]:
@@ -124,11 +133,14 @@ def position_means(traces: Sequence[TokenTrace]) -> list[float]:
     ]
 
 
-PALETTE = ["#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+# lines per policy (no red: red is the token shading); the base model first, dashed
+PALETTE = ["#222222", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f"]  # fmt: skip
 
 
 def _shade(entropy: float, scale: float) -> str:
-    alpha = min(1.0, entropy / scale) if scale > 0 else 0.0
+    """Red with opacity sqrt(H / scale): the forks' 0.1-1 nats stay visible beside a larger max."""
+    alpha = min(1.0, entropy / scale) ** 0.5 if scale > 0 and entropy > 0 else 0.0
     return f"rgba(214,39,40,{alpha:.2f})"
 
 
@@ -138,7 +150,7 @@ def _token_html(trace: TokenTrace, threshold: float, scale: float) -> str:
         text = (
             html.escape(token.replace(" ", "\u2423")) if token.strip() == "" else html.escape(token)
         )
-        fork = " fork" if h >= threshold > 0 else ""
+        fork = " fork" if h >= threshold else ""
         spans.append(
             f"<span class='t{fork}' style='background:{_shade(h, scale)}' "
             f"title='{html.escape(repr(token))}: H = {h:.3f} nats, p = {p:.3f}'>{text}</span>"
@@ -147,17 +159,23 @@ def _token_html(trace: TokenTrace, threshold: float, scale: float) -> str:
     return f"<span class='resp'>{''.join(spans)}</span> <span class='{mark}'>{mark}</span>"
 
 
-def _position_svg(means: Mapping[str, list[float]], width: int = 520, height: int = 200) -> str:
+def _position_svg(means: Mapping[str, list[float]], width: int = 900, height: int = 260) -> str:
     """Mean entropy by response position, one line per policy, as inline SVG."""
     longest = max((len(v) for v in means.values()), default=1)
     top = max((max(v) for v in means.values() if v), default=1.0) or 1.0
     left, bottom, right, up = 44, 30, 10, 10
     plot_w, plot_h = width - left - right, height - bottom - up
 
+    def height_of(value: float) -> float:  # square-root scale: 0.01 nats stays visible beside 1
+        return plot_h * (max(value, 0.0) / top) ** 0.5
+
     def xy(i: int, value: float) -> str:
         x = left + plot_w * i / max(longest - 1, 1)
-        y = up + plot_h * (1 - value / top)
-        return f"{x:.1f},{y:.1f}"
+        return f"{x:.1f},{up + plot_h - height_of(value):.1f}"
+
+    ticks = [t for t in (0.01, 0.1, 1.0, 10.0) if t < top]
+    step = next(n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500, 10**9) if longest / n <= 12)
+    positions = range(0, longest, step)
 
     parts = [
         f"<svg viewBox='0 0 {width} {height}' width='100%' style='max-width:{width}px' "
@@ -166,16 +184,28 @@ def _position_svg(means: Mapping[str, list[float]], width: int = 520, height: in
         f"<line x1='{left}' y1='{up}' x2='{left}' y2='{up + plot_h}' stroke='#888'/>",
         f"<text x='{left - 4}' y='{up + 8}' font-size='10' text-anchor='end'>{top:.2f}</text>",
         f"<text x='{left - 4}' y='{up + plot_h}' font-size='10' text-anchor='end'>0</text>",
+        *(
+            f"<line x1='{left}' x2='{left + plot_w}' y1='{up + plot_h - height_of(t):.1f}' "
+            f"y2='{up + plot_h - height_of(t):.1f}' stroke='#eee'/><text x='{left - 4}' "
+            f"y='{up + plot_h - height_of(t) + 3:.1f}' font-size='10' text-anchor='end'>{t:g}</text>"
+            for t in ticks
+        ),
+        *(
+            f"<text x='{xy(i, 0).split(',')[0]}' y='{up + plot_h + 12}' font-size='10' "
+            f"text-anchor='middle'>{i}</text>"
+            for i in positions
+        ),
         f"<text x='{left + plot_w / 2}' y='{height - 4}' font-size='11' text-anchor='middle'>"
         "response position (token)</text>",
         f"<text x='12' y='{up + plot_h / 2}' font-size='11' text-anchor='middle' "
-        f"transform='rotate(-90 12 {up + plot_h / 2})'>mean entropy (nats)</text>",
+        f"transform='rotate(-90 12 {up + plot_h / 2})'>mean entropy (nats, √ scale)</text>",
     ]
-    for (name, values), colour in zip(means.items(), PALETTE * 4, strict=False):
+    for index, ((name, values), colour) in enumerate(zip(means.items(), PALETTE * 4, strict=False)):
         if values:
             points = " ".join(xy(i, v) for i, v in enumerate(values))
+            dash = " stroke-dasharray='5 3'" if index == 0 else ""
             parts.append(
-                f"<polyline fill='none' stroke='{colour}' stroke-width='1.6' points='{points}'>"
+                f"<polyline fill='none' stroke='{colour}' stroke-width='2'{dash} points='{points}'>"
                 f"<title>{html.escape(name)}</title></polyline>"
             )
     parts.append("</svg>")
@@ -200,6 +230,8 @@ STYLE = (
     ".tv .scale{display:inline-block;width:160px;height:12px;vertical-align:middle;"
     "background:linear-gradient(to right,rgba(214,39,40,0),rgba(214,39,40,1))}"
     ".tv .legend span{margin-right:1em;font-size:.9em}"
+    "@media (max-width:640px){.tv td{display:block;border:0}.tv td.policy{width:auto;padding-bottom:0}"
+    ".tv tr{display:block;border-top:1px solid #ddd}}"
 )
 
 
@@ -218,12 +250,18 @@ def token_view_fragment(
         / max(1, sum(len(t.entropy) for t in traces))
         for name, traces in policies.items()
     }
+    bar = (
+        f"at least {threshold:.3f} nats"
+        if threshold < float("inf")
+        else "none: every token is certain"
+    )
     parts = [
         f"<div class='tv'><style>{STYLE}</style>",
         "<p>Each sampled token is shaded by its entropy under the policy that sampled it "
-        f"(white: 0, darkest: {scale:.2f} nats). <b>Underlined bold</b> tokens are forks: entropy "
-        f"at least {threshold:.3f} nats, the base model's {FORK_QUANTILE:.0%} token-entropy "
-        "quantile. Hover a token for its entropy and probability.</p>",
+        f"(white: 0, darkest: {scale:.2f} nats; square-root scale). <b>Underlined bold</b> tokens "
+        f"are forks: entropy {bar}, the bar above which the base model's highest-entropy tokens "
+        f"carry {FORK_MASS:.0%} of its entropy, the same for every policy. Hover a token for its "
+        "entropy and probability.</p>",
         "<p><span class='scale'></span> 0 → "
         f"{scale:.2f} nats &nbsp; share of tokens that are forks: "
         + ", ".join(f"{html.escape(n)} {f:.1%}" for n, f in forks.items())
