@@ -6,9 +6,12 @@ Their numbers are measured by running them as docs/benchmarks.md says, not here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,3 +73,48 @@ def test_the_roofline_counts_the_models_matmul_flops_as_torch_does():
         model(input_ids=torch.randint(0, len(tokenizer), (1, tokens)))
     attention = 4 * config.num_hidden_layers * config.hidden_size * tokens**2 / 2
     assert forward_flops(config, tokens) - attention == counter.get_total_flops()
+
+
+def test_the_gpu_checks_wheel_list_pins_what_this_environment_runs():
+    """benchmarks/gpu_check.sh installs these offline on the GPU image: the versions tested here."""
+    from importlib.metadata import version
+
+    listed = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--list"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert {line.split("==")[0] for line in listed} == {
+        "math-verify", "latex2sympy2_extended", "antlr4-python3-runtime",
+    }  # fmt: skip
+    for line in listed:
+        name, pinned = line.split("==")
+        assert version(name) == pinned, line
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_training_step_on_the_cpu_as_a_dry_run(tmp_path):
+    """DEVICE=cpu: the same script and trainer on a one-layer Qwen2.5-0.5B-architecture model."""
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "STEPS": "1", "LAYERS": "1",
+           "PROMPTS": "2", "GROUP": "2", "MAX_NEW_TOKENS": "4"}  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| rollout | steps |" in result.stdout and "skipped (DEVICE=cpu)" in result.stdout
+    (row,) = json.loads((tmp_path / "out" / "gpu_train.json").read_text())
+    assert row["rollout"] == "hf" and row["steps"] == 1 and row["s_per_step"] > 0
+    assert 0 < row["mfu"] < 1 and row["model_tflop_per_step"] > 0
+
+
+def test_the_gpu_training_benchmark_defaults_to_the_full_model_on_cuda():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_train
+
+    args = gpu_train.parser().parse_args([])
+    assert (args.device, args.layers, args.rollouts, args.peak_tflops) == (
+        "cuda",
+        24,
+        "hf,vllm",
+        790.0,
+    )
