@@ -191,8 +191,9 @@ def evaluate_model(
         )
         write_jsonl(out / "samples" / f"{name.replace('/', '_')}.jsonl", samples)
         summary[name] = {**result, "temperature": temperature}
-        if samples and "difficulty" in samples[0]:
-            summary[name]["difficulty_pass@1"] = pass1_by(samples, "difficulty", k)
+        for key in ("difficulty", "family"):  # OMNI-MATH's difficulty, the carry world's family
+            if samples and key in samples[0]:
+                summary[name][f"{key}_pass@1"] = pass1_by(samples, key, k)
     if settings.benchmarks:
         names = [f"benchmark/{name}" for name in settings.benchmarks]
         summary["benchmark_average"] = {

@@ -1,17 +1,19 @@
 """Tasks: where RL prompts and their reference answers come from.
 
-``task.kind: arithmetic`` (default) is the synthetic verifiable task of the embedded world;
+``task.kind: arithmetic`` (default) is the synthetic verifiable task of the embedded world,
+``task.kind: carry`` its two-family variant with a shortcut (``tasks/carry.py``);
 ``task.kind: dataset`` reads a math dataset for real models. Both give ``problems(split, n, seed)``.
 """
 
 from typing import Any
 
 from entropy_rl.tasks.arithmetic import ArithmeticTask, Problem
+from entropy_rl.tasks.carry import CarryTask
 from entropy_rl.tasks.dataset import DatasetTask
 
-__all__ = ["ArithmeticTask", "DatasetTask", "Problem", "make_task"]
+__all__ = ["ArithmeticTask", "CarryTask", "DatasetTask", "Problem", "make_task"]
 
-TASKS = {"arithmetic": ArithmeticTask, "dataset": DatasetTask}
+TASKS = {"arithmetic": ArithmeticTask, "carry": CarryTask, "dataset": DatasetTask}
 
 
 def make_task(section: dict[str, Any] | None) -> ArithmeticTask | DatasetTask:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -42,6 +42,7 @@ class Problem:
     problem: str
     answer: str
     terms: tuple[int, ...]
+    extra: dict = field(default_factory=dict, compare=False)  # e.g. the carry world's family
 
 
 @dataclass(frozen=True)
