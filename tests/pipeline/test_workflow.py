@@ -342,6 +342,23 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
     assert len(config["seeds"]) >= 3 and len(config["tabular"]["seeds"]) >= 3
 
 
+@pytest.mark.parametrize("profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml"])
+def test_the_paper_profiles_plan_evaluations_on_the_papers_seven_benchmarks(
+    tmp_path, snakemake_run, profile
+):
+    from entropy_rl.data.benchmarks import PAPER_BENCHMARKS
+
+    config = yaml.safe_load((REPO / "config" / profile).read_text())
+    plan = snakemake_run(tmp_path, config, "--dry-run", "--printshellcmds")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    evaluations = [
+        line for line in (plan.stdout + plan.stderr).splitlines() if " evaluate " in line
+    ]
+    assert evaluations and all(
+        f"--benchmarks '{','.join(PAPER_BENCHMARKS)}'" in line for line in evaluations
+    ), evaluations[:2]
+
+
 @pytest.mark.parametrize(("engine", "launcher"), [
     ("entropy-rl", "torchrun --standalone --nproc_per_node 4 -m entropy_rl.cli train"),
     ("verl", "entropy-rl train"),

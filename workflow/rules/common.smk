@@ -33,6 +33,8 @@ def method_seeds(methods, default_seeds):
 
 LM_RUNS = method_seeds(config["train"]["methods"], config["seeds"])
 TABULAR_RUNS = method_seeds(config["tabular"]["methods"], config["tabular"]["seeds"])
+# the benchmarks every evaluation runs, named on its command line so `snakemake -n -p` shows them
+BENCHMARK_LIST = ",".join(config["evaluate"].get("benchmarks", []))
 # the token-entropy view samples the first seed of every method
 FIRST_SEED_RUNS = [
     (name, spec.get("seeds", config["seeds"])[0]) for name, spec in config["train"]["methods"].items()

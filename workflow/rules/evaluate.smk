@@ -12,6 +12,7 @@ rule evaluate_base:
     params:
         model=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
         out=lambda wildcards, output: os.path.dirname(output[0]),
+        benchmarks=BENCHMARK_LIST,
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),
@@ -20,7 +21,8 @@ rule evaluate_base:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out} > {log} 2>&1"
+        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out}"
+        " --benchmarks '{params.benchmarks}' > {log} 2>&1"
 
 
 rule evaluate_run:
@@ -34,6 +36,7 @@ rule evaluate_run:
     params:
         model=lambda wildcards, input: os.path.dirname(input.model),
         out=lambda wildcards, output: os.path.dirname(output[0]),
+        benchmarks=BENCHMARK_LIST,
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),
@@ -42,7 +45,8 @@ rule evaluate_run:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out} > {log} 2>&1"
+        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out}"
+        " --benchmarks '{params.benchmarks}' > {log} 2>&1"
 
 
 # Sampled responses of the same held-out prompts from the base model and the first seed of every
