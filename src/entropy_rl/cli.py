@@ -493,7 +493,12 @@ def _report(args: argparse.Namespace) -> int:
 
     from entropy_rl.config import load_yaml
     from entropy_rl.io import write_text
-    from entropy_rl.report import acceptance_markdown, method_table_markdown, render_report
+    from entropy_rl.report import (
+        acceptance_markdown,
+        method_table_markdown,
+        render_report,
+        run_stamp,
+    )
     from entropy_rl.token_view import token_view_body
 
     config = load_yaml(args.config)
@@ -624,7 +629,8 @@ def _report(args: argparse.Namespace) -> int:
             "each method (also as a page of its own: token_entropy.html).",
             "html": token_view_body(token_page.read_text()),
         })  # fmt: skip
-    write_text(args.out, render_report(f"entropy-rl study: {config['profile']}", sections))
+    title = f"entropy-rl study: {config['profile']}"
+    write_text(args.out, render_report(title, sections, stamp=run_stamp(args.config)))
     print(f"report: {args.out} ({passed}/{len(checks)} acceptance checks pass)")
     return 0
 

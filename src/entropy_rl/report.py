@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import html
+import os
+import platform
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["acceptance_markdown", "method_table_markdown", "render_report"]
+__all__ = ["acceptance_markdown", "method_table_markdown", "render_report", "run_stamp"]
 
 
 def _fmt(cell: Any) -> str:
     if isinstance(cell, dict) and "mean" in cell:
+        if cell.get("n") == 1:  # one seed: no spread to report
+            return f"{cell['mean']:.3f} (n = 1)"
         return f"{cell['mean']:.3f} ± {cell['std']:.3f}"
     if isinstance(cell, float):
         return f"{cell:.3f}"
@@ -41,22 +48,26 @@ def method_table_markdown(table: list[dict[str, Any]]) -> str:
     columns = [(key, title) for key, title in TABLE_COLUMNS if any(key in row for row in table)]
     lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
     for row in table:
-        lines.append("| " + " | ".join(_fmt(row.get(key, "")) for key, _ in columns) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(key, "")) for key, _ in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    """A markdown table cell: the formatted value with its pipes escaped (``|error|``)."""
+    return _fmt(value).replace("|", "\\|")
 
 
 def acceptance_markdown(checks: list[dict[str, Any]]) -> str:
     lines = ["| check | value | target | result |", "|---|---|---|---|"]
     for check in checks:
-        lines.append(
-            f"| {check['check']} | {_fmt(check['value'])} | {check['target']} | {_fmt(check['pass'])} |"
-        )
+        cells = (check["check"], check["value"], check["target"], check["pass"])
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _md_table_to_html(markdown: str) -> str:
     rows = [
-        line.strip("|").split("|")
+        [cell.replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
         for line in markdown.strip().splitlines()
         if not line.startswith("|---")
     ]
@@ -77,18 +88,53 @@ def _md_table_to_html(markdown: str) -> str:
     return "\n".join([*out, "</table>"])
 
 
-def render_report(title: str, sections: list[dict[str, Any]]) -> str:
+def run_stamp(config_path: str | os.PathLike[str]) -> dict[str, str]:
+    """What made a report: the commit, the date, the config file and the machine."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not a git checkout)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return {
+        "commit": commit,
+        "date": datetime.date.today().isoformat(),
+        "config": str(config_path),
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+    }
+
+
+def render_report(
+    title: str, sections: list[dict[str, Any]], stamp: dict[str, str] | None = None
+) -> str:
     """Self-contained HTML: each section has a heading, text, an optional table, an optional
     HTML fragment of this package's own making, and figures (``{"path": png, "caption": text}``) embedded as base64 so the file can be mailed or archived."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
         "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#333;font-size:.92em}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;font-size:.9em}"
-        "td.fail{background:#fdd;font-weight:bold}</style></head><body>",
+        "td.fail{background:#fdd;font-weight:bold}.stamp{color:#555;font-size:.9em}"
+        "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if stamp:
+        parts.append(
+            "<p class='stamp'>"
+            + " · ".join(f"{html.escape(k)}: {html.escape(v)}" for k, v in stamp.items())
+            + "</p>"
+        )
     for section in sections:
         parts.append(f"<h2>{html.escape(section['heading'])}</h2>")
         if section.get("text"):
