@@ -47,7 +47,7 @@ def test_rows_come_from_chat_and_nested_fields_with_disjoint_splits(tmp_path):
 
 
 def test_bad_dataset_settings_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"task\.kind must be one of arithmetic, dataset"):
+    with pytest.raises(ValueError, match=r"task\.kind must be one of arithmetic, carry, dataset"):
         make_task({"kind": "gsm"})
     with pytest.raises(ValueError, match=r"task\.path must name a local file or a hub dataset id"):
         make_task({"kind": "dataset"})
