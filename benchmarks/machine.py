@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
-import subprocess
-from pathlib import Path
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from entropy_rl.provenance import cpu_model, git_commit
 
 
 def describe() -> dict:
     import torch
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "cpu": cpu_model(),
@@ -35,7 +18,7 @@ def describe() -> dict:
         "memory_gib": round(mem_gb, 1),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "commit": commit,
+        "commit": git_commit() or "unknown",
         "date": datetime.date.today().isoformat(),
     }
 

@@ -6,11 +6,11 @@ import base64
 import datetime
 import html
 import os
-import platform
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from entropy_rl.provenance import cpu_model, git_commit
 
 __all__ = ["acceptance_markdown", "method_table_markdown", "render_report", "run_stamp"]
 
@@ -90,26 +90,11 @@ def _md_table_to_html(markdown: str) -> str:
 
 def run_stamp(config_path: str | os.PathLike[str]) -> dict[str, str]:
     """What made a report: the commit, the date, the config file and the machine."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown (not a git checkout)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
     return {
-        "commit": commit,
+        "commit": git_commit() or "unknown (not a git checkout)",
         "date": datetime.date.today().isoformat(),
         "config": str(config_path),
-        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
     }
 
 
