@@ -333,11 +333,13 @@ def train(
         batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id).to(device)
 
         # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
-        rollout_gap = None  # |trainer − sampler| log-probability, where they should agree
+        # sum and count of |trainer − sampler| log-probability, where the two should agree
+        gap_totals: list[float] | None = None
         response_mask = batch.response_mask.cpu()
         if from_sampler:  # the sampler is this policy: what a no-grad pass would recompute
             old_logp = sampler_logprobs(generation, response_mask).to(device)
             old_entropy = sampler_entropies(generation, response_mask).to(device)
+            gap_totals = [0.0, 0.0]  # measured on the first update's forward pass, below
         else:
             with torch.no_grad():
                 old_logp, old_entropy = policy_forward(
@@ -347,7 +349,7 @@ def train(
             if settings.top_p == 1.0 and (settings.rollout == "hf" or settings.temperature == 1.0):
                 sampled = sampler_logprobs(generation, response_mask).to(device)
                 gap = (old_logp - sampled).abs()[batch.response_mask]
-                rollout_gap = world.sum([float(gap.sum()), float(gap.numel())])
+                gap_totals = [float(gap.sum()), float(gap.numel())]
         t1 = time.perf_counter()
         probe_logits = (
             _probe_logits(model, probe, settings.temperature)
@@ -358,7 +360,6 @@ def train(
         # -- PPO epochs over mini-batches with the registered loss ------------------------------
         sums: dict[str, float] = {}
         updates = 0
-        first_gap = [0.0, 0]  # |trainer − sampler| on the first mini-batch (sampler's old logp)
         shuffle, pick = _generator(_seed(settings, step, 2)), _generator(_seed(settings, step, 3))
         for _ in range(settings.epochs):
             for index in torch.randperm(len(batch), generator=shuffle).chunk(settings.mini_batches):
@@ -378,7 +379,7 @@ def train(
                         # |logp - old_logp| 0 with no gradient) and replace the sampler's
                         # (~1e-5 away: float rounding), which the other mini-batches keep
                         gap = (logp.detach() - old_logp[index][part]).abs()[micro.response_mask]
-                        first_gap = [first_gap[0] + float(gap.sum()), first_gap[1] + gap.numel()]
+                        gap_totals = [gap_totals[0] + float(gap.sum()), gap_totals[1] + gap.numel()]
                         old_logp[index[part]] = logp.detach()
                     loss, part_metrics = loss_fn(
                         logp,
@@ -421,9 +422,10 @@ def train(
                 updates += 1
         if settings.rollout == "vllm":  # the next rollouts sample from the updated policy
             generator.load_weights(full_weights(model))
-        if from_sampler:
-            rollout_gap = world.sum(first_gap)
-        rollout_gap = rollout_gap and rollout_gap[0] / max(rollout_gap[1], 1.0)
+        rollout_gap = None
+        if gap_totals is not None:
+            gap_sum, gap_count = world.sum(gap_totals)
+            rollout_gap = gap_sum / max(gap_count, 1.0)
         t2 = time.perf_counter()
 
         # -- metrics --------------------------------------------------------------------------
