@@ -169,9 +169,11 @@ def _position_svg(means: Mapping[str, list[float]], width: int = 900, height: in
     def height_of(value: float) -> float:  # square-root scale: 0.01 nats stays visible beside 1
         return plot_h * (max(value, 0.0) / top) ** 0.5
 
+    def x_of(i: int) -> float:
+        return left + plot_w * i / max(longest - 1, 1)
+
     def xy(i: int, value: float) -> str:
-        x = left + plot_w * i / max(longest - 1, 1)
-        return f"{x:.1f},{up + plot_h - height_of(value):.1f}"
+        return f"{x_of(i):.1f},{up + plot_h - height_of(value):.1f}"
 
     ticks = [t for t in (0.01, 0.1, 1.0, 10.0) if t < top]
     step = next(n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500, 10**9) if longest / n <= 12)
@@ -191,7 +193,7 @@ def _position_svg(means: Mapping[str, list[float]], width: int = 900, height: in
             for t in ticks
         ),
         *(
-            f"<text x='{xy(i, 0).split(',')[0]}' y='{up + plot_h + 12}' font-size='10' "
+            f"<text x='{x_of(i):.1f}' y='{up + plot_h + 12}' font-size='10' "
             f"text-anchor='middle'>{i}</text>"
             for i in positions
         ),

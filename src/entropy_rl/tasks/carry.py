@@ -25,7 +25,6 @@ the hard family — is starved unless something keeps it sampled. The out-of-dis
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
 
 import numpy as np
 
@@ -40,8 +39,6 @@ FAMILIES = ("easy", "hard")
 @dataclass(frozen=True)
 class CarryTask(ArithmeticTask):
     """Two-term addition with an easy and a hard family and a shortcut that ignores the carry."""
-
-    section: ClassVar[str] = "task"
 
     kind: str = choice("carry", ("carry",), doc="two families, a shortcut and a general path")
     n_terms: int = integer(2, 2, 2, doc="terms per problem (two)")
