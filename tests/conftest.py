@@ -88,12 +88,10 @@ def shared_base_model(tmp_path_factory, name: str, task: dict, base: dict) -> Pa
     """Folder of a base model SFT'd on ``task`` with ``base`` settings, built once per test
     session (``shared_folder``)."""
     from entropy_rl.base_model import BaseModelSettings, build_base_model
-    from entropy_rl.tasks import ArithmeticTask
+    from entropy_rl.tasks import make_task
 
     def build(folder: Path) -> None:
-        _, summary, _ = build_base_model(
-            ArithmeticTask(**task), BaseModelSettings.from_dict(base), folder
-        )
+        _, summary, _ = build_base_model(make_task(task), BaseModelSettings.from_dict(base), folder)
         (folder / "base_summary.json").write_text(json.dumps(summary))
 
     return shared_folder(tmp_path_factory, name, build)

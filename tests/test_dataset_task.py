@@ -33,12 +33,12 @@ def test_rows_come_from_chat_and_nested_fields_with_disjoint_splits(tmp_path):
     task = make_task({"kind": "dataset", "path": str(path), "problem_field": "prompt",
                       "answer_field": "reward_model.ground_truth", "heldout_fraction": 0.2})  # fmt: skip
     assert isinstance(task, DatasetTask)
-    train_rows, heldout = (
-        task.problems("train", 1000, seed=0),
-        task.problems("heldout", 1000, seed=0),
+    train_rows, validation, heldout = (
+        task.problems(split, 1000, seed=0) for split in ("train", "validation", "heldout")
     )
-    assert len(train_rows) + len(heldout) == 300 and 30 < len(heldout) < 90
-    assert not {r.problem for r in train_rows} & {r.problem for r in heldout}
+    assert len(train_rows) + len(validation) + len(heldout) == 300 and 30 < len(heldout) < 90
+    splits = [{r.problem for r in rows} for rows in (train_rows, validation, heldout)]
+    assert not (splits[0] & splits[1] or splits[0] & splits[2] or splits[1] & splits[2])
     answers = {p.problem: p.answer for p in problems}
     assert all(answers[r.problem] == r.answer for r in train_rows)
     assert [r.id for r in task.problems("train", 5, seed=1)] != [
@@ -58,7 +58,7 @@ def test_bad_dataset_settings_are_clear_errors(tmp_path):
         make_task({"kind": "dataset", "path": str(path), "problem_field": "question"}).problems(
             "train", 1, 0
         )
-    with pytest.raises(ValueError, match="has train and heldout splits, not 'ood'"):
+    with pytest.raises(ValueError, match="has train, validation and heldout splits, not 'ood'"):
         make_task({"kind": "dataset", "path": str(path), "problem_field": "prompt",
                    "answer_field": "reward_model.ground_truth"}).problems("ood", 1, 0)  # fmt: skip
 

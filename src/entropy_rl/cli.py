@@ -287,7 +287,7 @@ def _train_with_verl(settings, task, out: Path, args: argparse.Namespace) -> int
     from entropy_rl.io import write_json, write_jsonl
 
     data = out / "verl_data"
-    overrides = verl_overrides(settings, data / "train.parquet", data / "heldout.parquet", out,
+    overrides = verl_overrides(settings, data / "train.parquet", data / "validation.parquet", out,
                                settings.gpus_per_node, settings.nodes)  # fmt: skip
     command = verl_command(overrides, sys.executable)
     if args.dry_run:
@@ -365,7 +365,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _study(config: dict, results: Path):
     """Runs and analyses of the LM and tabular worlds named by a pipeline config."""
-    from entropy_rl.analysis.study import acceptance_checks, analyze_study, load_runs
+    from entropy_rl.analysis.study import (
+        acceptance_checks,
+        analyze_study,
+        base_table_row,
+        load_runs,
+    )
     from entropy_rl.config import method_seeds
 
     lm_spec = config["train"]["methods"]
@@ -374,7 +379,11 @@ def _study(config: dict, results: Path):
     tab = load_runs(results / "tabular", method_seeds(tab_spec, config["tabular"]["seeds"]))
     lm_analysis = analyze_study(lm, lm_spec)
     tab_analysis = analyze_study(tab, tab_spec, accuracy_key="accuracy")
-    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec)
+    base_eval = results / config["model_name"] / "base" / "eval" / "summary.json"
+    base = json.loads(base_eval.read_text()) if base_eval.exists() else None
+    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec, base=base)
+    if base:  # the base model's accuracies head the method table (not its plots)
+        lm_analysis["base_row"] = base_table_row(base)
     return lm, tab, lm_analysis, tab_analysis, checks
 
 
@@ -386,7 +395,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from entropy_rl.config import load_yaml
     from entropy_rl.io import write_json, write_text
     from entropy_rl.plots import study as plots
-    from entropy_rl.report import acceptance_markdown, method_table_markdown
+    from entropy_rl.report import acceptance_markdown, law_table_markdown, method_table_markdown
 
     config = load_yaml(args.config)
     results = Path(args.results)
@@ -396,9 +405,11 @@ def _analyze(args: argparse.Namespace) -> int:
         {"lm": lm_analysis, "tabular": tab_analysis, "acceptance": checks},
     )
     tables = results / "tables"
-    write_text(tables / "methods.md", method_table_markdown(lm_analysis["table"]))
+    base_row = [lm_analysis["base_row"]] if "base_row" in lm_analysis else []
+    write_text(tables / "methods.md", method_table_markdown(base_row + lm_analysis["table"]))
     write_text(tables / "tabular_methods.md", method_table_markdown(tab_analysis["table"]))
     write_text(tables / "acceptance.md", acceptance_markdown(checks))
+    write_text(tables / "law.md", law_table_markdown(lm_analysis["methods"]))
     buffer = _io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["method", "loss", "metric", "mean", "std", "n"])
@@ -420,8 +431,9 @@ def _analyze(args: argparse.Namespace) -> int:
     plots.plot_collapse(lm[grpo], figures / "collapse_grpo")
     grpo_fit = lm_analysis["methods"][grpo]
     plots.plot_law(
-        lm[grpo], grpo_fit.get("law"), figures / "law_grpo", failure=grpo_fit.get("law_error", "")
-    )
+        lm[grpo], grpo_fit.get("law"), figures / "law_grpo",
+        failure=grpo_fit.get("law_error", ""), line=grpo_fit.get("law_line"),
+    )  # fmt: skip
     main_methods = {m: lm[m] for m in lm if spec[m]["loss"] != "entropy_bonus"}
     plots.plot_covariance(main_methods, figures / "covariance")
     plots.plot_methods(main_methods, figures / "methods")
@@ -434,14 +446,12 @@ def _analyze(args: argparse.Namespace) -> int:
         {"toy language model (probe batch)": lm[grpo], "tabular simulator": tab[tab_grpo]},
         figures / "entropy_change",
     )
-    plots.plot_pass_at_k(
-        {
-            m: [r.evaluation for r in lm[m]]
-            for m in main_methods
-            if all(r.evaluation for r in lm[m])
-        },
-        figures / "pass_at_k",
+    base_eval = results / config["model_name"] / "base" / "eval" / "summary.json"
+    pass_curves = {"base": [json.loads(base_eval.read_text())]} if base_eval.exists() else {}
+    pass_curves.update(
+        {m: [r.evaluation for r in lm[m]] for m in lm if all(r.evaluation for r in lm[m])}
     )
+    plots.plot_pass_at_k(pass_curves, figures / "pass_at_k")
     plots.plot_methods(
         {m: tab[m] for m in tab if tab_spec[m]["loss"] != "entropy_bonus"},
         figures / "tabular_methods",
@@ -491,6 +501,7 @@ def _report(args: argparse.Namespace) -> int:
     """One self-contained HTML page: acceptance, theory, collapse, law, mechanism, interventions."""
     import json
 
+    from entropy_rl.analysis.law import describe_line_comparison
     from entropy_rl.config import load_yaml
     from entropy_rl.io import write_text
     from entropy_rl.report import (
@@ -571,7 +582,8 @@ def _report(args: argparse.Namespace) -> int:
                     f"Pooled GRPO points: a = {law.get('a', float('nan')):.3f}, b = {law.get('b', float('nan')):.3f}, "
                     f"R² = {law.get('r2', float('nan')):.3f}; predicted ceiling R(H=0) = {law.get('ceiling', float('nan')):.3f}. "
                     f"Fitting only the first third of each run predicts the final accuracy with a mean absolute error of "
-                    f"{early.get('mean_abs_final_error', float('nan')):.3f}."
+                    f"{early.get('mean_abs_final_error', float('nan')):.3f}. "
+                    + (describe_line_comparison(g["law_line"]) if "law_line" in g else "")
                 ),
             ),
         },
@@ -593,7 +605,9 @@ def _report(args: argparse.Namespace) -> int:
         },
         {
             "heading": "Interventions",
-            "table": method_table_markdown(lm["table"]),
+            "table": method_table_markdown(
+                [*([lm["base_row"]] if "base_row" in lm else []), *lm["table"]]
+            ),
             "figures": fig(
                 "methods",
                 "Entropy and held-out accuracy under each method but the entropy-bonus sweep (seeds shaded).",
@@ -608,7 +622,11 @@ def _report(args: argparse.Namespace) -> int:
                 "and the coefficient the controller chose.",
             )
             + fig("entropy_bonus_sweep", "The entropy bonus at several coefficients.")
-            + fig("pass_at_k", "pass@k of the final policies on the held-out split."),
+            + fig(
+                "pass_at_k",
+                "pass@k of the base model (dashed) and the final policies on the held-out split: "
+                "where a curve ends below the base's, RL has narrowed what the model can reach.",
+            ),
         },
         {
             "heading": "The tabular simulator",

@@ -12,7 +12,13 @@ from typing import Any
 
 from entropy_rl.provenance import cpu_model, git_commit
 
-__all__ = ["acceptance_markdown", "method_table_markdown", "render_report", "run_stamp"]
+__all__ = [
+    "acceptance_markdown",
+    "law_table_markdown",
+    "method_table_markdown",
+    "render_report",
+    "run_stamp",
+]
 
 
 def _fmt(cell: Any) -> str:
@@ -32,11 +38,14 @@ TABLE_COLUMNS = [
     ("loss", "loss"),
     ("seeds", "seeds"),
     ("entropy_final", "final entropy"),
+    ("entropy_late", "late-run entropy (last 10% of steps)"),
     ("accuracy_final", "final accuracy (rollouts; exact in the tabular world)"),
     ("val_accuracy_final", "held-out acc. (sampled, in training)"),
     ("heldout_pass@1", "held-out pass@1"),
-    ("heldout_pass@4", "held-out pass@4"),
+    ("heldout_pass@k", "held-out pass@k"),
     ("heldout_greedy", "held-out greedy"),
+    ("heldout_greedy_easy", "held-out greedy, easy family"),
+    ("heldout_greedy_hard", "held-out greedy, hard family"),
     ("ood_pass@1", "OOD pass@1"),
     ("benchmark_pass@1", "benchmarks pass@1"),
     ("target_rolling_within_10pct", "steps within 10% of the entropy target"),
@@ -45,10 +54,44 @@ TABLE_COLUMNS = [
 
 def method_table_markdown(table: list[dict[str, Any]]) -> str:
     """The method comparison as a markdown table (mean ± std over seeds)."""
-    columns = [(key, title) for key, title in TABLE_COLUMNS if any(key in row for row in table)]
+    ks = sorted(  # the largest k of the held-out pass@k, as evaluated (pass@4, pass@64)
+        {int(key.split("@")[1]) for row in table for key in row if key.startswith("heldout_pass@")}
+        - {1}
+    )
+    wanted = [
+        (f"heldout_pass@{ks[-1]}", f"held-out pass@{ks[-1]}")
+        if key == "heldout_pass@k"
+        else (key, title)
+        for key, title in TABLE_COLUMNS
+        if key != "heldout_pass@k" or ks
+    ]
+    columns = [(key, title) for key, title in wanted if any(key in row for row in table)]
     lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
     for row in table:
         lines.append("| " + " | ".join(_cell(row.get(key, "")) for key, _ in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def law_table_markdown(methods: dict[str, dict[str, Any]]) -> str:
+    """The law per method (pooled over seeds): ``a``, ``b``, R², the ceiling ``b − a`` with its
+    95% interval, the straight line's R² on the same points, and the early-third prediction's
+    mean |error| at the last evaluation."""
+    lines = [
+        "| method | a | b | R² | ceiling b − a (95% interval) | straight line R² | "
+        r"early-third fit, \|error\| at the end |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, entry in methods.items():
+        if "law" not in entry:
+            continue
+        law, line = entry["law"], entry.get("law_line", {})
+        early = entry.get("early_fit", {}).get("mean_abs_final_error", float("nan"))
+        lo, hi = law["ceiling_ci"]
+        cells = (
+            method, law["a"], law["b"], law["r2"], f"{law['ceiling']:.3f} ({lo:.3f}–{hi:.3f})",
+            line.get("r2_line", float("nan")), early,
+        )  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -58,9 +101,12 @@ def _cell(value: Any) -> str:
 
 
 def acceptance_markdown(checks: list[dict[str, Any]]) -> str:
+    """The checks as a markdown table; a check's ``detail`` (an interval, a number reported
+    beside the value) follows its value."""
     lines = ["| check | value | target | result |", "|---|---|---|---|"]
     for check in checks:
-        cells = (check["check"], check["value"], check["target"], check["pass"])
+        value = _fmt(check["value"]) + (f" ({check['detail']})" if check.get("detail") else "")
+        cells = (check["check"], value, check["target"], check["pass"])
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

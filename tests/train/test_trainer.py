@@ -278,10 +278,11 @@ def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_base, tmp
     rows = train(settings(tiny_base, "dapo", steps=3), tmp_path, ArithmeticTask(**TINY_TASK))
     for row in rows:
         assert 1 <= row["sampling_rounds"] <= 4
-        if row["sampled_groups"] == 4:  # full: every group carries a learning signal
-            assert row["zero_adv_group_frac"] == 0.0
-        else:  # rounds ran out: the kept groups (or, if none, the first batch) are trained on
-            assert row["sampling_rounds"] == 4
+        if row["sampling_rounds"] < 4:  # filled early: every group carries a learning signal
+            assert row["sampled_groups"] == 4 and row["zero_adv_group_frac"] == 0.0
+        if row["zero_adv_group_frac"] > 0:  # rounds ran out with no informative group at all:
+            assert row["sampling_rounds"] == 4  # the first batch is trained on (it changes nothing)
+            assert row["sampled_groups"] == 4 and row["zero_adv_group_frac"] == 1.0
 
 
 def test_entropy_target_logs_its_controller(tiny_base, tmp_path):
@@ -386,7 +387,7 @@ def test_the_sampler_and_the_trainer_agree_on_log_probabilities(tiny_base, tmp_p
     assert nucleus[0]["rollout_logp_gap"] is None  # the sampler's distribution is not the policy's
 
 
-@pytest.mark.parametrize("method", ["grpo", "kl_cov", "clip_cov"])
+@pytest.mark.parametrize("method", ["grpo", "clip_cov"])
 def test_the_samplers_old_log_probabilities_give_the_recomputing_runs_metrics(
     tiny_base, tmp_path, method
 ):
@@ -402,6 +403,23 @@ def test_the_samplers_old_log_probabilities_give_the_recomputing_runs_metrics(
         for mode in ("sampler", "recompute")
     }
     assert_same_run(runs["sampler"], runs["recompute"], rel=1e-3, abs=1e-4)
+
+
+def test_kl_cov_recomputes_its_old_log_probabilities(tiny_base, tmp_path):
+    """KL-Cov's |log π − log π_old| has a gradient of size β at any nonzero gap: with the
+    sampler's log-probabilities (~1e-5 of rounding away) a step whose advantages are all zero
+    still moves the policy; recomputed, it does not. So auto recomputes for KL-Cov."""
+    assert not settings(tiny_base, "kl_cov").old_logp_from_sampler()
+    task = ArithmeticTask(**TINY_TASK)
+    zero = {"format_penalty": 0.0, "temperature": 0.5, "steps": 1}
+    runs = {
+        mode: train(settings(tiny_base, "kl_cov", old_logp=mode, **zero), tmp_path / mode, task)
+        for mode in ("sampler", "recompute")
+    }
+    # the tiny base model solves none of its first batch: no group carries a learning signal
+    assert runs["recompute"][0]["zero_adv_group_frac"] == 1.0
+    assert runs["recompute"][0]["grad_norm"] == 0.0
+    assert runs["sampler"][0]["grad_norm"] > 0.0
 
 
 def test_the_samplers_log_probabilities_are_refused_where_they_are_not_the_policys(tiny_base):

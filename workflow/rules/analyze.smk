@@ -6,10 +6,11 @@ rule analyze:
         config=f"{RESULTS}/config/study.yaml",
         lm=[f"{MODEL_DIR}/{m}/seed{s}/summary.json" for m, s in LM_RUNS],
         evaluations=[f"{MODEL_DIR}/{m}/seed{s}/eval/summary.json" for m, s in LM_RUNS],
+        base=f"{MODEL_DIR}/base/eval/summary.json",  # the headroom and boundary checks
         tabular=[f"{RESULTS}/tabular/{m}/seed{s}/summary.json" for m, s in TABULAR_RUNS],
     output:
         analysis=f"{RESULTS}/analysis/analysis.json",
-        tables=[f"{RESULTS}/tables/{name}.md" for name in ("methods", "tabular_methods", "acceptance")],
+        tables=[f"{RESULTS}/tables/{name}.md" for name in DOCS_TABLES],
         figures=figure_files(STUDY_FIGURES),
     log:
         f"{LOGS}/analyze.log",

@@ -99,6 +99,7 @@ def figure_files(names, exts=(".png", ".pdf")):
 
 
 DOCS_PREFIX = config["docs"].get("figure_prefix", "")
+DOCS_TABLES = ("acceptance", "methods", "tabular_methods", "law")  # written by rule analyze
 
 
 def docs_figure_names():
@@ -107,6 +108,11 @@ def docs_figure_names():
     if not config["docs"]["update_figures"]:
         return []
     return config["docs"].get("figures") or THEORY_FIGURES + STUDY_FIGURES
+
+
+def docs_table_names():
+    """The run's tables copied into docs/tables/ as <figure_prefix><name>.md (update_figures)."""
+    return list(DOCS_TABLES) if config["docs"]["update_figures"] else []
 
 
 def final_outputs():
@@ -123,6 +129,7 @@ def final_outputs():
         f"{RESULTS}/report.html",
         *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],
         *([f"docs/figures/{DOCS_PREFIX}token_entropy.html"] if config["docs"]["update_figures"] else []),
+        *[f"docs/tables/{DOCS_PREFIX}{name}.md" for name in docs_table_names()],
     ]
 
 

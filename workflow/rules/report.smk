@@ -58,3 +58,22 @@ rule docs_figure:
         CONDA_ENV
     shell:
         "cp {input} {output} 2> {log}"
+
+
+# The run's tables in docs/tables/, which the chapters include (pymdownx.snippets): the numbers
+# the docs show are the run's, never typed in.
+rule docs_table:
+    input:
+        f"{RESULTS}/tables/{{name}}.md",
+    output:
+        f"docs/tables/{DOCS_PREFIX}{{name}}.md",
+    log:
+        f"{LOGS}/docs_table/{{name}}.log",
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    conda:
+        CONDA_ENV
+    shell:
+        "cp {input} {output} 2> {log}"

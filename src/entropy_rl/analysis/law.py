@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["LawFit", "early_fit_prediction", "fit_law", "law"]
+__all__ = [
+    "LawFit",
+    "compare_with_line",
+    "describe_line_comparison",
+    "early_fit_prediction",
+    "fit_law",
+    "law",
+]
 
 
 def law(entropy: np.ndarray | float, a: float, b: float) -> np.ndarray | float:
@@ -130,3 +137,47 @@ def early_fit_prediction(
         "final_observed": float(r[late][-1]),
         "final_error": float(predicted[-1] - r[late][-1]),
     }
+
+
+def compare_with_line(
+    entropy: Sequence[float], accuracy: Sequence[float]
+) -> dict[str, float | bool]:
+    """The law beside a straight line ``R = c·H + d`` fitted by least squares on the same points.
+
+    Over a small entropy range ``exp(H) ≈ 1 + H``, so the two curves can agree within the noise.
+    ``max_gap`` is the largest distance between the two fitted curves over the observed entropies;
+    ``residual_std`` the law's residual standard deviation. The data tell the two apart
+    (``distinguishable``) only when the curves part by more than two residual deviations
+    somewhere on the points' range.
+    """
+    h, r = _check(entropy, accuracy)
+    a, b, r2 = _coefficients(h, r)
+    line = stats.linregress(h, r)
+    grid = np.linspace(h.min(), h.max(), 200)
+    gap = np.abs(law(grid, a, b) - (line.slope * grid + line.intercept))
+    residual = r - law(h, a, b)
+    residual_std = float(np.sqrt(np.sum(residual**2) / max(len(h) - 2, 1)))
+    return {
+        "r2_law": r2,
+        "r2_line": float(line.rvalue**2),
+        "slope": float(line.slope),
+        "intercept": float(line.intercept),
+        "max_gap": float(gap.max()),
+        "residual_std": residual_std,
+        "entropy_max": float(h.max()),
+        "distinguishable": bool(gap.max() > 2 * residual_std),
+    }
+
+
+def describe_line_comparison(comparison: dict[str, float | bool]) -> str:
+    """One sentence on whether the points tell the law from a straight line
+    (:func:`compare_with_line`)."""
+    head = (
+        f"A straight line on the same points has R² = {comparison['r2_line']:.3f} "
+        f"(the law {comparison['r2_law']:.3f}); over H ≤ {comparison['entropy_max']:.3f} nats the "
+        f"two curves part by at most {comparison['max_gap']:.3f}, against a residual deviation of "
+        f"{comparison['residual_std']:.3f}"
+    )
+    if comparison["distinguishable"]:
+        return head + ": the data prefer one shape."
+    return head + ": these data cannot tell the exponential from a line (exp(H) ≈ 1 + H here)."

@@ -7,7 +7,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summarize_run", "target_tracking"]
+__all__ = ["LATE_FRACTION", "late_mean", "summarize_run", "target_tracking"]
+
+LATE_FRACTION = 0.1  # the late run: its last 10% of steps
+
+
+def late_mean(values: Sequence[float], fraction: float = LATE_FRACTION) -> float:
+    """The mean over the last ``ceil(fraction · T)`` of ``T`` values (at least one): a late-run
+    level that one noisy step cannot set."""
+    array = np.asarray(values, dtype=float)
+    if not len(array):
+        raise ValueError("late_mean needs at least one value")
+    return float(array[-max(1, int(np.ceil(fraction * len(array)))) :].mean())
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -52,6 +63,10 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Entropy drop, accuracy gain and the Lemma-1 agreement of a run.
 
     - ``entropy_drop_frac = 1 - H_final / H_0`` and ``entropy_drop_first_third`` (at step T/3)
+    - ``entropy_late``: the mean entropy of the last 10% of steps (:func:`late_mean`), what every
+      "× GRPO's entropy" compares
+    - ``evals_before_half``: held-out evaluations logged before the entropy first falls below half
+      its initial value (how densely the law's points sample the collapse)
     - ``entropy_change_corr``: Pearson r between the measured per-step entropy change and its
       first-order prediction, over the steps that logged both
     - ``cov_positive_frac``: share of steps whose mean token covariance was positive, among the
@@ -81,12 +96,19 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     tracking = (
         target_tracking(entropy, rows[-1]["entropy_target"]) if "entropy_target" in rows[-1] else {}
     )
+    halved = np.flatnonzero(entropy <= entropy[0] / 2)
+    half_step = rows[int(halved[0])]["step"] if len(halved) else float("inf")
+    evals_before_half = sum(
+        1 for r in rows if r.get("val_accuracy") is not None and r["step"] < half_step
+    )
     return {
         **tracking,
         "steps": len(rows),
         "entropy_initial": float(entropy[0]),
         "entropy_final": float(entropy[-1]),
+        "entropy_late": late_mean(entropy),
         "entropy_drop_frac": float(1 - entropy[-1] / entropy[0]),
+        "evals_before_half": evals_before_half,
         "entropy_drop_first_third": float(1 - entropy[third] / entropy[0]),
         "accuracy_initial": float(accuracy[0]),
         "accuracy_final": float(accuracy[-1]),

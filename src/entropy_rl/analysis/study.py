@@ -10,22 +10,33 @@ from typing import Any
 
 import numpy as np
 
-from entropy_rl.analysis.law import early_fit_prediction, fit_law
+from entropy_rl.analysis.law import compare_with_line, early_fit_prediction, fit_law
 from entropy_rl.analysis.runs import summarize_run
+from entropy_rl.analysis.stats import paired_bootstrap
 from entropy_rl.io import read_jsonl
 
-__all__ = ["Run", "acceptance_checks", "analyze_study", "load_runs", "method_table"]
+__all__ = [
+    "Run",
+    "acceptance_checks",
+    "analyze_study",
+    "base_table_row",
+    "greedy_difference",
+    "load_runs",
+    "method_table",
+]
 
 
 @dataclass
 class Run:
-    """One run: its metrics rows, its summary and (LM runs) its evaluation summary."""
+    """One run: its metrics rows, its summary and (LM runs) its evaluation summary and greedy
+    held-out correctness per problem id."""
 
     method: str
     seed: int
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     evaluation: dict[str, Any] = field(default_factory=dict)
+    greedy: dict[Any, bool] = field(default_factory=dict)
 
 
 def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]:
@@ -36,6 +47,7 @@ def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]
             folder = Path(root) / method / f"seed{seed}"
             rows = read_jsonl(folder / "metrics.jsonl")
             evaluation = folder / "eval" / "summary.json"
+            greedy = folder / "eval" / "samples" / "heldout_greedy.jsonl"
             runs.setdefault(method, []).append(
                 Run(
                     method=method,
@@ -43,6 +55,10 @@ def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]
                     rows=rows,
                     summary=summarize_run(rows),
                     evaluation=json.loads(evaluation.read_text()) if evaluation.exists() else {},
+                    greedy={
+                        row["id"]: bool(row["correct"])
+                        for row in (read_jsonl(greedy) if greedy.exists() else [])
+                    },
                 )
             )
     return runs
@@ -86,6 +102,7 @@ def method_table(
             "seeds": len(method_runs),
         }
         row["entropy_final"] = _mean_std([r.summary["entropy_final"] for r in method_runs])
+        row["entropy_late"] = _mean_std([r.summary["entropy_late"] for r in method_runs])
         row["entropy_drop_frac"] = _mean_std([r.summary["entropy_drop_frac"] for r in method_runs])
         finals = [[x for x in r.rows if x.get("val_accuracy") is not None] for r in method_runs]
         if all(finals):
@@ -113,6 +130,14 @@ def method_table(
                 row[f"heldout_pass@{k}"] = _mean_std(
                     [e["heldout"][f"pass@{k}"] for e in evaluations]
                 )
+            for family in ("easy", "hard"):  # the carry world's families
+                if all(
+                    family in e.get("heldout_greedy", {}).get("family_pass@1", {})
+                    for e in evaluations
+                ):
+                    row[f"heldout_greedy_{family}"] = _mean_std(
+                        [e["heldout_greedy"]["family_pass@1"][family] for e in evaluations]
+                    )
             if all("benchmark_average" in e for e in evaluations):
                 row["benchmark_pass@1"] = _mean_std(
                     [e["benchmark_average"]["pass@1"] for e in evaluations]
@@ -121,7 +146,30 @@ def method_table(
     return table
 
 
-def _per_seed_ratio(runs: dict[str, list[Run]], method: str, reference: str, key: str) -> float:
+def base_table_row(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The base model as a row of the method table: its held-out and OOD accuracies (it has no
+    training run, so no entropy columns)."""
+    row: dict[str, Any] = {"method": "base", "loss": "(SFT)", "loss_config": {}, "seeds": 1}
+    one = {"std": 0.0, "n": 1}
+    if "heldout" in evaluation:
+        row["heldout_pass@1"] = {"mean": evaluation["heldout"]["pass@1"], **one}
+        k = _largest_k(evaluation)
+        if k > 1:
+            row[f"heldout_pass@{k}"] = {"mean": evaluation["heldout"][f"pass@{k}"], **one}
+    if "heldout_greedy" in evaluation:
+        greedy = evaluation["heldout_greedy"]
+        row["heldout_greedy"] = {"mean": greedy["pass@1"], **one}
+        for family, value in greedy.get("family_pass@1", {}).items():
+            row[f"heldout_greedy_{family}"] = {"mean": value, **one}
+    if "ood" in evaluation:
+        row["ood_pass@1"] = {"mean": evaluation["ood"]["pass@1"], **one}
+    return row
+
+
+def _per_seed_ratio(
+    runs: dict[str, list[Run]], method: str, reference: str, key: str = "entropy_late"
+) -> float:
+    """Mean over seeds of ``method``'s ``key`` over ``reference``'s of the same seed."""
     by_seed = {r.seed: r.summary[key] for r in runs[reference]}
     ratios = [
         r.summary[key] / by_seed[r.seed]
@@ -129,6 +177,25 @@ def _per_seed_ratio(runs: dict[str, list[Run]], method: str, reference: str, key
         if r.seed in by_seed and by_seed[r.seed] > 0
     ]
     return float(np.mean(ratios)) if ratios else float("nan")
+
+
+def greedy_difference(runs: dict[str, list[Run]], method: str, reference: str) -> dict[str, Any]:
+    """Held-out greedy accuracy of ``method`` minus ``reference``'s: the mean over the seeds both
+    ran and the problems both answered, with its paired bootstrap interval
+    (:func:`~entropy_rl.analysis.stats.paired_bootstrap`)."""
+    pairs = {r.seed: r for r in runs[reference]}
+    treated, control = [], []
+    for run in runs[method]:
+        other = pairs.get(run.seed)
+        if other is None or not run.greedy or not other.greedy:
+            continue
+        ids = sorted(set(run.greedy) & set(other.greedy), key=str)
+        treated.append([run.greedy[i] for i in ids])
+        control.append([other.greedy[i] for i in ids])
+    if not treated or len({len(t) for t in treated}) != 1:
+        nan = float("nan")
+        return {"diff": nan, "lo": nan, "hi": nan, "seeds": len(treated)}
+    return paired_bootstrap(treated, control)
 
 
 def analyze_study(
@@ -147,6 +214,7 @@ def analyze_study(
         try:
             _, entropy, accuracy = _law_points(method_runs, accuracy_key)
             entry["law"] = fit_law(entropy, accuracy).to_dict()
+            entry["law_line"] = compare_with_line(entropy, accuracy)
         except ValueError as err:
             entry["law_error"] = str(err)
         early = []
@@ -171,8 +239,27 @@ def analyze_study(
     return result
 
 
-def _check(name: str, value: float, target: str, passed: bool) -> dict[str, Any]:
-    return {"check": name, "value": value, "target": target, "pass": bool(passed)}
+def _check(name: str, value: float, target: str, passed: bool, detail: str = "") -> dict[str, Any]:
+    check = {"check": name, "value": value, "target": target, "pass": bool(passed)}
+    if detail:
+        check["detail"] = detail
+    return check
+
+
+def _heldout(runs: list[Run], split: str, key: str) -> float:
+    """Mean over seeds of ``evaluation[split][key]`` (NaN where a run has none)."""
+    return float(np.mean([r.evaluation.get(split, {}).get(key, np.nan) for r in runs]))
+
+
+def _largest_k(evaluation: dict[str, Any]) -> int:
+    return max(
+        (
+            int(key.split("@")[1])
+            for key in evaluation.get("heldout", {})
+            if key.startswith("pass@")
+        ),
+        default=0,
+    )
 
 
 def _target_check(runs: list[Run], method: str, key: str, world: str) -> dict[str, Any]:
@@ -194,9 +281,11 @@ def acceptance_checks(
     tabular: dict[str, list[Run]],
     methods: dict[str, dict[str, Any]],
     tabular_methods: dict[str, dict[str, Any]],
+    base: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """DESIGN.md §7 as numbers with pass/fail. Methods are found by their registered loss;
-    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config."""
+    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``base``
+    is the base model's evaluation summary (the headroom and boundary rows need it)."""
 
     def by_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
         return [name for name, entry in spec.items() if entry["loss"] == loss]
@@ -224,7 +313,16 @@ def acceptance_checks(
     )
     law = lm_analysis["methods"][grpo].get("law", {})
     r2 = law.get("r2", float("nan"))
-    checks.append(_check("law R = -a·exp(H) + b fits GRPO (pooled R²)", r2, ">= 0.7", r2 >= 0.7))
+    line = lm_analysis["methods"][grpo].get("law_line", {})
+    checks.append(
+        _check(
+            "law R = -a·exp(H) + b fits GRPO (pooled R²)",
+            r2,
+            ">= 0.9",
+            r2 >= 0.9,
+            detail=f"a straight line: R² {line.get('r2_line', float('nan')):.3f}" if line else "",
+        )
+    )
     early = (
         lm_analysis["methods"][grpo].get("early_fit", {}).get("mean_abs_final_error", float("nan"))
     )
@@ -244,25 +342,111 @@ def acceptance_checks(
     checks.append(
         _check("covariance positive under GRPO (share of steps, LM)", cov, ">= 0.8", cov >= 0.8)
     )
-    heldout = {
-        m: np.mean([r.evaluation.get("heldout_greedy", {}).get("pass@1", np.nan) for r in lm[m]])
-        for m in lm
-    }
-    for loss in ("clip_cov", "kl_cov"):
-        for method in by_loss(losses, loss):
-            ratio = _per_seed_ratio(lm, method, grpo, "entropy_final")
-            checks.append(
-                _check(f"{method}: final entropy / GRPO's (LM)", ratio, ">= 2", ratio >= 2)
+    evals = min(r.summary["evals_before_half"] for r in lm[grpo])
+    checks.append(
+        _check(
+            "GRPO: held-out evaluations before its entropy halves (fewest of any seed)",
+            float(evals),
+            ">= 5 (points for the law during the collapse)",
+            evals >= 5,
+        )
+    )
+    ceiling = law.get("ceiling_ci", (float("nan"), float("nan")))
+    checks.append(
+        _check(
+            "ceiling: the law's b − a on GRPO's runs, upper end of its 95% interval",
+            ceiling[1],
+            "< 0.95 (a ceiling below what is learnable)",
+            ceiling[1] < 0.95,
+            detail=f"b − a = {law.get('ceiling', float('nan')):.3f}, "
+            f"interval {ceiling[0]:.3f}–{ceiling[1]:.3f}",
+        )
+    )
+    greedy = {m: _heldout(lm[m], "heldout_greedy", "pass@1") for m in lm}
+    sampled = {m: _heldout(lm[m], "heldout", "pass@1") for m in lm}
+    k = _largest_k(lm[grpo][0].evaluation)
+    if base and k > 1:
+        base_k = float(base.get("heldout", {}).get(f"pass@{k}", np.nan))
+        margin = base_k - greedy[grpo]
+        checks.append(
+            _check(
+                f"headroom: base model's held-out pass@{k} minus GRPO's final greedy accuracy",
+                margin,
+                ">= 0.10",
+                margin >= 0.10,
+                detail=f"base pass@{k} {base_k:.3f}, GRPO greedy {greedy[grpo]:.3f}",
             )
-            delta = float(heldout[method] - heldout[grpo])
-            checks.append(
-                _check(
-                    f"{method}: held-out greedy accuracy minus GRPO's",
-                    delta,
-                    ">= -0.02",
-                    delta >= -0.02,
-                )
+        )
+    interventions = [m for loss in ("clip_cov", "kl_cov") for m in by_loss(losses, loss)]
+    payoffs = []
+    for method in interventions:
+        ratio = _per_seed_ratio(lm, method, grpo)
+        checks.append(
+            _check(
+                f"{method}: late-run entropy / GRPO's (LM; mean of the last 10% of steps)",
+                ratio,
+                ">= 2",
+                ratio >= 2,
             )
+        )
+        delta = greedy[method] - greedy[grpo]
+        checks.append(
+            _check(
+                f"{method}: held-out greedy accuracy minus GRPO's",
+                delta,
+                ">= -0.02",
+                delta >= -0.02,
+            )
+        )
+        boot = greedy_difference(lm, method, grpo)
+        paid = delta >= 0.05 and boot["lo"] > 0 and ratio >= 2
+        payoffs.append((method, paid))
+        checks.append(
+            _check(
+                f"payoff: {method}'s held-out greedy accuracy minus GRPO's, with ≥ 2× its "
+                "late-run entropy",
+                delta,
+                ">= 0.05, paired bootstrap 95% interval above 0",
+                paid,
+                detail=f"interval {boot['lo']:+.3f} to {boot['hi']:+.3f} over "
+                f"{boot['seeds']} seeds × {boot.get('problems', 0)} problems; sampled pass@1 "
+                f"{sampled[method] - sampled[grpo]:+.3f}",
+            )
+        )
+    if payoffs:
+        checks.append(
+            _check(
+                "payoff: Clip-Cov or KL-Cov ends above GRPO (either row above passes)",
+                float(sum(paid for _, paid in payoffs)),
+                ">= 1 intervention",
+                any(paid for _, paid in payoffs),
+                detail=", ".join(m for m, paid in payoffs if paid) or "none",
+            )
+        )
+    if base and k > 1 and interventions:
+        key = f"pass@{k}"
+        base_k = float(base.get("heldout", {}).get(key, np.nan))
+        grpo_k = _heldout(lm[grpo], "heldout", key)
+        checks.append(
+            _check(
+                f"boundary: GRPO's held-out {key} minus the base model's",
+                grpo_k - base_k,
+                "< 0 (RL narrows what the model can reach)",
+                grpo_k < base_k,
+                detail=f"GRPO {grpo_k:.3f}, base {base_k:.3f}",
+            )
+        )
+        best = max(interventions, key=lambda m: greedy[m])
+        best_k = _heldout(lm[best], "heldout", key)
+        checks.append(
+            _check(
+                f"boundary: the better intervention's ({best}) held-out {key} minus GRPO's",
+                best_k - grpo_k,
+                ">= 0",
+                best_k >= grpo_k,
+                detail=f"{best} {best_k:.3f}, GRPO {grpo_k:.3f}",
+            )
+        )
     for method in by_loss(losses, "entropy_target"):
         checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
     bonus = sorted(
@@ -271,17 +455,17 @@ def acceptance_checks(
     )
     if len(bonus) >= 2:
         low, high = bonus[0], bonus[-1]
-        low_ratio = _per_seed_ratio(lm, low, grpo, "entropy_final")
+        low_ratio = _per_seed_ratio(lm, low, grpo)
         checks.append(
             _check(
-                f"{low} (smallest coefficient): final entropy / GRPO's",
+                f"{low} (smallest coefficient): late-run entropy / GRPO's",
                 low_ratio,
                 "< 1.5 (collapses like GRPO)",
                 low_ratio < 1.5,
             )
         )
         rises = float(
-            np.mean([r.summary["entropy_final"] / r.summary["entropy_initial"] for r in lm[high]])
+            np.mean([r.summary["entropy_late"] / r.summary["entropy_initial"] for r in lm[high]])
         )
         acc_drop = float(
             np.mean([r.evaluation.get("heldout", {}).get("pass@1", np.nan) for r in lm[high]])
@@ -289,7 +473,7 @@ def acceptance_checks(
         )
         checks.append(
             _check(
-                f"{high} (largest coefficient): final / initial entropy",
+                f"{high} (largest coefficient): late-run / initial entropy",
                 rises,
                 "> 1 (entropy rises), or held-out accuracy falls by > 0.05",
                 rises > 1 or acc_drop < -0.05,
@@ -313,9 +497,9 @@ def acceptance_checks(
         )
         for loss in ("clip_cov", "kl_cov"):
             for method in by_loss(tabular_losses, loss):
-                ratio = _per_seed_ratio(tabular, method, tgrpo, "entropy_final")
+                ratio = _per_seed_ratio(tabular, method, tgrpo)
                 checks.append(
-                    _check(f"tabular {method}: final entropy / GRPO's", ratio, "> 1", ratio > 1)
+                    _check(f"tabular {method}: late-run entropy / GRPO's", ratio, "> 1", ratio > 1)
                 )
         for method in by_loss(tabular_losses, "entropy_target"):
             checks.append(_target_check(tabular[method], method, "target_within_10pct", "tabular"))

@@ -204,7 +204,8 @@ def verl_rows(problems: Iterable[Any], template: str, split: str) -> list[dict[s
 
 
 def write_verl_data(task: Any, settings: RLSettings, folder: str | Path) -> tuple[Path, Path]:
-    """Write the task's train and held-out problems as verl's parquet files; return their paths."""
+    """Write the task's train and validation problems as verl's parquet files; return their
+    paths (the held-out split stays for the final evaluation)."""
     import pandas as pd
 
     folder = Path(folder)
@@ -212,7 +213,7 @@ def write_verl_data(task: Any, settings: RLSettings, folder: str | Path) -> tupl
     paths = []
     for split, n, seed in (
         ("train", settings.train_problems, settings.seed),
-        ("heldout", settings.eval_problems, 0),
+        ("validation", settings.eval_problems, 0),
     ):
         rows = verl_rows(task.problems(split, n, seed), settings.template, split)
         path = folder / f"{split}.parquet"

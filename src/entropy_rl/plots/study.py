@@ -100,8 +100,11 @@ def plot_law(
     stem: str | os.PathLike[str],
     accuracy_key: str = "val_accuracy",
     failure: str = "",
+    line: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """(2) Accuracy against entropy, the fitted law R = -a·exp(H) + b and its ceiling at H = 0.
+    """(2) Accuracy against entropy, the fitted law R = -a·exp(H) + b and its ceiling at H = 0;
+    with ``line`` (:func:`~entropy_rl.analysis.law.compare_with_line`) the straight-line fit on the
+    same points, dotted, over the points' range.
 
     Without a fit (``fit`` is None, e.g. constant accuracy) the points are drawn with ``failure``.
     """
@@ -121,6 +124,10 @@ def plot_law(
         grid = np.linspace(0, max(h_all) * 1.05, 200)
         ax.plot(grid, law(grid, fit["a"], fit["b"]), color="black", lw=1.6,
                 label=f"R = -{fit['a']:.3f}·exp(H) + {fit['b']:.3f}  (R² = {fit['r2']:.2f})")  # fmt: skip
+        if line is not None:
+            span = np.linspace(min(h_all), max(h_all), 50)
+            ax.plot(span, line["slope"] * span + line["intercept"], color="#ff7f0e", lw=1.4,
+                    ls=":", label=f"straight line (R² = {line['r2_line']:.2f})")  # fmt: skip
         lo, hi = fit["ceiling_ci"]
         ax.axhline(fit["ceiling"], color="#d62728", ls="--", lw=1.2,
                    label=f"predicted ceiling R(H=0) = {fit['ceiling']:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
@@ -234,18 +241,30 @@ def plot_pass_at_k(
     stem: str | os.PathLike[str],
     split: str = "heldout",
 ) -> list[Path]:
-    """(7) pass@k against k on the held-out split, each method (mean over seeds)."""
-    fig, axes = new_figure(width=5.2)
+    """(7) pass@k against k on the held-out split, each method (mean over seeds); k on a log
+    axis. A ``base`` entry (the base model) is drawn dashed: where RL's curve crosses below it,
+    RL has narrowed what the model can reach."""
+    fig, axes = new_figure(width=5.6)
     ax = axes[0, 0]
+    ks: list[int] = []
     for i, (method, evals) in enumerate(evaluations.items()):
         ks = sorted(int(k.split("@")[1]) for k in evals[0][split] if k.startswith("pass@"))
         values = np.array([[e[split][f"pass@{k}"] for k in ks] for e in evals]).mean(0)
-        ax.plot(ks, values, marker="o", color=_color(method, i), label=method)
+        base = method == "base"
+        ax.plot(
+            ks, values, color="0.3" if base else _color(method, i), ls="--" if base else "-",
+            marker=None if len(ks) > 8 else "o", label=method,
+        )  # fmt: skip
     ax.set_xlabel("k (samples per problem)")
     ax.set_ylabel("pass@k (unbiased)")
     ax.set_title(f"pass@k on the {split.replace('heldout', 'held-out')} split (mean over seeds)")
-    ax.set_xticks(ks)
-    ax.legend(loc="best")
+    if ks and ks[-1] > 8:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([k for k in ks if k & (k - 1) == 0])
+        ax.get_xaxis().set_major_formatter(ticker.ScalarFormatter())
+    else:
+        ax.set_xticks(ks)
+    ax.legend(loc="lower right", fontsize="small")
     return save(fig, stem)
 
 

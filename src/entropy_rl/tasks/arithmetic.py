@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,7 +31,15 @@ from entropy_rl.settings import Settings, choice, integer, number
 
 __all__ = ["ArithmeticTask", "Problem"]
 
-SPLITS = ("train", "heldout", "ood")
+SPLITS = ("train", "heldout", "ood", "validation")  # a new split goes last: seeds stay
+
+
+def split_of(u: float, task: Any) -> str:
+    """``u`` uniform in [0, 1): held out below ``heldout_fraction``, validation in the next
+    ``validation_fraction``, train above."""
+    if u < task.heldout_fraction:
+        return "heldout"
+    return "validation" if u < task.heldout_fraction + task.validation_fraction else "train"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,10 @@ class ArithmeticTask(Settings):
     heldout_fraction: float = number(
         0.1, 0.0, 1.0, low_open=True, high_open=True, doc="share of problems held out"
     )
+    validation_fraction: float = number(
+        0.05, 0.0, 1.0, low_open=True, high_open=True,
+        doc="share of problems for validation (evaluations during training, tuning)",
+    )  # fmt: skip
     canonical_fraction: float = number(
         0.5, 0.0, 1.0, doc="share of demonstrations adding left to right"
     )
@@ -83,9 +95,10 @@ class ArithmeticTask(Settings):
                 f"task.min_value ({self.min_value}) must be < task.max_value ({self.max_value})"
             )
 
-    def _is_heldout(self, terms: tuple[int, ...]) -> bool:
+    def _split(self, terms: tuple[int, ...]) -> str:
+        """The split of a problem, fixed by a hash of its terms: held out, validation or train."""
         digest = hashlib.sha256("+".join(map(str, terms)).encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < self.heldout_fraction
+        return split_of(int.from_bytes(digest[:4], "big") / 2**32, self)
 
     def make(self, terms: tuple[int, ...]) -> Problem:
         statement = "+".join(map(str, terms)) + "=?"
@@ -94,7 +107,7 @@ class ArithmeticTask(Settings):
         )
 
     def problems(self, split: str, n: int, seed: int) -> list[Problem]:
-        """``n`` distinct problems of ``split`` (train, heldout or ood), seeded."""
+        """``n`` distinct problems of ``split`` (train, validation, heldout or ood), seeded."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         n_terms = self.ood_n_terms if split == "ood" else self.n_terms
@@ -106,7 +119,7 @@ class ArithmeticTask(Settings):
             terms = tuple(
                 int(t) for t in rng.integers(self.min_value, self.max_value + 1, size=n_terms)
             )
-            if split != "ood" and self._is_heldout(terms) != (split == "heldout"):
+            if split != "ood" and self._split(terms) != split:
                 continue
             seen.setdefault(terms, self.make(terms))
         if len(seen) < n:

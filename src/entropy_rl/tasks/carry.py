@@ -51,6 +51,9 @@ class CarryTask(ArithmeticTask):
     slip_rate_general: float = number(
         0.6, 0.0, 1.0, doc="share of general-path demonstrations with a +10 slip"
     )
+    slip_rate_shortcut: float = number(
+        0.0, 0.0, 1.0, doc="share of shortcut demonstrations whose units digit is one too high"
+    )
 
     @staticmethod
     def family(terms: tuple[int, ...]) -> str:
@@ -63,22 +66,24 @@ class CarryTask(ArithmeticTask):
             return problem
         return replace(problem, extra={"family": self.family(terms)})
 
-    def shortcut(self, problem: Problem) -> str:
-        """Units, then tens, each digit sum written down without the carry: right iff easy."""
+    def shortcut(self, problem: Problem, slip: bool = False) -> str:
+        """Units, then tens, each digit sum written down without the carry: right iff easy.
+        ``slip`` writes the units digit one too high (``7+1=9``), wrong on every problem."""
         a, b = problem.terms
-        units, tens = (a % 10 + b % 10) % 10, a // 10 + b // 10
+        units, tens = (a % 10 + b % 10 + int(slip)) % 10, a // 10 + b // 10
         return (
             f"u {a % 10}+{b % 10}={units}. t {a // 10}+{b // 10}={tens}. "
             f"\\boxed{{{tens * 10 + units}}}"
         )
 
     def demonstration(self, problem: Problem, rng: np.random.Generator) -> str:
-        """The shortcut at ``shortcut_fraction``, else the general line, slipped by +10 at
-        ``slip_rate_general`` (more terms: the general line only)."""
+        """The shortcut at ``shortcut_fraction`` (its units digit slipped at
+        ``slip_rate_shortcut``), else the general line, slipped by +10 at ``slip_rate_general``
+        (more terms: the general line only)."""
         if len(problem.terms) != 2:
             return self.solution(problem)
         if rng.random() < self.shortcut_fraction:
-            return self.shortcut(problem)
+            return self.shortcut(problem, slip=rng.random() < self.slip_rate_shortcut)
         if rng.random() < self.slip_rate_general:
             return self.solution(problem, slip_step=0, slip=10)
         return self.solution(problem)

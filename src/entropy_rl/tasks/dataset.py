@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from entropy_rl.data.benchmarks import BenchmarkRow
 from entropy_rl.settings import Settings, choice, number
+from entropy_rl.tasks.arithmetic import split_of
 
 __all__ = ["DatasetTask"]
 
@@ -50,6 +51,10 @@ class DatasetTask(Settings):
     heldout_fraction: float = number(
         0.01, 0.0, 1.0, low_open=True, high_open=True, doc="share held out"
     )
+    validation_fraction: float = number(
+        0.01, 0.0, 1.0, low_open=True, high_open=True,
+        doc="share for validation (evaluations during training, tuning)",
+    )  # fmt: skip
 
     def check(self) -> None:
         if not self.path:
@@ -84,14 +89,17 @@ class DatasetTask(Settings):
             )
         return rows
 
-    def _is_heldout(self, row: BenchmarkRow) -> bool:
+    def _split(self, row: BenchmarkRow) -> str:
         digest = hashlib.sha256(row.problem.encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < self.heldout_fraction
+        return split_of(int.from_bytes(digest[:4], "big") / 2**32, self)
 
     def problems(self, split: str, n: int, seed: int) -> list[BenchmarkRow]:
-        """``n`` rows of ``split`` (train or heldout) in a seeded order (all of them if fewer)."""
-        if split not in ("train", "heldout"):
-            raise ValueError(f"a dataset task has train and heldout splits, not {split!r}")
-        rows = [row for row in self._rows if self._is_heldout(row) == (split == "heldout")]
+        """``n`` rows of ``split`` (train, validation or heldout) in a seeded order (all of them
+        if fewer)."""
+        if split not in ("train", "validation", "heldout"):
+            raise ValueError(
+                f"a dataset task has train, validation and heldout splits, not {split!r}"
+            )
+        rows = [row for row in self._rows if self._split(row) == split]
         random.Random(seed).shuffle(rows)
         return rows[:n]

@@ -223,12 +223,16 @@ def _accuracy(
     temperature: float,
     max_new_tokens: int,
     seed: int,
+    k: int = 1,
 ) -> float:
+    """Mean correctness of ``k`` responses to each problem (greedy: one is enough)."""
+    k = 1 if temperature == 0 else k
     prompts = [render_prompt(template, p.problem) for p in problems]
-    generation = generator.generate(prompts, 1, temperature, 1.0, max_new_tokens, seed)
+    generation = generator.generate(prompts, k, temperature, 1.0, max_new_tokens, seed)
+    answers = [p.answer for p in problems for _ in range(k)]
     return sum(
-        grade(text, p.answer) for text, p in zip(generation.texts, problems, strict=True)
-    ) / len(problems)
+        grade(text, answer) for text, answer in zip(generation.texts, answers, strict=True)
+    ) / len(answers)
 
 
 def train(
@@ -304,7 +308,8 @@ def train(
     from_sampler = settings.old_logp_from_sampler()
 
     train_problems = task.problems("train", settings.train_problems, settings.seed)
-    eval_problems = task.problems("heldout", settings.eval_problems, 0)  # the same for every run
+    # the same for every run, from the validation split: the held-out split is the final test's
+    eval_problems = task.problems("validation", settings.eval_problems, 0)
     if probe is None:  # a fixed batch of base-model responses on which Lemma 1 is checked
         probe_gen = generator.generate(
             [render_prompt(settings.template, p.problem) for p in eval_problems[: settings.probe_size]],
@@ -314,6 +319,23 @@ def train(
     probe = probe.to(device)
 
     for step in range(start, settings.steps):
+        # -- held-out accuracy of the policy that samples this step (its entropy is the row's) --
+        evaluation = {}
+        if _is_eval_step(settings, step):
+            evaluation["val_accuracy"] = _accuracy(
+                generator,
+                eval_problems,
+                settings.template,
+                settings.temperature,  # the accuracy of the policy being trained
+                settings.max_new_tokens,
+                seed=12345,
+                k=settings.eval_k,
+            )
+            evaluation["val_accuracy_greedy"] = _accuracy(
+                generator, eval_problems, settings.template, 0.0, settings.max_new_tokens, seed=0
+            )
+        for group in optimizer.param_groups:  # a function of the step: a resumed run agrees
+            group["lr"] = settings.lr_at(step)
         t0 = time.perf_counter()
         # -- prompts → rollouts → rewards → advantages ----------------------------------------
         draw = functools.partial(_rollout, settings, generator, train_problems, step, world=world)
@@ -442,7 +464,7 @@ def train(
             **update,
             "entropy_change": None,
             "entropy_change_predicted": None,
-            "lr": settings.lr,
+            "lr": settings.lr_at(step),
             **adv_metrics,
         }
         response_tokens = float(mask.sum())
@@ -460,18 +482,7 @@ def train(
             probe_mask = probe.response_mask
             row["entropy_change"] = float(measured[probe_mask].mean())
             row["entropy_change_predicted"] = float(predicted[probe_mask].mean())
-        if settings.eval_every and (step % settings.eval_every == 0 or step == settings.steps - 1):
-            row["val_accuracy"] = _accuracy(
-                generator,
-                eval_problems,
-                settings.template,
-                settings.temperature,  # the accuracy of the policy being trained
-                settings.max_new_tokens,
-                seed=12345,
-            )
-            row["val_accuracy_greedy"] = _accuracy(
-                generator, eval_problems, settings.template, 0.0, settings.max_new_tokens, seed=0
-            )
+        row.update(evaluation)
         row["time_rollout_s"] = t1 - t0
         row["time_update_s"] = t2 - t1
         row["tokens_per_s"] = response_tokens * settings.epochs / max(t2 - t0, 1e-9)
@@ -592,6 +603,16 @@ def _micro_batches(
     if world.active:
         parts = list(torch.arange(rows).tensor_split(world.max(len(parts))))
     return parts
+
+
+def _is_eval_step(settings: RLSettings, step: int) -> bool:
+    """Every ``eval_every`` steps and at the last; every ``eval_early_every`` up to
+    ``eval_early_until``, where the collapse is fast and the law needs its points."""
+    if not settings.eval_every:
+        return False
+    early = settings.eval_early_every and step <= settings.eval_early_until
+    every = settings.eval_early_every if early else settings.eval_every
+    return step % every == 0 or step == settings.steps - 1
 
 
 def _is_check_step(settings: RLSettings, step: int) -> bool:

@@ -31,7 +31,12 @@ class RLSettings(Settings):
         4, 1, doc="optimizer steps per rollout batch (KL-Cov acts from the 2nd)"
     )
     epochs: int = integer(1, 1, doc="passes over the rollout batch")
-    lr: float = number(1e-4, 0.0, low_open=True, doc="learning rate (AdamW, constant)")
+    lr: float = number(
+        1e-4, 0.0, low_open=True, doc="learning rate (AdamW; constant after warm-up)"
+    )
+    warmup_steps: int = integer(
+        0, 0, doc="RL steps over which the learning rate rises linearly to lr (verl, TRL: warm-up)"
+    )
     weight_decay: float = number(0.0, 0.0, doc="AdamW weight decay")
     grad_clip: float = number(1.0, 0.0, low_open=True, doc="gradient-norm clip")
     temperature: float = number(
@@ -61,7 +66,12 @@ class RLSettings(Settings):
     )
     probe_size: int = integer(16, 1, doc="responses in the fixed Lemma-1 probe batch")
     eval_every: int = integer(20, 0, doc="steps between held-out evaluations (0: off)")
+    eval_early_every: int = integer(
+        0, 0, doc="steps between held-out evaluations up to eval_early_until (0: eval_every's)"
+    )
+    eval_early_until: int = integer(0, 0, doc="last step of the denser early evaluations")
     eval_problems: int = integer(128, 1, doc="held-out problems per evaluation")
+    eval_k: int = integer(1, 1, doc="sampled responses per problem of a held-out evaluation")
     seed: int = integer(0, 0, doc="random seed")
     threads: int = integer(1, 1, doc="torch CPU threads")
     device: str = choice("auto", ("auto", "cpu", "cuda"), doc="auto: a GPU when there is one")
@@ -95,6 +105,10 @@ class RLSettings(Settings):
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of RL step ``step`` (0-based): ``lr · min(1, (step + 1) / warmup)``."""
+        return self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
 
     def check(self) -> None:
         check_loggers(self.loggers, self.section)
@@ -132,10 +146,15 @@ class RLSettings(Settings):
         sampler draws from softmax(z / T) of this very policy, so on the first update of a batch
         they are what a recomputing pass would give (up to float rounding, ~1e-5 here). Not with
         top-p < 1 (the sampler's distribution is then truncated), vLLM (another engine) or
-        bfloat16 (the sampler's precision is not the update's)."""
+        bfloat16 (the sampler's precision is not the update's), and not for KL-Cov: its penalty
+        ``β·|log π − log π_old|`` has a gradient of size β at any nonzero gap, so the sampler's
+        rounding (~1e-5) would push the selected tokens where the policy has not moved."""
         if self.old_logp != "auto":
             return self.old_logp == "sampler"
-        return self.rollout == "hf" and self.top_p == 1.0 and self.precision == "float32"
+        exact = self.loss == "kl_cov"
+        return (
+            not exact and self.rollout == "hf" and self.top_p == 1.0 and self.precision == "float32"
+        )
 
     def torch_device(self) -> str:
         import torch

@@ -1,0 +1,133 @@
+"""The study's statistics and acceptance rows on runs built in the test: a collapsing GRPO, an
+intervention that keeps entropy and pays, and a base model with headroom."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from entropy_rl.analysis.law import compare_with_line
+from entropy_rl.analysis.runs import late_mean, summarize_run
+from entropy_rl.analysis.stats import paired_bootstrap
+from entropy_rl.analysis.study import Run, acceptance_checks, analyze_study, greedy_difference
+from entropy_rl.report import acceptance_markdown, method_table_markdown
+
+
+def test_paired_bootstrap_brackets_a_real_difference_and_straddles_none():
+    rng = np.random.default_rng(0)
+    control = rng.random((3, 200)) < 0.5
+    treated = control | (rng.random((3, 200)) < 0.3)  # fixes ~30% of the misses
+    result = paired_bootstrap(treated, control)
+    assert result["lo"] > 0 and result["lo"] < result["diff"] < result["hi"]
+    assert result["diff"] == pytest.approx((treated.astype(float) - control).mean())
+    same = paired_bootstrap(control, control)
+    assert same["diff"] == same["lo"] == same["hi"] == 0
+    noise = paired_bootstrap(rng.random((3, 200)) < 0.5, rng.random((3, 200)) < 0.5)
+    assert noise["lo"] < 0 < noise["hi"]
+    with pytest.raises(ValueError, match=r"\[seeds, problems\].*\(3, 200\) and \(2, 200\)"):
+        paired_bootstrap(control, control[:2])
+
+
+def test_the_line_and_the_law_agree_on_small_entropies_and_part_on_large_ones():
+    rng = np.random.default_rng(1)
+    small = np.linspace(0.002, 0.04, 40)
+    noisy = 0.6 - 2.0 * np.exp(small) + 2.0 + rng.normal(0, 0.01, small.size)
+    near = compare_with_line(small, noisy)
+    assert not near["distinguishable"] and near["max_gap"] < 0.01
+    assert near["r2_law"] == pytest.approx(near["r2_line"], abs=0.01)
+    large = np.linspace(0.0, 3.0, 40)
+    far = compare_with_line(large, 20 - np.exp(large) + rng.normal(0, 0.01, large.size))
+    assert far["distinguishable"] and far["r2_law"] > far["r2_line"]
+
+
+def test_late_mean_averages_the_last_tenth_of_the_steps():
+    assert late_mean(np.arange(20.0)) == pytest.approx(18.5)  # the last 2 of 20
+    assert late_mean([5.0, 1.0]) == 1.0  # at least one value
+    with pytest.raises(ValueError, match="at least one value"):
+        late_mean([])
+
+
+def _rows(entropy: np.ndarray, val: np.ndarray, every: int) -> list[dict]:
+    rows = []
+    for step, h in enumerate(entropy):
+        row = {"step": step, "entropy": float(h), "accuracy": 0.5, "cov_mean": 0.1}
+        if step % every == 0 or step == len(entropy) - 1:
+            row["val_accuracy"] = float(val[step])
+        rows.append(row)
+    return rows
+
+
+def _world(seed: int, grpo_greedy: float, kept_greedy: float):
+    """GRPO collapses (entropy 0.04 → 0.004) as its accuracy rises to 0.55; ``clip_cov`` keeps 4×
+    the entropy; both evaluated on 100 problems."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(60)
+    h = 0.004 + 0.036 * np.exp(-steps / 10)  # halves at step 9
+    val = 2.55 - 2.0 * np.exp(h) + rng.normal(0, 0.003, steps.size)  # ceiling 0.55
+    ids = [f"p{i}" for i in range(100)]
+
+    def run(method: str, entropy: np.ndarray, greedy: float, pass64: float) -> Run:
+        rows = _rows(entropy, val, every=2)
+        correct = rng.random(100) < greedy
+        evaluation = {
+            "heldout": {"pass@1": greedy - 0.02, "pass@64": pass64},
+            "heldout_greedy": {"pass@1": float(correct.mean())},
+        }
+        return Run(
+            method,
+            seed,
+            rows,
+            summarize_run(rows),
+            evaluation,
+            dict(zip(ids, correct, strict=True)),
+        )
+
+    return run("grpo", h, grpo_greedy, 0.6), run("clip_cov", 4 * h, kept_greedy, 0.85)
+
+
+def _checks(kept_greedy: float, base_pass64: float = 0.8):
+    worlds = [_world(seed, 0.55, kept_greedy) for seed in range(3)]
+    lm = {"grpo": [w[0] for w in worlds], "clip_cov": [w[1] for w in worlds]}
+    methods = {"grpo": {"loss": "grpo"}, "clip_cov": {"loss": "clip_cov"}}
+    analysis = analyze_study(lm, methods)
+    base = {"heldout": {"pass@1": 0.4, "pass@64": base_pass64}}
+    return (
+        lm,
+        analysis,
+        {c["check"]: c for c in acceptance_checks(lm, analysis, {}, methods, {}, base)},
+    )
+
+
+def test_acceptance_names_headroom_ceiling_payoff_and_boundary_with_numbers():
+    _, analysis, checks = _checks(kept_greedy=0.8)
+    by_start = {name.split(":")[0]: c for name, c in checks.items()}
+    assert checks["GRPO: held-out evaluations before its entropy halves (fewest of any seed)"][
+        "pass"
+    ]
+    ceiling = by_start["ceiling"]
+    assert ceiling["pass"] and ceiling["value"] < 0.95 and "b − a = 0.55" in ceiling["detail"]
+    headroom = by_start["headroom"]
+    assert headroom["pass"] and headroom["value"] == pytest.approx(0.8 - 0.55, abs=0.08)
+    payoff = next(c for name, c in checks.items() if name.startswith("payoff: clip_cov"))
+    assert (
+        payoff["pass"] and "interval +" in payoff["detail"] and "3 seeds × 100" in payoff["detail"]
+    )
+    assert all(c["pass"] for name, c in checks.items() if name.startswith("boundary"))
+    ratio = checks["clip_cov: late-run entropy / GRPO's (LM; mean of the last 10% of steps)"]
+    assert ratio["value"] == pytest.approx(4.0)
+    assert analysis["methods"]["grpo"]["law_line"]["distinguishable"] is False
+    table = acceptance_markdown(list(checks.values()))
+    assert "(interval +" in table and "| pass |" in table
+    assert "late-run entropy (last 10% of steps)" in method_table_markdown(analysis["table"])
+
+
+def test_acceptance_fails_the_payoff_when_the_intervention_does_not_pay():
+    lm, _, checks = _checks(kept_greedy=0.55, base_pass64=0.6)
+    payoff = next(c for name, c in checks.items() if name.startswith("payoff: clip_cov"))
+    assert not payoff["pass"]
+    assert not checks["payoff: Clip-Cov or KL-Cov ends above GRPO (either row above passes)"][
+        "pass"
+    ]
+    assert not next(c for n, c in checks.items() if n.startswith("headroom"))["pass"]
+    difference = greedy_difference(lm, "clip_cov", "grpo")
+    assert difference["lo"] < 0.05 and difference["seeds"] == 3 and difference["problems"] == 100
