@@ -384,7 +384,7 @@ def _study(config: dict, results: Path):
     checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec, base=base)
     if base:  # the base model's accuracies head the method table (not its plots)
         lm_analysis["base_row"] = base_table_row(base)
-    return lm, tab, lm_analysis, tab_analysis, checks
+    return lm, tab, lm_analysis, tab_analysis, checks, base
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -399,7 +399,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     config = load_yaml(args.config)
     results = Path(args.results)
-    lm, tab, lm_analysis, tab_analysis, checks = _study(config, results)
+    lm, tab, lm_analysis, tab_analysis, checks, base = _study(config, results)
     write_json(
         results / "analysis" / "analysis.json",
         {"lm": lm_analysis, "tabular": tab_analysis, "acceptance": checks},
@@ -446,8 +446,7 @@ def _analyze(args: argparse.Namespace) -> int:
         {"toy language model (probe batch)": lm[grpo], "tabular simulator": tab[tab_grpo]},
         figures / "entropy_change",
     )
-    base_eval = results / config["model_name"] / "base" / "eval" / "summary.json"
-    pass_curves = {"base": [json.loads(base_eval.read_text())]} if base_eval.exists() else {}
+    pass_curves = {"base": [base]} if base else {}
     pass_curves.update(
         {m: [r.evaluation for r in lm[m]] for m in lm if all(r.evaluation for r in lm[m])}
     )

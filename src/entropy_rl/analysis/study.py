@@ -122,22 +122,14 @@ def method_table(
                 if all(split in e for e in evaluations):
                     row[key] = _mean_std([e[split]["pass@1"] for e in evaluations])
             if all("heldout" in e for e in evaluations):
-                k = max(
-                    int(key.split("@")[1])
-                    for key in evaluations[0]["heldout"]
-                    if key.startswith("pass@")
-                )
+                k = _largest_k(evaluations[0])
                 row[f"heldout_pass@{k}"] = _mean_std(
                     [e["heldout"][f"pass@{k}"] for e in evaluations]
                 )
-            for family in ("easy", "hard"):  # the carry world's families
-                if all(
-                    family in e.get("heldout_greedy", {}).get("family_pass@1", {})
-                    for e in evaluations
-                ):
-                    row[f"heldout_greedy_{family}"] = _mean_std(
-                        [e["heldout_greedy"]["family_pass@1"][family] for e in evaluations]
-                    )
+            families = [e.get("heldout_greedy", {}).get("family_pass@1", {}) for e in evaluations]
+            for family in families[0]:  # the carry world's easy and hard
+                if all(family in f for f in families):
+                    row[f"heldout_greedy_{family}"] = _mean_std([f[family] for f in families])
             if all("benchmark_average" in e for e in evaluations):
                 row["benchmark_pass@1"] = _mean_std(
                     [e["benchmark_average"]["pass@1"] for e in evaluations]
@@ -467,10 +459,7 @@ def acceptance_checks(
         rises = float(
             np.mean([r.summary["entropy_late"] / r.summary["entropy_initial"] for r in lm[high]])
         )
-        acc_drop = float(
-            np.mean([r.evaluation.get("heldout", {}).get("pass@1", np.nan) for r in lm[high]])
-            - np.mean([r.evaluation.get("heldout", {}).get("pass@1", np.nan) for r in lm[grpo]])
-        )
+        acc_drop = sampled[high] - sampled[grpo]
         checks.append(
             _check(
                 f"{high} (largest coefficient): late-run / initial entropy",
