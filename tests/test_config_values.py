@@ -126,7 +126,10 @@ def _schema_bad_values(node: dict) -> list[tuple[Any, str]]:
         bad.append(("fast", "type"))
     if "string" in types:
         bad.append((3, "type"))
-    if "object" in types:  # a methods table
+    values = node.get("additionalProperties")
+    if "object" in types and isinstance(values, dict) and values.get("type") == "number":
+        bad += [({"math500": -1}, "minimum"), ({"math500": "hot"}, "type")]  # name -> number
+    elif "object" in types:  # a methods table
         bad += [({}, "minProperties"), ({"kl_cov": {"loss": "kl_cov"}}, "required")]
         bad += [({"grpo": {"loss": "no-such-loss"}}, "enum"), ({"grpo": {}}, "required")]
         bad += [({"grpo": {"loss": "grpo", "lr": 1}}, "additionalProperties")]

@@ -46,7 +46,8 @@ def test_pass_at_k_rejects_impossible_counts():
         pass_at_k(4, 1, 5)
 
 
-def test_evaluate_cli_on_all_seven_benchmarks(tmp_path, benchmark_dir):
+def save_tiny_model(folder):
+    """A random 2-layer decoder with the toy world's character tokenizer, saved to ``folder``."""
     from entropy_rl.base_model import ModelSettings, build_char_tokenizer, build_model
 
     tokenizer = build_char_tokenizer()
@@ -56,8 +57,12 @@ def test_evaluate_cli_on_all_seven_benchmarks(tmp_path, benchmark_dir):
     model = build_model(
         settings, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=0
     )
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_evaluate_cli_on_all_seven_benchmarks(tmp_path, benchmark_dir):
+    save_tiny_model(tmp_path / "model")
     names = "math500,aime24,aime25,amc23,minerva_math,olympiadbench,gsm8k"
     out = tmp_path / "eval"
     args = ["evaluate", "--model", str(tmp_path / "model"), "--benchmarks", names, "--k", "2",
@@ -72,3 +77,49 @@ def test_evaluate_cli_on_all_seven_benchmarks(tmp_path, benchmark_dir):
     assert len(rows) == 3 * 2
     assert set(rows[0]) >= {"id", "prompt", "response", "extracted", "reference", "correct"}
     assert summary["benchmark/math500"]["pass@1"] == sum(r["correct"] for r in rows) / 6
+
+
+def test_a_benchmark_with_its_own_temperature_is_decoded_greedily_once(
+    tmp_path, benchmark_dir, capsys
+):
+    """The recipe's validation: AIME sampled at evaluate.temperature's k samples, MATH-500 at
+    temperature 0 with one response (its pass@k is its pass@1 in the average)."""
+    import yaml
+
+    save_tiny_model(tmp_path / "model")
+    evaluate = {
+        "heldout_problems": 0, "ood_problems": 0, "temperature": 0.6, "max_new_tokens": 8,
+        "benchmarks": ["math500", "aime24"], "benchmark_k": 3, "benchmark_limit": 2,
+        "benchmark_path": str(benchmark_dir / "{name}" / "test.jsonl"),
+        "benchmark_temperatures": {"math500": 0.0},
+    }  # fmt: skip
+    config = tmp_path / "evaluate.yaml"
+    config.write_text(yaml.safe_dump({"evaluate": evaluate}))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--config", str(config),
+                 "--out", str(out)]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["benchmark/math500"]["temperature"] == 0.0
+    assert summary["benchmark/aime24"]["temperature"] == 0.6
+    lines = lambda name: (out / "samples" / f"benchmark_{name}.jsonl").read_text().splitlines()  # noqa: E731
+    assert len(lines("math500")) == 2 and len(lines("aime24")) == 2 * 3
+    average = summary["benchmark_average"]
+    pass1 = (summary["benchmark/math500"]["pass@1"] + summary["benchmark/aime24"]["pass@1"]) / 2
+    assert average["pass@1"] == pytest.approx(pass1)
+    assert average["pass@3"] == pytest.approx(
+        (summary["benchmark/math500"]["pass@1"] + summary["benchmark/aime24"]["pass@3"]) / 2
+    )
+    config.write_text(
+        yaml.safe_dump({"evaluate": {**evaluate, "benchmark_temperatures": {"amc23": 0.6}}})
+    )
+    args = [
+        "evaluate",
+        "--model",
+        str(tmp_path / "model"),
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+    ]
+    assert main(args) != 0
+    assert "benchmark_temperatures names 'amc23', which is not in" in capsys.readouterr().err

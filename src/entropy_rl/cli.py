@@ -287,8 +287,7 @@ def _train_with_verl(settings, task, out: Path, args: argparse.Namespace) -> int
     from entropy_rl.io import write_json, write_jsonl
 
     data = out / "verl_data"
-    overrides = verl_overrides(settings, data / "train.parquet", data / "validation.parquet", out,
-                               settings.gpus_per_node, settings.nodes)  # fmt: skip
+    overrides = verl_overrides(settings, data / "train.parquet", data / "validation.parquet", out)
     command = verl_command(overrides, sys.executable)
     if args.dry_run:
         print(" ".join(command))
@@ -305,7 +304,7 @@ def _train_with_verl(settings, task, out: Path, args: argparse.Namespace) -> int
     if code:
         print(f"entropy-rl train: verl exited with {code}; see {log}", file=sys.stderr)
         return 1
-    rows = convert_verl_log(log.read_text().splitlines())
+    rows = convert_verl_log(log.read_text().splitlines(), settings.loss)
     write_jsonl(out / "metrics.jsonl", rows)
     subprocess.run(verl_merge_command(out, settings.steps), check=True)
     summary = {"method": args.method, "engine": "verl", **summarize_run(rows)}

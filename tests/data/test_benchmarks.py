@@ -90,7 +90,9 @@ def test_malformed_row_names_the_file_line_and_field(tmp_path):
         load_benchmark("math500", tmp_path / "missing.jsonl")
 
 
-@pytest.mark.parametrize("profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml"])
+@pytest.mark.parametrize(
+    "profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml", "paper-qwen2.5-32b.yaml"]
+)
 def test_the_paper_profiles_evaluate_the_papers_seven_benchmarks(profile):
     import yaml
 

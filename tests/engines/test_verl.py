@@ -28,17 +28,91 @@ from entropy_rl.train import RLSettings
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
-PAPER = yaml.safe_load((REPO / "config" / "paper-qwen2.5-7b.yaml").read_text())
+PROFILES = {size: yaml.safe_load((REPO / "config" / f"paper-qwen2.5-{size}.yaml").read_text())
+            for size in ("7b", "32b")}  # fmt: skip
+PAPER = PROFILES["7b"]
 
 
-def paper_settings(method: str) -> RLSettings:
-    section = run_section(PAPER["train"], method, "train")
-    return RLSettings.from_dict({**section, "model": "Qwen/Qwen2.5-7B"})
+def paper_settings(method: str, size: str = "7b") -> RLSettings:
+    section = run_section(PROFILES[size]["train"], method, "train")
+    return RLSettings.from_dict({**section, "model": f"Qwen/Qwen2.5-{size.upper()}"})
 
 
-def overrides(method: str) -> dict[str, str]:
-    pairs = verl_overrides(paper_settings(method), "train.parquet", "val.parquet", "out")
+def overrides(method: str, size: str = "7b") -> dict[str, str]:
+    pairs = verl_overrides(paper_settings(method, size), "train.parquet", "val.parquet", "out")
     return dict(pair.split("=", 1) for pair in pairs)
+
+
+# The recipe's values (the authors' recipe/dapo/{7b,32b}_*.sh): verl's key -> value, per model size
+RECIPE = {
+    "data.train_batch_size": "256",
+    "actor_rollout_ref.rollout.n": "8",
+    "actor_rollout_ref.actor.ppo_mini_batch_size": "32",
+    "data.max_response_length": "8192",
+    "actor_rollout_ref.rollout.temperature": "1.0",
+    "actor_rollout_ref.rollout.top_p": "1.0",
+    "actor_rollout_ref.actor.loss_agg_mode": "token-mean",
+    "actor_rollout_ref.actor.grad_clip": "1.0",
+    "actor_rollout_ref.actor.optim.weight_decay": "0.0",
+    "actor_rollout_ref.actor.use_kl_loss": "False",
+    "algorithm.use_kl_in_reward": "False",
+    "algorithm.filter_groups.enable": "True",
+    "algorithm.filter_groups.max_num_gen_batches": "10",
+}
+RECIPE_LR = {"7b": 5e-7, "32b": 1e-6}
+RECIPE_K = {"7b": 2e-3, "32b": 2e-4}  # k_percent 0.2 and 0.02
+RECIPE_NODES = {"7b": "1", "32b": "4"}
+
+
+@pytest.mark.parametrize("size", ["7b", "32b"])
+@pytest.mark.parametrize("method", ["grpo", "clip_higher", "clip_cov", "kl_cov", "entropy_bonus"])
+def test_every_recipe_value_lands_on_verls_key(size, method):
+    got = overrides(method, size)
+    for key, value in RECIPE.items():
+        assert got[key] == value, (key, got[key], value)
+    assert float(got["actor_rollout_ref.actor.optim.lr"]) == RECIPE_LR[size]
+    assert got["trainer.nnodes"] == RECIPE_NODES[size]
+    assert got["algorithm.filter_groups.metric"] == "reward"  # the verifier's 0/1: accuracy
+    vanilla = method in ("grpo", "clip_higher", "entropy_bonus")
+    if vanilla:  # dual-clip at 10 (verl's default is 3); verl's clip_cov / kl_cov have none
+        assert float(got["actor_rollout_ref.actor.clip_ratio_c"]) == 10.0
+    else:
+        assert "actor_rollout_ref.actor.clip_ratio_c" not in got
+    if method == "kl_cov":
+        assert float(got["actor_rollout_ref.actor.policy_loss.kl_cov_ratio"]) == RECIPE_K[size]
+    high = {"clip_higher": 0.28, "clip_cov": 1.0}.get(method, 0.2)
+    assert float(got["actor_rollout_ref.actor.clip_ratio_high"]) == high
+
+
+@pytest.mark.parametrize("size", ["7b", "32b"])
+def test_the_recipes_validation_sampling_is_in_the_evaluation(size):
+    """AIME, AIME25 and AMC sampled at 0.6, the other benchmarks decoded greedily."""
+    from entropy_rl.evaluate import EvaluateSettings
+
+    settings = EvaluateSettings.from_dict(PROFILES[size]["evaluate"])
+    sampled = {name for name, t in settings.benchmark_temperatures.items() if t > 0}
+    assert sampled == {"aime24", "aime25", "amc23"}
+    assert {settings.benchmark_temperatures[n] for n in sampled} == {0.6}
+    assert set(settings.benchmark_temperatures) == set(settings.benchmarks)
+
+
+def test_dual_clip_is_passed_to_verl_explicitly_and_off_means_off():
+    grpo = paper_settings("grpo").replace(loss_config={})
+    pairs = dict(p.split("=", 1) for p in verl_overrides(grpo, "t", "v", "o"))
+    assert pairs["actor_rollout_ref.actor.clip_ratio_c"] == "inf"  # not verl's silent default 3
+    kl = paper_settings("kl_cov")
+    with pytest.raises(ValueError, match="verl's kl_cov loss has no dual-clip"):
+        verl_overrides(
+            kl.replace(loss_config={**kl.loss_config, "clip_ratio_c": 3.0}), "t", "v", "o"
+        )
+
+
+def test_dr_grpos_constant_is_the_maximum_response_length_in_verl_too():
+    dr = paper_settings("grpo").replace(loss="dr_grpo", loss_config={}, advantage="dr_grpo")
+    pairs = dict(p.split("=", 1) for p in verl_overrides(dr, "t", "v", "o"))
+    assert pairs["actor_rollout_ref.actor.loss_agg_mode"] == "seq-mean-token-sum-norm"
+    assert pairs["actor_rollout_ref.actor.loss_scale_factor"] == "8192"
+    assert pairs["algorithm.norm_adv_by_std_in_grpo"] == "False"
 
 
 def test_kl_cov_and_clip_cov_map_to_verls_losses_with_the_recipe_values():
@@ -76,8 +150,6 @@ def test_a_method_verl_does_not_have_is_refused_by_name():
     settings = paper_settings("grpo").replace(loss="forking_tokens", loss_config={})
     with pytest.raises(ValueError, match="loss 'forking_tokens' has no verl equivalent"):
         verl_overrides(settings, "t", "v", "o")
-    with pytest.raises(ValueError, match="dynamic_sampling is not mapped to verl"):
-        verl_overrides(paper_settings("grpo").replace(dynamic_sampling=True), "t", "v", "o")
 
 
 def test_verl_data_are_chat_prompts_with_the_ground_truth(tmp_path):
@@ -119,6 +191,47 @@ def test_a_verl_log_converts_to_the_metrics_schema():
     assert rows[2]["entropy"] == 0.5519  # logged again (a resumed run): the last record wins
     summary = summarize_run(rows)  # the shared analysis reads converted runs as its own
     assert summary["entropy_initial"] == 0.6215 and summary["entropy_final"] == 0.5519
+
+
+@pytest.mark.parametrize(("loss", "verl_key", "ours"), [
+    ("grpo", "actor/pg_clipfrac", "pg_clipfrac"),  # PPO's clip fraction
+    ("grpo", "actor/ppo_kl", "approx_kl"),  # mean old_logp - logp
+    ("clip_cov", "actor/pg_clipfrac", "cov_selected_frac"),  # the share Clip-Cov detached
+    ("clip_cov", "actor/ppo_kl", "approx_kl"),
+    ("kl_cov", "actor/ppo_kl", "abs_log_ratio"),  # mean |logp - old_logp|
+])  # fmt: skip
+def test_each_verl_quantity_lands_under_the_name_of_the_same_quantity_here(loss, verl_key, ours):
+    """verl's loss-specific meanings of its shared metric names (core_algos.py), mapped to the
+    names this suite's own losses log for that very quantity: the two match on one batch."""
+    import torch
+
+    from entropy_rl.engines.verl import verl_metrics
+    from entropy_rl.losses import get_policy_loss
+
+    assert verl_metrics(loss)[verl_key] == ours
+    lines = (HERE / "verl_console_excerpt.log").read_text().splitlines()
+    rows = convert_verl_log(lines, loss)
+    logged = {"actor/pg_clipfrac": 0.0011, "actor/ppo_kl": 0.0002}[verl_key]
+    assert rows[0][ours] == logged
+    if ours != "pg_clipfrac" and verl_key == "actor/pg_clipfrac":
+        assert "pg_clipfrac" not in rows[0]  # not logged under PPO's clip fraction's name
+    g = torch.Generator().manual_seed(0)
+    logp = -torch.rand(4, 6, generator=g, dtype=torch.float64) * 3
+    old = logp + 0.3 * torch.randn(4, 6, generator=g, dtype=torch.float64)
+    adv = torch.randn(4, 1, generator=g, dtype=torch.float64).expand(4, 6)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    config = {"r": 0.2, "omega_low": -10.0, "omega_high": 10.0} if loss == "clip_cov" else {}
+    _, metrics = get_policy_loss(loss)(logp, old, adv, mask, config, generator=g)
+    expected = {  # verl's definitions, written out
+        "approx_kl": float((old - logp).mean()),
+        "abs_log_ratio": float((logp - old).abs().mean()),
+        "pg_clipfrac": None,
+        "cov_selected_frac": None,
+    }[ours]
+    if expected is not None:
+        assert float(metrics[ours]) == pytest.approx(expected)
+    else:
+        assert ours in metrics
 
 
 def test_a_log_without_training_steps_is_a_clear_error():

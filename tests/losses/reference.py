@@ -13,8 +13,8 @@ def valid_tokens(mask):
     return [(b, t) for b in range(len(mask)) for t in range(len(mask[0])) if mask[b][t]]
 
 
-def weights(mask, mode):
-    """d loss / d token_loss[b][t] for each aggregation mode."""
+def weights(mask, mode, horizon=None):
+    """d loss / d token_loss[b][t] for each aggregation mode (``horizon``: Dr. GRPO's T)."""
     rows, cols = len(mask), len(mask[0])
     w = [[0.0] * cols for _ in range(rows)]
     n_valid = sum(1 for b in range(rows) for t in range(cols) if mask[b][t])
@@ -28,20 +28,24 @@ def weights(mask, mode):
             elif mode == "seq-mean-token-sum":
                 w[b][t] = 1.0 / rows
             elif mode == "seq-mean-token-sum-norm":  # Dr. GRPO: a constant B · T
-                w[b][t] = 1.0 / (rows * cols)
+                w[b][t] = 1.0 / (rows * (horizon or cols))
             else:  # seq-mean-token-mean
                 w[b][t] = 1.0 / (rows * max(n_row, 1))
     return w
 
 
-def ppo_token(logp, old, adv, lo, hi):
-    """(loss, d loss/d logp, clipped?) of one token."""
+def ppo_token(logp, old, adv, lo, hi, c=math.inf):
+    """(loss, d loss/d logp, clipped?) of one token; ``c``: dual-clip's cap -A·c when A < 0."""
     ratio = math.exp(logp - old)
     unclipped = -adv * ratio
     clipped = -adv * min(max(ratio, 1 - lo), 1 + hi)
     if clipped > unclipped:
-        return clipped, 0.0, True
-    return unclipped, -adv * ratio, False
+        value, dvalue, was_clipped = clipped, 0.0, True
+    else:
+        value, dvalue, was_clipped = unclipped, -adv * ratio, False
+    if adv < 0 and value > -adv * c:  # the cap is a constant: no gradient
+        return -adv * c, 0.0, was_clipped
+    return value, dvalue, was_clipped
 
 
 def covariances(logp, adv, mask):
@@ -51,12 +55,12 @@ def covariances(logp, adv, mask):
     return {(b, t): (logp[b][t] - mean_logp) * (adv[b][t] - mean_adv) for b, t in tokens}
 
 
-def ppo_loss(logp, old, adv, mask, lo, hi, mode, drop=frozenset()):
-    """PPO clipped loss, token losses in ``drop`` multiplied by 0 (Clip-Cov)."""
+def ppo_loss(logp, old, adv, mask, lo, hi, mode, drop=frozenset(), c=math.inf):
+    """PPO clipped loss (dual-clipped at ``c``), token losses in ``drop`` multiplied by 0 (Clip-Cov)."""
     w = weights(mask, mode)
     loss, grad = 0.0, [[0.0] * len(logp[0]) for _ in logp]
     for b, t in valid_tokens(mask):
-        value, dvalue, _ = ppo_token(logp[b][t], old[b][t], adv[b][t], lo, hi)
+        value, dvalue, _ = ppo_token(logp[b][t], old[b][t], adv[b][t], lo, hi, c)
         keep = 0.0 if (b, t) in drop else 1.0
         loss += w[b][t] * keep * value
         grad[b][t] = w[b][t] * keep * dvalue

@@ -69,6 +69,41 @@ def test_dr_grpo_divides_the_token_sum_by_a_constant(batch):
     torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
 
 
+@given(batch=token_batches(), prompt=st.integers(1, 9), longer=st.integers(1, 9))
+def test_dr_grpo_loss_ignores_the_prompt_length_and_the_longest_response(batch, prompt, longer):
+    """The trainer's tensors hold prompt + response, right-padded to the step's longest sequence:
+    a longer prompt adds masked positions in front, a longer response elsewhere in the batch adds
+    padding behind. With the trainer's loss settings (T = max_new_tokens) neither changes the loss
+    or its gradient; it is TRL's sum / (B · max_completion_length)."""
+    from entropy_rl.train.settings import RLSettings
+
+    logp, old, adv, mask = batch
+    settings = RLSettings(loss="dr_grpo", max_new_tokens=24, model="unused")
+    config = settings.loss_settings().to_dict()
+    assert config["loss_scale_factor"] == 24.0
+    loss, grad, _ = run("dr_grpo", logp, old, adv, mask, config)
+
+    def widen(t, front, back, fill):
+        rows = t.shape[0]
+        pad = lambda n: torch.full((rows, n), fill, dtype=t.dtype)  # noqa: E731
+        return torch.cat([pad(front), t, pad(back)], dim=1)
+
+    wide = [
+        widen(t, prompt, longer, f)
+        for t, f in ((logp, -1.0), (old, -1.0), (adv, 0.5), (mask, False))
+    ]
+    wide_loss, wide_grad, _ = run("dr_grpo", *wide, config)
+    assert float(wide_loss) == pytest.approx(float(loss), rel=1e-12, abs=1e-15)
+    torch.testing.assert_close(
+        wide_grad[:, prompt : prompt + mask.shape[1]], grad, rtol=0, atol=1e-15
+    )
+    # TRL's dr_grpo: (per_token_loss * completion_mask).sum() / (B * max_completion_length)
+    ref_loss, _ = weighted_ppo(*as_lists(logp, old, adv, mask), "token-mean")
+    assert float(loss) == pytest.approx(
+        ref_loss * float(mask.sum()) / (mask.shape[0] * 24), abs=1e-12
+    )
+
+
 @given(
     rewards=st.lists(st.sampled_from([0.0, 1.0]), min_size=4, max_size=4).filter(
         lambda r: len(set(r)) > 1
@@ -108,6 +143,29 @@ def test_forking_tokens_train_only_the_top_entropy_tokens(fraction, batch, seed)
     assert torch.all(grad[below] == 0)  # the defining property: no gradient below the quantile
     assert metrics["entropy_threshold"] == threshold
     assert metrics["forking_frac"] == pytest.approx(n / len(valid))
+
+
+@given(batch=token_batches(), seed=st.integers(0, 100))
+def test_forking_tokens_normalizer_all_is_trls_top_entropy_quantile(batch, seed):
+    """``normalizer: all``: the selected tokens' losses, the others zeroed, averaged over every
+    valid token (TRL: ``per_token_loss * entropy_mask``, then its token-mean); ``selected`` (the
+    authors' code) averages over the selected ones, 1 / rho times larger."""
+    logp, old, adv, mask = batch
+    entropy = entropies_for(logp, seed)
+    config = {"top_fraction": 0.2}
+    selected, selected_grad, _ = run(
+        "forking_tokens", logp, old, adv, mask, config, entropy=entropy
+    )
+    whole, whole_grad, _ = run(
+        "forking_tokens", logp, old, adv, mask, {**config, "normalizer": "all"}, entropy=entropy
+    )
+    valid = reference.valid_tokens(mask.tolist())
+    n = math.ceil(round(0.2 * len(valid), 9))
+    forking = set(sorted(valid, key=lambda bt: (-float(entropy[bt]), bt))[:n])
+    ref_loss, _ = weighted_ppo(*as_lists(logp, old, adv, mask), "token-mean", forking)
+    assert float(whole) == pytest.approx(ref_loss * n / len(valid), abs=1e-12)
+    assert float(selected) == pytest.approx(ref_loss, abs=1e-12)
+    torch.testing.assert_close(whole_grad * len(valid), selected_grad * n, rtol=0, atol=1e-12)
 
 
 def test_forking_tokens_need_the_entropy():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -99,6 +101,51 @@ def test_ppo_losses_match_per_token_loop(name, mode, batch, coef):
     torch.testing.assert_close(
         grad, torch.tensor(expected_grad, dtype=torch.float64), rtol=1e-10, atol=1e-12
     )
+
+
+@pytest.mark.parametrize("name", ["grpo", "clip_higher", "entropy_bonus"])
+@pytest.mark.parametrize("mode", AGGREGATIONS)
+@given(batch=token_batches(ratio_scale=3.0), c=st.sampled_from([1.5, 3.0, 10.0]))
+def test_dual_clip_matches_per_token_loop(name, mode, batch, c):
+    logp, old_logp, advantages, mask = batch
+    config = {
+        "loss_agg_mode": mode,
+        "clip_ratio_c": c,
+        **({"coef": 0.0} if name == "entropy_bonus" else {}),
+    }
+    loss, grad, metrics = run(name, logp, old_logp, advantages, mask, config)
+    cfg = get_policy_loss(name).config_cls.from_dict(config)
+    expected, expected_grad = reference.ppo_loss(
+        *as_lists(logp, old_logp, advantages, mask), cfg.clip_ratio_low, cfg.clip_ratio_high, mode,
+        c=c,
+    )  # fmt: skip
+    assert loss.item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    torch.testing.assert_close(
+        grad, torch.tensor(expected_grad, dtype=torch.float64), rtol=1e-10, atol=1e-12
+    )
+    capped = (advantages < 0) & (torch.exp(logp - old_logp) > c) & mask
+    assert float(metrics["pg_clipfrac_lower"]) == pytest.approx(
+        float(capped.sum()) / float(mask.sum())
+    )
+
+
+def test_dual_clip_caps_a_stale_negative_token_and_stops_its_gradient():
+    """verl's example: ratio 4.48, A = -1, cap 3: the loss is 3.0 with zero gradient; off, 4.48."""
+    logp, old = torch.tensor([[1.5]], dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    adv, mask = -torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.bool)
+    capped, grad, metrics = run("grpo", logp, old, adv, mask, {"clip_ratio_c": 3.0})
+    assert capped.item() == pytest.approx(3.0) and grad.item() == 0.0
+    assert metrics["pg_clipfrac_lower"] == 1.0
+    free, grad, metrics = run("grpo", logp, old, adv, mask)
+    assert free.item() == pytest.approx(math.exp(1.5)) and grad.item() == pytest.approx(
+        math.exp(1.5)
+    )
+    assert "pg_clipfrac_lower" not in metrics  # off by default
+
+
+def test_dual_clip_below_one_is_refused():
+    with pytest.raises(ValueError, match=r"grpo.clip_ratio_c must be in \(1, inf\], got 0.5"):
+        get_policy_loss("grpo").config_cls.from_dict({"clip_ratio_c": 0.5})
 
 
 @pytest.mark.parametrize("rounding", ["reference", "ceil", "floor"])

@@ -195,7 +195,7 @@ def test_every_config_in_config_dir_has_the_expected_dag(
         (
             lambda c: c["train"]["methods"]["kl_cov"].update(loss_config={"rr": 0.05}),
             "train.methods.kl_cov.loss_config: unknown key(s) ['rr'] in kl_cov; known keys: "
-            "['beta', 'clip_ratio_high',",
+            "['beta', 'clip_ratio_c',",
         ),
         (
             lambda c: c["train"]["methods"]["clip_cov"]["loss_config"].update(r=0),
@@ -342,7 +342,9 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
     assert len(config["seeds"]) >= 3 and len(config["tabular"]["seeds"]) >= 3
 
 
-@pytest.mark.parametrize("profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml"])
+@pytest.mark.parametrize(
+    "profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml", "paper-qwen2.5-32b.yaml"]
+)
 def test_the_paper_profiles_plan_evaluations_on_the_papers_seven_benchmarks(
     tmp_path, snakemake_run, profile
 ):

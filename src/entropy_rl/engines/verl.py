@@ -25,15 +25,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from entropy_rl.losses import make_loss_config
 from entropy_rl.train.settings import RLSettings
 
 __all__ = [
+    "VERL_LOSS_METRICS",
     "VERL_METRICS",
     "compute_score",
     "convert_verl_log",
     "verl_command",
     "verl_merge_command",
+    "verl_metrics",
     "verl_overrides",
     "write_verl_data",
 ]
@@ -45,7 +46,7 @@ LOSS_MODES = {"grpo": "vanilla", "clip_higher": "vanilla", "entropy_bonus": "van
 KL_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
-# verl's metric name -> this suite's metrics.jsonl key (verl's documented names)
+# verl's metric name -> this suite's metrics.jsonl key (verl's documented names), for every loss
 VERL_METRICS = {
     "actor/entropy": "entropy",
     "critic/rewards/mean": "reward_mean",
@@ -53,12 +54,27 @@ VERL_METRICS = {
     "response_length/mean": "response_length",
     "actor/pg_clipfrac": "pg_clipfrac",
     "actor/ppo_kl": "approx_kl",
+    "actor/pg_clipfrac_lower": "pg_clipfrac_lower",
     "actor/grad_norm": "grad_norm",
     "actor/lr": "lr",
     "timing_s/gen": "time_rollout_s",
     "timing_s/update_actor": "time_update_s",
     "perf/throughput": "tokens_per_s",
 }
+# where one of verl's losses logs another quantity under a shared name (core_algos.py 0.9):
+# clip_cov's pg_clipfrac is the share of tokens it detached; kl_cov's ppo_kl is mean |logp - old|
+VERL_LOSS_METRICS = {
+    "clip_cov": {"actor/pg_clipfrac": "cov_selected_frac"},
+    "kl_cov": {"actor/ppo_kl": "abs_log_ratio"},
+}
+
+
+def verl_metrics(loss: str) -> dict[str, str]:
+    """verl's metric names -> this suite's for a run of ``loss``: each verl quantity under the
+    name of the quantity this suite's trainer logs with the same meaning."""
+    return {**VERL_METRICS, **VERL_LOSS_METRICS.get(loss, {})}
+
+
 VAL_ACCURACY = re.compile(r"^val(-core)?/.*(acc|score|reward).*$")
 
 
@@ -75,25 +91,20 @@ def verl_overrides(
     train_file: str | Path,
     val_file: str | Path,
     out: str | Path,
-    n_gpus_per_node: int = 8,
-    nnodes: int = 1,
     max_prompt_length: int = 1024,
 ) -> list[str]:
     """Hydra overrides of ``verl.trainer.main_ppo`` for one run (method and seed in ``settings``).
 
-    The batch shape, optimizer, sampling and loss follow ``settings``; a method verl does not
-    implement (forking tokens, entropy advantage, reweighting, the entropy target, dynamic
-    sampling, an advantage other than grpo/dr_grpo) is an error that names it.
+    The batch shape, optimizer, sampling, dynamic sampling (verl's ``filter_groups`` on the
+    reward, at most ``sampling_rounds`` generation batches) and loss follow ``settings``, dual-clip
+    included (``clip_ratio_c``, which verl's vanilla loss always applies: inf turns it off); a
+    method verl does not implement (forking tokens, entropy advantage, reweighting, the entropy
+    target, an advantage other than grpo/dr_grpo) is an error that names it.
     """
     if settings.loss not in LOSS_MODES:
         raise ValueError(
             f"loss {settings.loss!r} has no verl equivalent; verl runs {', '.join(LOSS_MODES)}. "
             "Run it with this suite's trainer (train.engine: entropy-rl)"
-        )
-    if settings.dynamic_sampling:
-        raise ValueError(
-            "dynamic_sampling is not mapped to verl (its DAPO recipe is a separate trainer); "
-            "run it with this suite's trainer (train.engine: entropy-rl)"
         )
     if settings.advantage not in ("grpo", "dr_grpo"):
         raise ValueError(
@@ -104,7 +115,7 @@ def verl_overrides(
             f"train.mini_batches ({settings.mini_batches}) must divide train.prompts_per_step "
             f"({settings.prompts_per_step}): verl's mini-batches are counted in prompts"
         )
-    loss = make_loss_config(settings.loss, settings.loss_config)
+    loss = settings.loss_settings()
     out = Path(out)
     actor = "actor_rollout_ref.actor"
     values: dict[str, Any] = {
@@ -127,6 +138,7 @@ def verl_overrides(
         f"{actor}.clip_ratio_low": loss.clip_ratio_low,
         f"{actor}.clip_ratio_high": loss.clip_ratio_high,
         f"{actor}.loss_agg_mode": loss.loss_agg_mode,
+        f"{actor}.loss_scale_factor": int(loss.loss_scale_factor),
         f"{actor}.entropy_coeff": getattr(loss, "coef", 0.0)
         if settings.loss == "entropy_bonus"
         else 0.0,
@@ -141,8 +153,8 @@ def verl_overrides(
         "custom_reward_function.path": str(Path(__file__).resolve()),
         "custom_reward_function.name": "compute_score",
         "trainer.total_training_steps": settings.steps,
-        "trainer.n_gpus_per_node": n_gpus_per_node,
-        "trainer.nnodes": nnodes,
+        "trainer.n_gpus_per_node": settings.gpus_per_node,
+        "trainer.nnodes": settings.nodes,
         "trainer.save_freq": settings.checkpoint_every,
         "trainer.test_freq": settings.eval_every or -1,
         "trainer.default_local_dir": str(out / "verl_checkpoints"),
@@ -151,6 +163,19 @@ def verl_overrides(
         "trainer.logger": "['console']",
         "trainer.resume_mode": "auto",
     }
+    if settings.dynamic_sampling:  # DAPO's group filter: drop groups whose rewards are all equal
+        values.update({
+            "algorithm.filter_groups.enable": True,
+            "algorithm.filter_groups.metric": "reward",  # the verifier's reward, as this trainer
+            "algorithm.filter_groups.max_num_gen_batches": settings.sampling_rounds,
+        })  # fmt: skip
+    if LOSS_MODES[settings.loss] == "vanilla":  # verl's vanilla loss always dual-clips
+        values[f"{actor}.clip_ratio_c"] = loss.clip_ratio_c
+    elif math.isfinite(loss.clip_ratio_c):
+        raise ValueError(
+            f"clip_ratio_c = {loss.clip_ratio_c:g}: verl's {settings.loss} loss has no dual-clip; "
+            "leave clip_ratio_c at inf for this method, or run it with this suite's trainer"
+        )
     if settings.loss == "clip_cov":
         values.update({
             f"{actor}.policy_loss.clip_cov_ratio": loss.r,
@@ -269,14 +294,14 @@ def _val_accuracy(metrics: dict[str, float]) -> float | None:
     return sum(val) / len(val) if val else None
 
 
-def convert_verl_log(lines: Iterable[str]) -> list[dict[str, Any]]:
+def convert_verl_log(lines: Iterable[str], loss: str = "grpo") -> list[dict[str, Any]]:
     """Rows of this suite's ``metrics.jsonl`` from verl's logged metrics.
 
     verl logs training step ``s`` (counted from 1) after its update, and validation at step ``s``
     after ``s`` updates (step 0: before training). This suite's row ``k`` holds the update made
     from the policy after ``k`` updates, and the validation of that policy — so row ``k`` takes
     verl's training metrics of step ``k + 1`` and its validation of step ``k``. Keys are renamed
-    by :data:`VERL_METRICS`; ``val_accuracy`` is the mean over data sources of verl's validation
+    by :func:`verl_metrics` of the run's ``loss``; ``val_accuracy`` is the mean over data sources of verl's validation
     accuracy (``val-core/<source>/acc/mean@1``, or ``val/test_score/<source>`` in older versions).
     What verl does not log (the token covariance, the Lemma-1 check) is ``None``. A step logged
     twice (a resumed run) keeps its last record.
@@ -290,11 +315,10 @@ def convert_verl_log(lines: Iterable[str]) -> list[dict[str, Any]]:
     rows = []
     for step in sorted(s for s, metrics in by_step.items() if "actor/entropy" in metrics):
         metrics = by_step[step]
-        row: dict[str, Any] = {"step": step - 1}
-        for verl_key, key in VERL_METRICS.items():
+        row: dict[str, Any] = {"step": step - 1, "cov_mean": None, "cov_selected_frac": None,
+                               "entropy_change": None, "entropy_change_predicted": None}  # fmt: skip
+        for verl_key, key in verl_metrics(loss).items():
             row[key] = metrics.get(verl_key)
-        row.update(cov_mean=None, cov_selected_frac=None, entropy_change=None,
-                   entropy_change_predicted=None)  # fmt: skip
         val = _val_accuracy(by_step.get(step - 1, {}))
         if val is not None:
             row["val_accuracy"] = val

@@ -6,15 +6,23 @@ Shapes: token tensors are ``[batch, seq]``; ``mask`` marks valid response tokens
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from entropy_rl.losses.config import LossConfig
+
 __all__ = [
+    "PPOTerms",
     "aggregate",
     "aggregation_share",
+    "clip_metrics",
+    "horizon",
     "kl_estimate",
     "masked_mean",
+    "ppo_terms",
     "ppo_token_losses",
     "selection_count",
     "token_covariance",
@@ -35,18 +43,27 @@ def _unknown_aggregation(mode: str) -> ValueError:
     )
 
 
-def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
-    """Reduce ``[batch, seq]`` token losses to one number, as verl's ``agg_loss`` does.
+def aggregate(
+    token_losses: Tensor, mask: Tensor, mode: str, horizon: float | None = None
+) -> Tensor:
+    """Reduce ``[batch, seq]`` token losses to one number; the modes are verl's ``agg_loss``'s.
 
     - ``token-mean``: ``sum_{b,t} L m / sum_{b,t} m`` (every token weighs the same; DAPO, the paper)
     - ``seq-mean-token-sum``: ``mean_b sum_t L m``
     - ``seq-mean-token-mean``: ``mean_b (sum_t L m / sum_t m)`` (every response weighs the same; GRPO paper)
-    - ``seq-mean-token-sum-norm``: ``sum_{b,t} L m / (B · T)`` with ``T`` the padded length
-      (Dr. GRPO: a constant normaliser, so long and short responses are not re-weighted)
+    - ``seq-mean-token-sum-norm``: ``sum_{b,t} L m / (B · T)`` (Dr. GRPO: a constant normaliser,
+      so long and short responses are not re-weighted). ``T`` is ``horizon``: the trainer passes
+      the maximum response length (``max_new_tokens``), as TRL divides by
+      ``max_completion_length`` and verl by its ``loss_scale_factor``; without it, the padded
+      width ``seq`` (verl's default), which changes with the batch.
+
+    ``B`` counts every row, as TRL's ``_compute_loss`` does; verl's seq-means leave out rows with no
+    valid token (the two agree when every response has a token, as every sampled one does).
     """
     m = mask.to(token_losses.dtype)
     if mode == "seq-mean-token-sum-norm":
-        return (token_losses * m).sum() / token_losses.numel()
+        width = token_losses.shape[-1] if horizon is None else horizon
+        return (token_losses * m).sum() / (token_losses[..., 0].numel() * width)
     if mode == "token-mean":
         return masked_mean(token_losses, m)
     if mode == "seq-mean-token-sum":
@@ -56,21 +73,70 @@ def aggregate(token_losses: Tensor, mask: Tensor, mode: str) -> Tensor:
     raise _unknown_aggregation(mode)
 
 
+class PPOTerms(NamedTuple):
+    """The per-token pieces of PPO's clipped surrogate (:func:`ppo_token_losses`)."""
+
+    loss: Tensor  # [batch, seq]: the token losses
+    clipped: Tensor  # bool: PPO's clip is active (the token's gradient is zero)
+    unclipped: Tensor  # -A·rho
+    capped: Tensor  # bool: dual-clip's cap -A·c is active (A < 0; zero gradient)
+
+
 def ppo_token_losses(
-    logp: Tensor, old_logp: Tensor, advantages: Tensor, clip_low: float, clip_high: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """PPO's clipped surrogate per token (Schulman et al., 2017), the GRPO objective of the paper:
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    clip_low: float,
+    clip_high: float,
+    clip_ratio_c: float = math.inf,
+) -> PPOTerms:
+    """PPO's clipped surrogate per token (Schulman et al., 2017), the GRPO objective of the paper
+    (its Eq. 2), with the optional dual-clip of Ye et al. (2020) that verl applies:
 
         rho = exp(logp - old_logp)
         L   = max(-A·rho, -A·clip(rho, 1 - eps_low, 1 + eps_high))
+        L   = min(L, -A·c)   where A < 0   (dual-clip; ``clip_ratio_c = c``, inf: off)
 
-    Returns ``(L, clipped, unclipped)`` where ``clipped`` marks tokens whose clipped term is
-    active (their gradient is zero) and ``unclipped = -A·rho``.
+    The cap bounds the loss of a negative-advantage token whose ratio has grown far above 1 (a
+    stale, off-policy sample): past ``rho = c`` its loss stays ``-A·c`` with zero gradient. verl's
+    vanilla loss always applies it (``clip_ratio_c``, default 3; the paper's recipe 10).
     """
     ratio = torch.exp(logp - old_logp)
     unclipped = -advantages * ratio
     clipped_term = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
-    return torch.maximum(unclipped, clipped_term), clipped_term > unclipped, unclipped
+    loss = torch.maximum(unclipped, clipped_term)
+    capped = torch.zeros_like(loss, dtype=torch.bool)
+    if math.isfinite(clip_ratio_c):
+        cap = -advantages * clip_ratio_c
+        capped = (advantages < 0) & (loss > cap)
+        loss = torch.where(capped, cap, loss)
+    return PPOTerms(loss, clipped_term > unclipped, unclipped, capped)
+
+
+def horizon(config: LossConfig) -> float | None:
+    """The ``T`` of ``seq-mean-token-sum-norm`` a loss config sets (``loss_scale_factor``; 0: none)."""
+    return config.loss_scale_factor or None
+
+
+def clip_metrics(terms: PPOTerms, mask: Tensor, config: LossConfig) -> dict[str, Tensor]:
+    """verl's clip fractions over the valid tokens: ``pg_clipfrac`` (PPO's clip active) and, with
+    dual-clip on, ``pg_clipfrac_lower`` (the cap ``-A·c`` active)."""
+    dtype = terms.loss.dtype
+    metrics = {"pg_clipfrac": masked_mean(terms.clipped.to(dtype), mask)}
+    if math.isfinite(config.clip_ratio_c):
+        metrics["pg_clipfrac_lower"] = masked_mean(terms.capped.to(dtype), mask)
+    return metrics
+
+
+def ppo_terms(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`ppo_token_losses` with a loss config's clip ranges and dual-clip, and its metrics."""
+    terms = ppo_token_losses(
+        logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high,
+        config.clip_ratio_c,
+    )  # fmt: skip
+    return terms.loss, clip_metrics(terms, mask, config)
 
 
 def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ Every bad value fails at construction with the key, the allowed range and the va
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,13 +39,22 @@ COUNT_ROUNDINGS = ("reference", "ceil", "floor")
 
 @dataclass(frozen=True)
 class LossConfig(Settings):
-    """Settings every policy loss shares: the PPO clip range, loss aggregation, KL to a reference."""
+    """Settings every policy loss shares: the PPO clip range and dual-clip, loss aggregation, KL to
+    a reference."""
 
     section: ClassVar[str] = "grpo"
 
     clip_ratio_low: float = number(0.2, 0.0, 1.0, doc="PPO clip: ratio >= 1 - clip_ratio_low")
     clip_ratio_high: float = number(0.2, 0.0, doc="PPO clip: ratio <= 1 + clip_ratio_high")
+    clip_ratio_c: float = number(
+        math.inf, 1.0, low_open=True,
+        doc="dual-clip: a token with A < 0 loses at most -A·clip_ratio_c (verl 3, the recipe 10; inf: off)",
+    )  # fmt: skip
     loss_agg_mode: str = choice("token-mean", AGGREGATIONS, doc="how token losses become one loss")
+    loss_scale_factor: float = number(
+        0.0, 0.0,
+        doc="T of seq-mean-token-sum-norm, sum / (B·T); 0: the maximum response length (trainer)",
+    )  # fmt: skip
     kl_coef: float = number(0.0, 0.0, doc="weight of the KL-to-reference term (0: off)")
     kl_estimator: str = choice("k3", KL_ESTIMATORS, doc="Schulman's KL estimator (k1, k2, k3)")
 
@@ -120,11 +130,13 @@ class KLCovConfig(LossConfig):
 
 @dataclass(frozen=True)
 class DrGRPOConfig(LossConfig):
-    """Dr. GRPO: token losses summed and divided by a constant (batch size x padded length)."""
+    """Dr. GRPO: token losses summed and divided by a constant, batch size x maximum response length."""
 
     section: ClassVar[str] = "dr_grpo"
     loss_agg_mode: str = choice(
-        "seq-mean-token-sum-norm", AGGREGATIONS, doc="Dr. GRPO: sum / (B · T), a constant"
+        "seq-mean-token-sum-norm",
+        AGGREGATIONS,
+        doc="Dr. GRPO: sum / (B · T), T = loss_scale_factor",
     )
 
 
@@ -140,6 +152,10 @@ class ForkingTokensConfig(LossConfig):
         low_open=True,
         doc="fraction of valid tokens, by entropy, that get a gradient",
     )
+    normalizer: str = choice(
+        "selected", ("selected", "all"),
+        doc="the mean over the selected tokens (the authors' code) or over all valid ones (TRL)",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from entropy_rl.losses.common import aggregate, masked_mean, ppo_token_losses, top_n_mask
+from entropy_rl.losses.common import aggregate, horizon, masked_mean, ppo_terms, top_n_mask
 from entropy_rl.losses.config import (
     DrGRPOConfig,
     EntropyAdvantageConfig,
@@ -62,10 +62,7 @@ def _need_entropy(name: str, entropy: Tensor | None, logp: Tensor) -> Tensor:
 
 
 def _ppo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig):
-    token_losses, clipped, _ = ppo_token_losses(
-        logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
-    )
-    return token_losses, {"pg_clipfrac": masked_mean(clipped.to(logp.dtype), mask)}
+    return ppo_terms(logp, old_logp, advantages, mask, config)
 
 
 @register_policy_loss("dr_grpo", DrGRPOConfig)
@@ -78,11 +75,13 @@ def dr_grpo_loss(
         L = sum_{b,t} m_bt · max(-A_b rho_bt, -A_b clip(rho_bt, 1 - eps, 1 + eps)) / (B · T)
 
     A constant normaliser ``B · T`` instead of each response's length (so long wrong answers are
-    not favoured), and — with the method's ``advantage: dr_grpo`` — ``A = r - mean_group r`` with no
+    not favoured); ``T`` is ``loss_scale_factor``, which the trainer sets to the maximum response
+    length (TRL: ``max_completion_length``), so the loss depends on neither the prompt's length
+    nor the step's longest response; and — with the method's ``advantage: dr_grpo`` — ``A = r - mean_group r`` with no
     division by the group's std (so easy and hard questions weigh alike).
     """
     token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode), metrics
+    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
 @register_policy_loss("forking_tokens", ForkingTokensConfig)
@@ -97,6 +96,13 @@ def forking_tokens_loss(
 
     The other ``1 - rho`` of the tokens get exactly zero gradient; ``rho = 0.2`` in the paper. The
     entropy only selects (it is detached). ``entropy_threshold`` reports the n-th largest entropy.
+
+    The aggregation runs over the selected tokens (``normalizer: selected``), as the authors' code
+    does: ``agg_loss(pg_losses, response_mask * entropy_top_mask)`` in
+    Shenzhi-Wang/Beyond-the-80-20-Rule-RLVR, ``verl/trainer/ppo/core_algos.py``
+    (``compute_policy_loss_vanilla``, with ``get_global_entropy_top_mask``, whose count is the same
+    ``ceil(rho · N)``). ``normalizer: all`` keeps the mean over every valid token, as TRL's
+    ``top_entropy_quantile`` does: the same direction, ``1 / rho`` times smaller at equal lr.
     """
     entropy = _need_entropy("forking_tokens", entropy, logp).detach()
     valid = mask.to(torch.bool)
@@ -105,7 +111,12 @@ def forking_tokens_loss(
     ranked = torch.where(valid, entropy, -torch.inf).flatten()
     forking = top_n_mask(ranked, n_pick).view_as(valid) & valid
     token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
-    loss = aggregate(token_losses, forking, config.loss_agg_mode) if n_pick else logp.sum() * 0.0
+    scope = forking if config.normalizer == "selected" else valid  # the mean's tokens
+    loss = (
+        aggregate(token_losses * forking, scope, config.loss_agg_mode, horizon(config))
+        if n_pick
+        else logp.sum() * 0.0
+    )
     threshold = entropy[forking].min() if n_pick else torch.tensor(0.0)
     return loss, {**metrics, "forking_frac": n_pick / max(n_valid, 1),
                   "entropy_threshold": threshold}  # fmt: skip
@@ -136,7 +147,7 @@ def entropy_advantage_loss(
     entropy = _need_entropy("entropy_advantage", entropy, logp)
     shaped = shaped_advantages(advantages, entropy, config.alpha, config.kappa)
     token_losses, metrics = _ppo(logp, old_logp, shaped, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode), {
+    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), {
         **metrics,
         "advantage_shift": masked_mean(shaped - advantages, mask),
     }
@@ -161,7 +172,7 @@ def pos_neg_weight_loss(
         advantages.new_tensor(config.negative_weight),
     )
     token_losses, metrics = _ppo(logp, old_logp, advantages * weights, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode), metrics
+    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
 @register_policy_loss("entropy_target", EntropyTargetConfig)
@@ -187,8 +198,8 @@ def entropy_target_loss(
     entropy = _need_entropy("entropy_target", entropy, logp)
     coef = config.coef_init if coef is None else coef
     token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
-    loss = aggregate(token_losses, mask, config.loss_agg_mode)
-    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode), {
+    loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
+    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), {
         **metrics,
         "entropy_coef": coef,
     }

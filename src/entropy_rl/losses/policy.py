@@ -14,7 +14,10 @@ from torch import Tensor
 
 from entropy_rl.losses.common import (
     aggregate,
+    clip_metrics,
+    horizon,
     masked_mean,
+    ppo_terms,
     ppo_token_losses,
     selection_count,
     token_covariance,
@@ -34,11 +37,8 @@ __all__ = ["clip_cov_loss", "clip_higher_loss", "entropy_bonus_loss", "grpo_loss
 
 
 def _ppo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig):
-    token_losses, clipped, _ = ppo_token_losses(
-        logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
-    )
-    loss = aggregate(token_losses, mask, config.loss_agg_mode)
-    return loss, {"pg_clipfrac": masked_mean(clipped.to(logp.dtype), mask)}
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
+    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
 @register_policy_loss("grpo", GRPOConfig)
@@ -104,7 +104,9 @@ def entropy_bonus_loss(
             f"entropy has shape {tuple(entropy.shape)} but logp has {tuple(logp.shape)}"
         )
     loss, metrics = _ppo(logp, old_logp, advantages, mask, config)
-    return loss - config.coef * aggregate(entropy, mask, config.loss_agg_mode), metrics
+    return loss - config.coef * aggregate(
+        entropy, mask, config.loss_agg_mode, horizon(config)
+    ), metrics
 
 
 @register_policy_loss("clip_cov", ClipCovConfig)
@@ -133,9 +135,11 @@ def clip_cov_loss(
     has it (the registry passes it). Options: ``band`` (strict/inclusive), ``count_rounding``,
     ``skip_ppo_clipped``.
     """
-    token_losses, clipped, _ = ppo_token_losses(
-        logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
-    )
+    terms = ppo_token_losses(
+        logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high,
+        config.clip_ratio_c,
+    )  # fmt: skip
+    token_losses, clipped = terms.loss, terms.clipped
     valid = mask.to(torch.bool)
     if cov is None:
         cov = token_covariance(logp, advantages, mask)
@@ -154,9 +158,9 @@ def clip_cov_loss(
         order = torch.randperm(candidate_idx.numel(), generator=generator, device="cpu")
         keep[candidate_idx[order[:n_pick].to(candidate_idx.device)]] = 0.0
     keep = keep.view_as(logp)
-    loss = aggregate(token_losses * keep, mask, config.loss_agg_mode)
+    loss = aggregate(token_losses * keep, mask, config.loss_agg_mode, horizon(config))
     return loss, {
-        "pg_clipfrac": masked_mean(clipped.to(logp.dtype), mask),
+        **clip_metrics(terms, mask, config),
         "cov_selected_count": n_pick,
         "cov_selected_frac": n_pick / max(n_valid, 1),
         "cov_band_count": int(candidates.sum().item()),
@@ -184,15 +188,19 @@ def kl_cov_loss(
     Ties in ``cov`` go to the earlier token (stable sort), so the selection is deterministic.
     The penalty is 0, with 0 gradient, on the first, on-policy update of a batch: KL-Cov only acts
     from the second mini-batch update on. ``cov`` is ``token_covariance(logp, advantages, mask)``
-    if the caller has it (the registry passes it).
+    if the caller has it (the registry passes it). ``abs_log_ratio`` is the mean of
+    ``|logp - old_logp|`` over all valid tokens (what verl's kl_cov logs as ``actor/ppo_kl``);
+    ``kl_cov_penalty`` the same mean with the unselected tokens counted as 0.
     """
     if config.ppo_clip:
-        base, clipped, _ = ppo_token_losses(
-            logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
-        )
+        terms = ppo_token_losses(
+            logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high,
+            config.clip_ratio_c,
+        )  # fmt: skip
+        base, metrics = terms.loss, clip_metrics(terms, mask, config)
     else:
         base = -advantages * torch.exp(logp - old_logp)
-        clipped = torch.zeros_like(logp, dtype=torch.bool)
+        metrics = {"pg_clipfrac": torch.zeros((), dtype=logp.dtype)}
     valid = mask.to(torch.bool)
     n_valid = int(valid.sum().item())
     n_pick = selection_count(config.k, n_valid, config.count_rounding)
@@ -201,9 +209,10 @@ def kl_cov_loss(
     ranked = torch.where(valid, cov, -torch.inf).flatten()
     selected = top_n_mask(ranked, n_pick).to(logp.dtype).view_as(logp)
     token_losses = base + config.beta * (logp - old_logp).abs() * selected
-    return aggregate(token_losses, mask, config.loss_agg_mode), {
-        "pg_clipfrac": masked_mean(clipped.to(logp.dtype), mask),
+    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), {
+        **metrics,
         "cov_selected_count": n_pick,
         "cov_selected_frac": n_pick / max(n_valid, 1),
         "kl_cov_penalty": masked_mean((logp - old_logp).abs().detach() * selected, mask),
+        "abs_log_ratio": masked_mean((logp - old_logp).abs().detach(), mask),  # verl's ppo_kl
     }

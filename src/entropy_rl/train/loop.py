@@ -37,7 +37,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from entropy_rl.advantages import compute_advantages, dynamic_sampling
 from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
-from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
+from entropy_rl.losses import get_policy_loss, make_controller
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, graded_reward
@@ -303,7 +303,7 @@ def train(
         on_start(start)
     generator = _make_generator(settings, model, tokenizer, model_path, world)
     loss_fn = get_policy_loss(settings.loss)
-    loss_config = make_loss_config(settings.loss, settings.loss_config)
+    loss_config = settings.loss_settings()
     controller = make_controller(loss_config, controller_state)  # entropy_target only
     from_sampler = settings.old_logp_from_sampler()
 

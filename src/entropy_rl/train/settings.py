@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from entropy_rl.advantages import get_advantage_estimator
 from entropy_rl.data import render_prompt
-from entropy_rl.losses import make_loss_config
+from entropy_rl.losses import LossConfig, make_loss_config
 from entropy_rl.settings import Settings, choice, integer, number
 from entropy_rl.tracking import check_loggers
 
@@ -52,7 +52,7 @@ class RLSettings(Settings):
         False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
     )
     sampling_rounds: int = integer(
-        4, 1, 5, doc="dynamic sampling: at most this many rollout rounds"
+        4, 1, 64, doc="dynamic sampling: at most this many rollout rounds (the recipe: 10)"
     )
     format_penalty: float = number(
         0.0, 0.0, doc="reward of a response without a boxed answer: -penalty"
@@ -105,6 +105,14 @@ class RLSettings(Settings):
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
+
+    def loss_settings(self) -> LossConfig:
+        """The method's loss config; Dr. GRPO's constant ``T`` (``loss_scale_factor``, unless set)
+        is the maximum response length, so the loss does not depend on the prompt's length or on
+        the step's longest response."""
+        values = dict(self.loss_config)
+        values.setdefault("loss_scale_factor", float(self.max_new_tokens))
+        return make_loss_config(self.loss, values)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of RL step ``step`` (0-based): ``lr · min(1, (step + 1) / warmup)``."""
