@@ -1,0 +1,308 @@
+"""This suite's losses next to the peers' own code, on random batches: loss, gradient, selected tokens.
+
+    python benchmarks/peer_parity.py                    # every comparison whose peer is installed
+    python benchmarks/peer_parity.py --batches 20 --json out.json
+
+It installs nothing. verl's ``core_algos`` (the losses of the authors' code, upstream) runs on CPU
+tensors: ``pip install --no-deps verl==0.9.1 tensordict==0.10.0 && pip install omegaconf
+codetiming pyvers``; its ``ray`` imports are stubbed here, as the loss functions never call Ray.
+TRL's ``GRPOTrainer._compute_loss`` runs on a stand-in trainer that hands it the same
+log-probabilities (``pip install trl``). A peer that is not installed prints ``not installed``.
+
+Each row is one comparison, over ``--batches`` random batches (ragged masks, group-constant
+advantages, ratios spread so that PPO's clip and verl's dual-clip both act): the largest absolute
+difference of the loss and of its gradient with respect to the log-probabilities, and whether the
+tokens a loss selects are the same. A row that differs names the convention behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import types
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from entropy_rl.losses import aggregate, get_policy_loss
+
+EXACT = 1e-12  # float64 throughout: agreement is to rounding
+
+
+def batch(seed: int, rows: int = 16, width: int = 24, spread: float = 1.0):
+    """logp, old_logp, advantages [B, T] (constant along each response), mask, entropy."""
+    g = torch.Generator().manual_seed(seed)
+    old = -torch.rand(rows, width, generator=g, dtype=torch.float64) * 4
+    logp = old + spread * torch.randn(rows, width, generator=g, dtype=torch.float64)
+    rewards = (torch.rand(rows // 8, 8, generator=g) < 0.5).double()
+    adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
+    lengths = torch.randint(1, width + 1, (rows,), generator=g)
+    mask = torch.arange(width)[None] < lengths[:, None]
+    entropy = torch.rand(rows, width, generator=g, dtype=torch.float64) * 2
+    return logp, old, adv.reshape(-1, 1).expand(rows, width).contiguous(), mask, entropy
+
+
+def grad_of(fn, logp):
+    """fn(logp with grad) -> (loss, extra); returns (loss, d loss / d logp, extra)."""
+    x = logp.clone().requires_grad_(True)
+    loss, extra = fn(x)
+    (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return loss.detach(), torch.zeros_like(logp) if grad is None else grad, extra
+
+
+def ours(name, config, logp, old, adv, mask, **extras):
+    return grad_of(lambda x: get_policy_loss(name)(x, old, adv, mask, config, **extras), logp)
+
+
+# -- verl ----------------------------------------------------------------------------------------
+
+
+def import_verl():
+    """verl's core_algos with a stand-in for Ray (whose names its modules only annotate with)."""
+
+    class _Anything(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return type(name, (), {"__init__": lambda self, *a, **k: None})
+
+    for name in ("ray", "ray.util", "ray.actor", "ray.util.placement_group",
+                 "ray.util.scheduling_strategies", "ray.experimental", "ray.experimental.state",
+                 "ray.experimental.state.api"):  # fmt: skip
+        sys.modules.setdefault(name, _Anything(name))
+    try:
+        import verl
+        from verl.trainer.ppo import core_algos
+        from verl.workers.config import ActorConfig
+    except ImportError:
+        return None
+    return core_algos, ActorConfig, getattr(verl, "__version__", "?")
+
+
+class _VerlActor(types.SimpleNamespace):
+    """The fields of verl's ``ActorConfig`` its policy losses read (the dataclass itself wants a
+    whole trainer's worth of settings): clip ratios, ``clip_ratio_c``, ``policy_loss.*``, and
+    ``global_batch_info`` (one process, so agg_loss's defaults)."""
+
+    def get(self, key, default=None):
+        return getattr(self, key, default)
+
+
+def verl_actor(ActorConfig, **policy_loss):
+    low = policy_loss.pop("clip_ratio_low", 0.2)
+    high = policy_loss.pop("clip_ratio_high", 0.2)
+    c = policy_loss.pop("clip_ratio_c", 3.0)
+    return _VerlActor(clip_ratio=0.2, clip_ratio_low=low, clip_ratio_high=high, clip_ratio_c=c,
+                      global_batch_info={}, policy_loss=_VerlActor(**policy_loss))  # fmt: skip
+
+
+def verl_rows(verl, batches):
+    core, ActorConfig, version = verl
+    rows = []
+
+    def compare(label, our_fn, verl_fn, note, selected=None):
+        loss_diff = grad_diff = 0.0
+        same = True
+        for seed in range(batches):
+            logp, old, adv, mask, entropy = batch(seed)
+            a_loss, a_grad, a_sel = our_fn(logp, old, adv, mask, entropy, seed)
+            b_loss, b_grad, b_sel = verl_fn(logp, old, adv, mask, entropy, seed)
+            loss_diff = max(loss_diff, abs(float(a_loss - b_loss)))
+            grad_diff = max(grad_diff, float((a_grad - b_grad).abs().max()))
+            if selected:
+                same &= bool(torch.equal(a_sel, b_sel))
+        rows.append({"comparison": label, "peer": f"verl {version}", "loss |diff|": loss_diff,
+                     "grad |diff|": grad_diff, "same tokens": same if selected else None,
+                     "note": "" if loss_diff < EXACT and grad_diff < EXACT and same else note})  # fmt: skip
+
+    def vanilla(c):
+        def fn(logp, old, adv, mask, entropy, seed):
+            config = verl_actor(ActorConfig, clip_ratio_c=c)
+            return grad_of(lambda x: (core.compute_policy_loss_vanilla(
+                old, x, adv, mask.double(), "token-mean", config)[0], None), logp)  # fmt: skip
+
+        return fn
+
+    for c in (3.0, 10.0):
+        compare(
+            f"GRPO, dual-clip {c:g}  ~  verl vanilla, clip_ratio_c {c:g}",
+            lambda lp, o, a, m, e, s, c=c: ours("grpo", {"clip_ratio_c": c}, lp, o, a, m),
+            vanilla(c),
+            "verl clamps log-ratios to ±20 before exp",
+        )
+    compare(
+        "GRPO, dual-clip off (the default)  ~  verl vanilla, clip_ratio_c 3 (verl's default)",
+        lambda lp, o, a, m, e, s: ours("grpo", {}, lp, o, a, m),
+        vanilla(3.0),
+        "dual-clip: verl caps a token with A < 0 at -3·A; this suite only when clip_ratio_c is set "
+        "(the verl engine passes it explicitly)",
+    )
+
+    def clip_cov_ours(logp, old, adv, mask, entropy, seed):
+        torch.manual_seed(seed)  # verl picks with the global generator; so does generator=None
+        config = {"r": 0.05, "omega_low": 0.5, "omega_high": 5.0, "clip_ratio_low": 0.2,
+                  "clip_ratio_high": 0.2}  # fmt: skip
+        loss, grad, _ = ours("clip_cov", config, logp, old, adv, mask, generator=None)
+        return loss, grad, (grad == 0) & mask
+
+    def clip_cov_verl(logp, old, adv, mask, entropy, seed):
+        torch.manual_seed(seed)
+        config = verl_actor(ActorConfig, clip_cov_ratio=0.05, clip_cov_lb=0.5, clip_cov_ub=5.0)
+        loss, grad, _ = grad_of(lambda x: (core.compute_policy_loss_clip_cov(
+            old, x, adv, mask.double(), "token-mean", config)[0], None), logp)  # fmt: skip
+        return loss, grad, (grad == 0) & mask
+
+    compare("Clip-Cov (r 0.05, band 0.5-5)  ~  verl clip_cov, same seed", clip_cov_ours,
+            clip_cov_verl, "", selected=True)  # fmt: skip
+
+    def kl_cov_ours(logp, old, adv, mask, entropy, seed):
+        loss, grad, _ = ours("kl_cov", {"k": 0.05, "beta": 1.0}, logp, old, adv, mask)
+        _, plain_grad, _ = ours("kl_cov", {"k": 0.05, "beta": 0.0}, logp, old, adv, mask)
+        return loss, grad, (grad != plain_grad) & mask
+
+    def kl_cov_verl(logp, old, adv, mask, entropy, seed):
+        config = verl_actor(ActorConfig, kl_cov_ratio=0.05, ppo_kl_coef=1.0)
+        plain_config = verl_actor(ActorConfig, kl_cov_ratio=0.05, ppo_kl_coef=0.0)
+        run = lambda cfg: grad_of(lambda x: (core.compute_policy_loss_kl_cov(  # noqa: E731
+            old, x, adv, mask.double(), "token-mean", cfg)[0], None), logp)  # fmt: skip
+        loss, grad, _ = run(config)
+        _, plain_grad, _ = run(plain_config)
+        return loss, grad, (grad != plain_grad) & mask
+
+    compare("KL-Cov (k 0.05, β 1)  ~  verl kl_cov", kl_cov_ours, kl_cov_verl, "", selected=True)
+
+    for mode in ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
+                 "seq-mean-token-sum-norm"):  # fmt: skip
+
+        def ours_agg(logp, old, adv, mask, entropy, seed, mode=mode):
+            return grad_of(lambda x: (aggregate(x * adv, mask, mode, 32.0), None), logp)
+
+        def verl_agg(logp, old, adv, mask, entropy, seed, mode=mode):
+            return grad_of(lambda x: (core.agg_loss(
+                x * adv, mask.double(), mode, loss_scale_factor=32), None), logp)  # fmt: skip
+
+        note = ("verl divides each response's token sum by its length + 1e-8" if mode ==
+                "seq-mean-token-mean" else "")  # fmt: skip
+        compare(f"aggregate {mode} (T = 32)  ~  verl agg_loss", ours_agg, verl_agg, note)
+    return rows
+
+
+# -- TRL -----------------------------------------------------------------------------------------
+
+
+def import_trl():
+    try:
+        import trl
+        from trl import GRPOTrainer
+    except ImportError:
+        return None
+    return GRPOTrainer, trl.__version__
+
+
+def trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy, quantile=1.0,
+             max_completion_length=32):  # fmt: skip
+    """TRL's ``_compute_loss`` on a stand-in trainer whose model returns these log-probabilities."""
+
+    class Accelerator:
+        num_processes, sync_gradients = 1, True
+
+        def pad_across_processes(self, x, dim=0, pad_index=0):
+            return x
+
+        gather = gather_for_metrics = lambda self, x: x
+        reduce = lambda self, x, reduction="sum": x  # noqa: E731
+
+    stand_in = types.SimpleNamespace(
+        loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.2, beta=0.0, top_entropy_quantile=quantile,
+        importance_sampling_level="token", off_policy_mask_threshold=None, use_vllm=False,
+        max_completion_length=max_completion_length, current_gradient_accumulation_steps=1,
+        _entropy_bonus_enabled=False, aux_loss_enabled=False, accelerator=Accelerator(),
+        model=types.SimpleNamespace(training=True), args=types.SimpleNamespace(delta=None, steps_per_generation=1),
+        _metrics=defaultdict(lambda: defaultdict(list)),
+    )  # fmt: skip
+    stand_in.get_high_entropy_mask = GRPOTrainer.get_high_entropy_mask.__get__(stand_in)
+
+    def run(x):
+        stand_in._get_per_token_logps_and_entropies = lambda *a, **k: (x, entropy, None)
+        rows, width = x.shape
+        inputs = {"prompt_ids": torch.zeros(rows, 1, dtype=torch.long),
+                  "prompt_mask": torch.ones(rows, 1, dtype=torch.long),
+                  "completion_ids": torch.zeros(rows, width, dtype=torch.long),
+                  "completion_mask": mask.long(), "advantages": adv[:, 0],
+                  "old_per_token_logps": old, "num_items_in_batch": mask.sum()}  # fmt: skip
+        return GRPOTrainer._compute_loss(stand_in, None, inputs), None
+
+    return grad_of(run, logp)
+
+
+def trl_rows(trl, batches):
+    GRPOTrainer, version = trl
+    cases = [
+        ("GRPO, seq-mean-token-mean  ~  TRL loss_type grpo", "grpo", "grpo",
+         {"loss_agg_mode": "seq-mean-token-mean"}, 1.0, ""),
+        ("GRPO, token-mean  ~  TRL loss_type bnpo", "grpo", "bnpo", {}, 1.0, ""),
+        ("GRPO, token-mean  ~  TRL loss_type dapo", "grpo", "dapo", {}, 1.0, ""),
+        ("Dr. GRPO (T = max_new_tokens 32)  ~  TRL dr_grpo (max_completion_length 32)", "dr_grpo",
+         "dr_grpo", {"loss_scale_factor": 32.0}, 1.0, ""),
+        ("forking tokens 20%, normalizer all  ~  TRL top_entropy_quantile 0.2", "forking_tokens",
+         "bnpo", {"top_fraction": 0.2, "normalizer": "all"}, 0.2,
+         "TRL keeps every token at or above its 0.8 quantile (ties and interpolation); this suite "
+         "exactly ceil(0.2·N)"),
+        ("forking tokens 20%, normalizer selected (the authors' code)  ~  TRL top_entropy_quantile 0.2",
+         "forking_tokens", "bnpo", {"top_fraction": 0.2}, 0.2,
+         "normalizer: the authors' code averages over the selected tokens, TRL over all valid ones "
+         "(1/0.2 = 5x larger)"),
+    ]  # fmt: skip
+    rows = []
+    for label, name, loss_type, config, quantile, note in cases:
+        loss_diff = grad_diff = 0.0
+        for seed in range(batches):
+            logp, old, adv, mask, entropy = batch(seed, spread=0.3)
+            a_loss, a_grad, _ = ours(name, config, logp, old, adv, mask, entropy=entropy)
+            b_loss, b_grad, _ = trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy,
+                                         quantile)  # fmt: skip
+            loss_diff = max(loss_diff, abs(float(a_loss - b_loss)))
+            grad_diff = max(grad_diff, float((a_grad - b_grad).abs().max()))
+        exact = loss_diff < EXACT and grad_diff < EXACT
+        rows.append({"comparison": label, "peer": f"TRL {version}", "loss |diff|": loss_diff,
+                     "grad |diff|": grad_diff, "same tokens": None,
+                     "note": "" if exact else note})  # fmt: skip
+    return rows
+
+
+def markdown(rows) -> str:
+    lines = ["| comparison | peer | loss \\|diff\\| | grad \\|diff\\| | same tokens | convention behind a difference |",
+             "| --- | --- | ---: | ---: | --- | --- |"]  # fmt: skip
+    for r in rows:
+        fmt = lambda v: "" if v is None else f"{v:.1e}"  # noqa: E731
+        same = {None: "", True: "yes", False: "no"}[r["same tokens"]]
+        lines.append(f"| {r['comparison']} | {r['peer']} | {fmt(r['loss |diff|'])} | "
+                     f"{fmt(r['grad |diff|'])} | {same} | {r['note'] or 'agree'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=10, help="random batches per comparison")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    torch.set_default_dtype(torch.float64)
+    rows = []
+    verl, trl = import_verl(), import_trl()
+    for peer, found, build in (("verl", verl, verl_rows), ("TRL", trl, trl_rows)):
+        if found is None:
+            rows.append({"comparison": "(all)", "peer": f"{peer}: not installed", "loss |diff|": None,
+                         "grad |diff|": None, "same tokens": None, "note": "see the docstring"})  # fmt: skip
+        else:
+            rows += build(found, args.batches)
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, default=lambda v: None if v != v else v))
+    return 0 if all(math.isfinite(r["loss |diff|"] or 0.0) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
