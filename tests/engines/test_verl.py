@@ -258,3 +258,13 @@ def test_train_with_engine_verl_builds_verls_command_from_the_same_config(tmp_pa
         assert main(args) == 2
         assert "pip install -e '.[verl]'" in capsys.readouterr().err
         assert not (tmp_path / "run").exists()
+
+
+def test_verl_runs_clip_cov_and_kl_cov_only_with_their_per_micro_batch_selection():
+    """verl chooses Clip-Cov's and KL-Cov's tokens within each micro-batch and GPU: the paper
+    profiles say so (selection: micro_batch); the suite's batch-wide choice is refused by name."""
+    for method in ("clip_cov", "kl_cov"):
+        assert paper_settings(method).selection == "micro_batch"
+        with pytest.raises(ValueError, match=f"train.selection: batch: verl's {method} chooses"):
+            verl_overrides(paper_settings(method).replace(selection="batch"), "t", "v", "o")
+    verl_overrides(paper_settings("grpo").replace(selection="batch"), "t", "v", "o")  # no choice

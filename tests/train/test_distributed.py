@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM
 
 from entropy_rl.io import read_jsonl
 from entropy_rl.tasks import ArithmeticTask
+from entropy_rl.train import RLSettings
 from entropy_rl.train.distributed import World
 from entropy_rl.train.loop import _check_world, train
 
@@ -129,3 +130,58 @@ def test_full_weights_gathers_each_sharded_parameter_whole_once(tiny_base, tmp_p
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.count(" ok ") == 2
+
+
+def _select_on_rank(rank: int, size: int, init: str, model_dir: str, out: str) -> None:
+    """One rank of a gloo group: choose the tokens of its half of a fixed mini-batch over the
+    whole mini-batch of both ranks, with the trainer's own helper, and save them."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=size)
+    try:
+        chosen = _choose(model_dir, World(rank, size), rows=slice(rank * 4, rank * 4 + 4))
+        torch.save(chosen, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _choose(model_dir: str, world: World, rows: slice) -> dict[str, torch.Tensor]:
+    """The tokens each selecting loss chooses for ``rows`` of one fixed 8-row mini-batch."""
+    from entropy_rl.losses import make_loss_config
+    from entropy_rl.train.batch import TokenBatch
+    from entropy_rl.train.loop import _select_over_mini_batch
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (8, 20), generator=g)
+    lengths = torch.randint(12, 21, (8,), generator=g)
+    attention = (torch.arange(20)[None] < lengths[:, None]).long()
+    response = (torch.arange(19)[None] >= 5) & (torch.arange(19)[None] < lengths[:, None] - 1)
+    advantages = torch.randn(8, 1, generator=g).expand(8, 19).contiguous()
+    mini = TokenBatch(ids, attention, response, advantages)
+    old = -torch.rand(8, 19, generator=g) * 3
+    chosen = {}
+    for name, values in (("clip_cov", {"r": 0.05, "omega_low": -100.0, "omega_high": 100.0}),
+                         ("kl_cov", {"k": 0.05}), ("forking_tokens", {"top_fraction": 0.1})):  # fmt: skip
+        settings = RLSettings(model=model_dir, loss=name, loss_config=values)
+        index = torch.arange(8)[rows]
+        chosen[name] = _select_over_mini_batch(
+            model, mini.select(index), [torch.arange(len(index))], old[index], settings,
+            make_loss_config(name, values), torch.Generator().manual_seed(7), world,
+            on_policy=False,
+        )  # fmt: skip
+    return chosen
+
+
+def test_one_and_two_processes_choose_the_same_tokens(tiny_base, tmp_path):
+    """Each of two gloo ranks holds half of a mini-batch; gathered, they choose the very tokens
+    one process chooses over the whole of it (Clip-Cov's random pick included)."""
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_select_on_rank, args=(2, init, str(tiny_base), str(tmp_path)), nprocs=2, join=True)
+    whole = _choose(str(tiny_base), World(), rows=slice(0, 8))
+    halves = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    for name, chosen in whole.items():
+        assert chosen.any(), name
+        assert torch.equal(torch.cat([half[name] for half in halves]), chosen), name

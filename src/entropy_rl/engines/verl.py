@@ -110,6 +110,12 @@ def verl_overrides(
         raise ValueError(
             f"advantage {settings.advantage!r} is not mapped to verl; use grpo or dr_grpo"
         )
+    if settings.selection == "batch" and settings.loss in ("clip_cov", "kl_cov"):
+        raise ValueError(
+            f"train.selection: batch: verl's {settings.loss} chooses its tokens within each "
+            "micro-batch and GPU; set train.selection: micro_batch to run it through verl, or run "
+            "it with this suite's trainer"
+        )
     if settings.prompts_per_step % settings.mini_batches:
         raise ValueError(
             f"train.mini_batches ({settings.mini_batches}) must divide train.prompts_per_step "

@@ -31,6 +31,7 @@ from entropy_rl.losses.registry import (
     get_policy_loss,
     make_loss_config,
     register_policy_loss,
+    select_tokens,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "masked_mean",
     "ppo_token_losses",
     "register_policy_loss",
+    "select_tokens",
     "selection_count",
     "token_covariance",
 ]

@@ -162,8 +162,10 @@ def aggregation_share(part_mask: Tensor, whole_mask: Tensor, mode: str) -> float
     - ``seq-mean-token-sum``, ``seq-mean-token-mean``: sequences of the part / of the whole
     - ``seq-mean-token-sum-norm``: ``B_p · T / (B · T)`` (parts keep the whole's padded width ``T``)
 
-    Exact for losses whose token terms do not depend on the rest of the batch; losses that select
-    tokens by a batch statistic (Clip-Cov, KL-Cov, forking tokens) then select within each part.
+    Exact for losses whose token terms do not depend on the rest of the batch. Losses that select
+    tokens by a batch statistic (Clip-Cov, KL-Cov, forking tokens) are exact too when the trainer
+    chooses their tokens over the whole mini-batch (``train.selection: batch``) and, for a mean
+    over the selected tokens only, weighs parts by their selected tokens.
     """
     if mode == "token-mean":
         total = float(whole_mask.sum())

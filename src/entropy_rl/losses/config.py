@@ -58,6 +58,11 @@ class LossConfig(Settings):
     kl_coef: float = number(0.0, 0.0, doc="weight of the KL-to-reference term (0: off)")
     kl_estimator: str = choice("k3", KL_ESTIMATORS, doc="Schulman's KL estimator (k1, k2, k3)")
 
+    def aggregates_selected(self) -> bool:
+        """Whether the loss's mean runs over its selected tokens only (not every valid one): a
+        trainer splitting the batch then weighs each part by its share of the selected tokens."""
+        return False
+
 
 @dataclass(frozen=True)
 class GRPOConfig(LossConfig):
@@ -156,6 +161,9 @@ class ForkingTokensConfig(LossConfig):
         "selected", ("selected", "all"),
         doc="the mean over the selected tokens (the authors' code) or over all valid ones (TRL)",
     )  # fmt: skip
+
+    def aggregates_selected(self) -> bool:
+        return self.normalizer == "selected"
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,25 @@ def dr_grpo_loss(
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
-@register_policy_loss("forking_tokens", ForkingTokensConfig)
-def forking_tokens_loss(
+def forking_selection(
     logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
     config: ForkingTokensConfig, *, entropy: Tensor | None = None, **extras: Any,
+) -> Tensor:  # fmt: skip
+    """The forking tokens: the ``ceil(rho · N)`` valid tokens of highest entropy (ties: the
+    earlier token of the flattened ``[batch, seq]``)."""
+    entropy = _need_entropy("forking_tokens", entropy, logp).detach()
+    valid = mask.to(torch.bool)
+    n_valid = int(valid.sum())
+    n_pick = min(n_valid, math.ceil(round(config.top_fraction * n_valid, 9)))
+    ranked = torch.where(valid, entropy, -torch.inf).flatten()
+    return top_n_mask(ranked, n_pick).view_as(valid) & valid
+
+
+@register_policy_loss("forking_tokens", ForkingTokensConfig, selector=forking_selection)
+def forking_tokens_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: ForkingTokensConfig, *, entropy: Tensor | None = None, selected: Tensor,
+    **extras: Any,
 ) -> tuple[Tensor, dict]:  # fmt: skip
     """High-entropy minority tokens (Wang et al., 2025): the policy gradient of forking tokens only.
 
@@ -107,9 +122,8 @@ def forking_tokens_loss(
     entropy = _need_entropy("forking_tokens", entropy, logp).detach()
     valid = mask.to(torch.bool)
     n_valid = int(valid.sum())
-    n_pick = min(n_valid, math.ceil(round(config.top_fraction * n_valid, 9)))
-    ranked = torch.where(valid, entropy, -torch.inf).flatten()
-    forking = top_n_mask(ranked, n_pick).view_as(valid) & valid
+    forking = selected & valid  # forking_selection's, unless the caller chose over a larger batch
+    n_pick = int(forking.sum())
     token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
     scope = forking if config.normalizer == "selected" else valid  # the mean's tokens
     loss = (

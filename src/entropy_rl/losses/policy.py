@@ -109,7 +109,40 @@ def entropy_bonus_loss(
     ), metrics
 
 
-@register_policy_loss("clip_cov", ClipCovConfig)
+def _clip_cov_candidates(cov: Tensor, clipped: Tensor, mask: Tensor, config: ClipCovConfig):
+    """Clip-Cov's candidates: valid tokens whose covariance is in the band, minus (by default) the
+    tokens PPO already clipped."""
+    if config.band == "strict":
+        in_band = (cov > config.omega_low) & (cov < config.omega_high)
+    else:
+        in_band = (cov >= config.omega_low) & (cov <= config.omega_high)
+    candidates = mask.to(torch.bool) & in_band
+    return candidates & ~clipped if config.skip_ppo_clipped else candidates
+
+
+def clip_cov_selection(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: ClipCovConfig, *,
+    generator: torch.Generator | None = None, cov: Tensor | None = None, **extras: Any,
+) -> Tensor:  # fmt: skip
+    """The tokens Clip-Cov detaches: ``n = max(1, floor(r·N))`` of its candidates (at most all),
+    uniformly at random by ``generator``, in the order of the flattened ``[batch, seq]`` tokens."""
+    if cov is None:
+        cov = token_covariance(logp, advantages, mask)
+    clipped = ppo_token_losses(
+        logp.detach(), old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high
+    ).clipped
+    candidate_idx = torch.nonzero(_clip_cov_candidates(cov, clipped, mask, config).flatten())
+    candidate_idx = candidate_idx.squeeze(-1)
+    n_valid = int(mask.sum().item())
+    n_pick = min(selection_count(config.r, n_valid, config.count_rounding), candidate_idx.numel())
+    picked = torch.zeros(logp.numel(), dtype=torch.bool, device=logp.device)
+    if n_pick > 0:
+        order = torch.randperm(candidate_idx.numel(), generator=generator, device="cpu")
+        picked[candidate_idx[order[:n_pick].to(candidate_idx.device)]] = True
+    return picked.view_as(logp)
+
+
+@register_policy_loss("clip_cov", ClipCovConfig, selector=clip_cov_selection)
 def clip_cov_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -117,11 +150,11 @@ def clip_cov_loss(
     mask: Tensor,
     config: ClipCovConfig,
     *,
-    generator: torch.Generator | None = None,
+    selected: Tensor,
     cov: Tensor | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """Clip-Cov (Cui et al., 2025): no gradient for a few random high-covariance tokens.
+    """Clip-Cov (Cui et al., 2025, Eq. 11): no gradient for a few random high-covariance tokens.
 
         cov_i = (logp_i - mean logp) · (A_i - mean A)        over the N valid tokens
         I     = { i : omega_low < cov_i < omega_high }        (minus tokens PPO already clipped)
@@ -130,44 +163,45 @@ def clip_cov_loss(
                 c_t = 0 for picked tokens, 1 otherwise
 
     As in the authors' code the picked tokens' losses are multiplied by 0 (no gradient) but still
-    count in the token-mean's denominator. ``generator`` seeds the pick; pass the trainer's so that
-    runs are reproducible. ``cov`` is ``token_covariance(logp, advantages, mask)`` if the caller
-    has it (the registry passes it). Options: ``band`` (strict/inclusive), ``count_rounding``,
-    ``skip_ppo_clipped``.
+    count in the token-mean's denominator. The pick is :func:`clip_cov_selection`'s, which the
+    registry runs with ``extras["generator"]`` (pass the trainer's so that runs are reproducible)
+    unless the caller hands ``selected`` (a trainer choosing over a whole split mini-batch).
+    ``cov`` is ``token_covariance(logp, advantages, mask)`` if the caller has it (the registry
+    passes it). Options: ``band`` (strict/inclusive), ``count_rounding``, ``skip_ppo_clipped``.
     """
     terms = ppo_token_losses(
         logp, old_logp, advantages, config.clip_ratio_low, config.clip_ratio_high,
         config.clip_ratio_c,
     )  # fmt: skip
-    token_losses, clipped = terms.loss, terms.clipped
-    valid = mask.to(torch.bool)
     if cov is None:
         cov = token_covariance(logp, advantages, mask)
-    if config.band == "strict":
-        in_band = (cov > config.omega_low) & (cov < config.omega_high)
-    else:
-        in_band = (cov >= config.omega_low) & (cov <= config.omega_high)
-    candidates = valid & in_band
-    if config.skip_ppo_clipped:
-        candidates &= ~clipped
-    candidate_idx = torch.nonzero(candidates.flatten()).squeeze(-1)
-    n_valid = int(valid.sum().item())
-    n_pick = min(selection_count(config.r, n_valid, config.count_rounding), candidate_idx.numel())
-    keep = torch.ones(logp.numel(), dtype=logp.dtype, device=logp.device)
-    if n_pick > 0:
-        order = torch.randperm(candidate_idx.numel(), generator=generator, device="cpu")
-        keep[candidate_idx[order[:n_pick].to(candidate_idx.device)]] = 0.0
-    keep = keep.view_as(logp)
-    loss = aggregate(token_losses * keep, mask, config.loss_agg_mode, horizon(config))
+    n_valid = int(mask.sum().item())
+    n_pick = int(selected.sum().item())
+    keep = 1.0 - selected.to(logp.dtype)
+    loss = aggregate(terms.loss * keep, mask, config.loss_agg_mode, horizon(config))
     return loss, {
         **clip_metrics(terms, mask, config),
         "cov_selected_count": n_pick,
         "cov_selected_frac": n_pick / max(n_valid, 1),
-        "cov_band_count": int(candidates.sum().item()),
+        "cov_band_count": int(_clip_cov_candidates(cov, terms.clipped, mask, config).sum().item()),
     }
 
 
-@register_policy_loss("kl_cov", KLCovConfig)
+def kl_cov_selection(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: KLCovConfig, *,
+    cov: Tensor | None = None, **extras: Any,
+) -> Tensor:  # fmt: skip
+    """The tokens KL-Cov penalises: the ``n = max(1, floor(k·N))`` valid tokens of largest
+    covariance (ties: the earlier token of the flattened ``[batch, seq]``)."""
+    if cov is None:
+        cov = token_covariance(logp, advantages, mask)
+    valid = mask.to(torch.bool)
+    n_pick = selection_count(config.k, int(valid.sum().item()), config.count_rounding)
+    ranked = torch.where(valid, cov, -torch.inf).flatten()
+    return top_n_mask(ranked, n_pick).view_as(logp) & valid
+
+
+@register_policy_loss("kl_cov", KLCovConfig, selector=kl_cov_selection)
 def kl_cov_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -175,10 +209,10 @@ def kl_cov_loss(
     mask: Tensor,
     config: KLCovConfig,
     *,
-    cov: Tensor | None = None,
+    selected: Tensor,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """KL-Cov (Cui et al., 2025): a KL penalty on the tokens of largest covariance.
+    """KL-Cov (Cui et al., 2025, Eq. 12): a KL penalty on the tokens of largest covariance.
 
         cov_i = (logp_i - mean logp) · (A_i - mean A)        over the N valid tokens
         T     = the n = max(1, floor(k·N)) valid tokens of largest cov_i
@@ -187,8 +221,8 @@ def kl_cov_loss(
     As in the authors' code the surrogate is not clipped (``ppo_clip: true`` clips it like GRPO).
     Ties in ``cov`` go to the earlier token (stable sort), so the selection is deterministic.
     The penalty is 0, with 0 gradient, on the first, on-policy update of a batch: KL-Cov only acts
-    from the second mini-batch update on. ``cov`` is ``token_covariance(logp, advantages, mask)``
-    if the caller has it (the registry passes it). ``abs_log_ratio`` is the mean of
+    from the second mini-batch update on. The tokens are :func:`kl_cov_selection`'s, run by the
+    registry unless the caller hands ``selected``. ``abs_log_ratio`` is the mean of
     ``|logp - old_logp|`` over all valid tokens (what verl's kl_cov logs as ``actor/ppo_kl``);
     ``kl_cov_penalty`` the same mean with the unselected tokens counted as 0.
     """
@@ -201,13 +235,9 @@ def kl_cov_loss(
     else:
         base = -advantages * torch.exp(logp - old_logp)
         metrics = {"pg_clipfrac": torch.zeros((), dtype=logp.dtype)}
-    valid = mask.to(torch.bool)
-    n_valid = int(valid.sum().item())
-    n_pick = selection_count(config.k, n_valid, config.count_rounding)
-    if cov is None:
-        cov = token_covariance(logp, advantages, mask)
-    ranked = torch.where(valid, cov, -torch.inf).flatten()
-    selected = top_n_mask(ranked, n_pick).to(logp.dtype).view_as(logp)
+    n_valid = int(mask.sum().item())
+    n_pick = int(selected.sum().item())
+    selected = selected.to(logp.dtype)
     token_losses = base + config.beta * (logp - old_logp).abs() * selected
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), {
         **metrics,

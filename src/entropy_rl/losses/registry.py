@@ -11,6 +11,14 @@ dataclass, a mapping or ``None`` (defaults); adds the optional KL-to-reference t
 ``pg_clipfrac, approx_kl, cov_mean, cov_selected_frac, cov_selected_count, n_valid_tokens`` and
 ``entropy`` / ``kl_ref`` where given. The LM trainer, the tabular simulator and any engine
 adapter look losses up here by name.
+
+A loss that trains only some tokens, chosen by a statistic of the whole batch (Clip-Cov, KL-Cov,
+forking tokens), registers its choice as a ``selector``: a function of the same inputs that returns
+the chosen tokens. The loss itself receives them as ``extras["selected"]``. Called alone, the
+registry runs the selector on the loss's own tokens; a trainer whose mini-batch is split into
+micro-batches or across processes runs it once on the whole mini-batch
+(:func:`select_tokens`) and hands each part its share, so the tokens chosen do not depend on how
+the batch is split.
 """
 
 from __future__ import annotations
@@ -23,7 +31,13 @@ from typing import Any
 
 from torch import Tensor
 
-from entropy_rl.losses.common import aggregate, kl_estimate, masked_mean, token_covariance
+from entropy_rl.losses.common import (
+    aggregate,
+    horizon,
+    kl_estimate,
+    masked_mean,
+    token_covariance,
+)
 from entropy_rl.losses.config import LossConfig
 
 __all__ = [
@@ -32,19 +46,24 @@ __all__ = [
     "get_policy_loss",
     "make_loss_config",
     "register_policy_loss",
+    "select_tokens",
 ]
 
 LossFn = Callable[..., tuple[Tensor, dict[str, float]]]
+# (logp, old_logp, advantages, mask, config, *, entropy, generator, cov) -> bool [batch, seq]
+Selector = Callable[..., Tensor]
 
 
 @dataclass(frozen=True)
 class PolicyLoss:
-    """A registered loss: its name, the wrapped function, its config class, a one-line summary."""
+    """A registered loss: its name, the wrapped function, its config class, a one-line summary,
+    and the selector of the tokens it trains, for a loss that chooses them by a batch statistic."""
 
     name: str
     fn: LossFn
     config_cls: type[LossConfig]
     summary: str
+    selector: Selector | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, float]]:
         return self.fn(*args, **kwargs)
@@ -92,10 +111,33 @@ def _check_tokens(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tens
             )
 
 
+def select_tokens(
+    name: str,
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    config: LossConfig | Mapping[str, Any] | None = None,
+    *,
+    entropy: Tensor | None = None,
+    generator: Any = None,
+) -> Tensor | None:
+    """The tokens loss ``name`` trains (or penalises, or detaches), chosen over exactly the tokens
+    given; ``None`` for a loss that trains every token."""
+    spec = get_policy_loss(name)
+    if spec.selector is None:
+        return None
+    cfg = make_loss_config(name, config)
+    cov = token_covariance(logp, advantages, mask)
+    return spec.selector(logp.detach(), old_logp, advantages, mask, cfg,
+                         entropy=entropy, generator=generator, cov=cov)  # fmt: skip
+
+
 def register_policy_loss(
-    name: str, config_cls: type[LossConfig] | None = None
+    name: str, config_cls: type[LossConfig] | None = None, selector: Selector | None = None
 ) -> Callable[[LossFn], PolicyLoss]:
-    """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass)."""
+    """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass) and, for a
+    loss that trains a chosen subset of tokens, the ``selector`` that chooses them."""
     if config_cls is None:
         config_cls = dataclasses.make_dataclass(
             f"{name.title().replace('_', '')}Config",
@@ -121,6 +163,10 @@ def register_policy_loss(
             _check_tokens(logp, old_logp, advantages, mask)
             cfg = make_loss_config(name, config)
             cov = token_covariance(logp, advantages, mask)  # once, for the metrics and the loss
+            if selector is not None and extras.get("selected") is None:
+                extras = {**extras, "selected": selector(
+                    logp.detach(), old_logp, advantages, mask, cfg, entropy=extras.get("entropy"),
+                    generator=extras.get("generator"), cov=cov)}  # fmt: skip
             loss, specific = fn(logp, old_logp, advantages, mask, cfg, **{"cov": cov, **extras})
             stats: dict[str, Tensor | float] = {
                 "pg_clipfrac": 0.0,
@@ -139,7 +185,10 @@ def register_policy_loss(
                         "the reference policy); pass it or set kl_coef: 0"
                     )
                 kl = aggregate(
-                    kl_estimate(logp, extras["ref_logp"], cfg.kl_estimator), mask, cfg.loss_agg_mode
+                    kl_estimate(logp, extras["ref_logp"], cfg.kl_estimator),
+                    mask,
+                    cfg.loss_agg_mode,
+                    horizon(cfg),
                 )
                 loss = loss + cfg.kl_coef * kl
                 stats["kl_ref"] = kl.detach()
@@ -151,7 +200,8 @@ def register_policy_loss(
             return loss, metrics
 
         summary = (fn.__doc__ or name).strip().splitlines()[0]
-        spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary)
+        spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
+                          selector=selector)  # fmt: skip
         _REGISTRY[name] = spec
         return spec
 

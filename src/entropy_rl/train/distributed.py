@@ -6,8 +6,14 @@ Each process (rank) samples its share of a step's prompts (``prompts_per_step / 
 responses each, so a group never spans ranks), computes the loss on its own tokens and the
 gradients are averaged across ranks by FSDP (``fully_shard`` on every decoder layer and the root,
 so parameters, gradients and optimizer state are sharded). Batch statistics of a loss — the
-token-mean, the covariance centring and the top-k selection of Clip-Cov / KL-Cov — are taken over a
-rank's own tokens, as in verl, where each data-parallel rank computes the loss on its micro-batch.
+token-mean and the covariance centring in the metrics — are taken over a rank's own tokens, as in
+verl, where each data-parallel rank computes the loss on its micro-batch.
+
+The token selection of Clip-Cov, KL-Cov and forking tokens is taken over the whole mini-batch
+of every rank by default (``train.selection: batch``: each rank gathers the valid tokens' log-
+probabilities, advantages and entropies, :meth:`World.gather_cat`, and runs the same selector on
+them), so the tokens chosen do not depend on the number of processes; ``selection: micro_batch``
+selects within each rank's micro-batch, as verl does.
 
 Sharded modules need every rank to run the same forward passes: sampling uses ``generate(...,
 synced_gpus=True)`` (finished ranks keep stepping until all are done) and the number of
@@ -67,6 +73,23 @@ class World:
         tensor = torch.tensor([value], dtype=torch.int64, device=self._comm_device())
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return int(tensor.item())
+
+    def gather_cat(self, values: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Every rank's 1-D ``values`` concatenated in rank order, and where this rank's begin
+        (``values`` and 0 on one rank). Ranks may hold different numbers of values."""
+        if not self.active:
+            return values, 0
+        device = self._comm_device()
+        count = torch.tensor([values.numel()], dtype=torch.int64, device=device)
+        counts = [torch.zeros_like(count) for _ in range(self.size)]
+        dist.all_gather(counts, count)
+        sizes = [int(c.item()) for c in counts]
+        padded = torch.zeros(max(sizes), dtype=values.dtype, device=device)
+        padded[: values.numel()] = values.to(device)
+        pieces = [torch.empty_like(padded) for _ in range(self.size)]
+        dist.all_gather(pieces, padded)
+        whole = torch.cat([piece[:size] for piece, size in zip(pieces, sizes, strict=True)])
+        return whole.to(values.device), sum(sizes[: self.rank])
 
     def barrier(self) -> None:
         """Wait for every rank (nothing on one rank)."""

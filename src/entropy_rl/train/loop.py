@@ -37,7 +37,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from entropy_rl.advantages import compute_advantages, dynamic_sampling
 from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
-from entropy_rl.losses import get_policy_loss, make_controller
+from entropy_rl.losses import get_policy_loss, make_controller, select_tokens
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, graded_reward
@@ -304,6 +304,7 @@ def train(
     generator = _make_generator(settings, model, tokenizer, model_path, world)
     loss_fn = get_policy_loss(settings.loss)
     loss_config = settings.loss_settings()
+    batch_selection = settings.selection == "batch" and loss_fn.selector is not None
     controller = make_controller(loss_config, controller_state)  # entropy_target only
     from_sampler = settings.old_logp_from_sampler()
 
@@ -390,6 +391,15 @@ def train(
                 metrics: dict[str, float] = {}
                 parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings, world)
                 part_logps, part_losses = [], []
+                selected = None  # the tokens a selecting loss trains, chosen over the mini-batch
+                if batch_selection and (len(parts) > 1 or world.active):
+                    # before the step's first update the policy is the one whose log-probabilities
+                    # and entropies the rollout pass (or the sampler) already gave
+                    known = (old_logp[index], old_entropy[index]) if updates == 0 else None
+                    selected = _select_over_mini_batch(
+                        model, mini, parts, old_logp[index], settings, loss_config, pick, world,
+                        on_policy=from_sampler and updates == 0, known=known,
+                    )  # fmt: skip
                 for part in parts:
                     micro = mini.select(part)
                     logp, entropy = policy_forward(
@@ -412,11 +422,16 @@ def train(
                         entropy=entropy,
                         generator=pick,
                         coef=controller.coef if controller else None,
+                        selected=None if selected is None else selected[part],
                     )
                     part_logps.append(logp.detach())
-                    share = aggregation_share(
-                        micro.response_mask, mini.response_mask, loss_config.loss_agg_mode
-                    )
+                    scope = (
+                        micro.response_mask,
+                        mini.response_mask,
+                    )  # what the loss's mean is over
+                    if selected is not None and loss_config.aggregates_selected():
+                        scope = (selected[part], selected)
+                    share = aggregation_share(*scope, loss_config.loss_agg_mode)
                     (loss * share).backward()
                     part_losses.append(loss.detach())
                     tokens = aggregation_share(  # the metrics are means over valid tokens
@@ -603,6 +618,48 @@ def _micro_batches(
     if world.active:
         parts = list(torch.arange(rows).tensor_split(world.max(len(parts))))
     return parts
+
+
+def _select_over_mini_batch(
+    model, mini: TokenBatch, parts: list[torch.Tensor], old_logp: torch.Tensor,
+    settings: RLSettings, loss_config, pick: torch.Generator, world: World, on_policy: bool,
+    known: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """The tokens the loss selects (Clip-Cov, KL-Cov, forking tokens), chosen once over the whole
+    mini-batch of every rank, as the paper defines them, not within each micro-batch or process.
+
+    A no-grad pass over the same micro-batches gives the policy's log-probabilities and entropies
+    (the update's forward passes then give the same numbers: the same model on the same inputs);
+    every rank gathers all ranks' valid tokens in rank order, runs the loss's selector on them
+    with the same generator, and keeps its own share. Returns a bool ``[rows, seq]`` mask.
+
+    ``known``: the policy's log-probabilities and entropies where they are known without a pass
+    (before a step's first update: the rollout's no-grad pass, or the sampler's values, which
+    agree with a pass to float rounding)."""
+    if known is None:
+        with torch.no_grad():
+            passes = [
+                policy_forward(model, mini.select(part), autocast_dtype=settings.autocast_dtype(),
+                               temperature=settings.temperature)
+                for part in parts
+            ]  # fmt: skip
+        logp = torch.cat([lp for lp, _ in passes])  # the parts split the rows in order
+        entropy = torch.cat([h for _, h in passes])
+    else:
+        logp, entropy = known
+    old = logp if on_policy else old_logp  # the first update's old log-probabilities are its own
+    valid = mini.response_mask.to(torch.bool)
+    local = [t[valid] for t in (logp, old, mini.advantages, entropy)]
+    gathered = [world.gather_cat(t) for t in local]
+    start = gathered[0][1]
+    flat = [whole[None] for whole, _ in gathered]  # one row of all valid tokens
+    chosen = select_tokens(
+        settings.loss, flat[0], flat[1], flat[2], torch.ones_like(flat[0], dtype=torch.bool),
+        loss_config, entropy=flat[3], generator=pick,
+    )[0]  # fmt: skip
+    selected = torch.zeros_like(valid)
+    selected[valid] = chosen[start : start + local[0].numel()]
+    return selected
 
 
 def _is_eval_step(settings: RLSettings, step: int) -> bool:

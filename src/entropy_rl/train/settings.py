@@ -94,6 +94,11 @@ class RLSettings(Settings):
     micro_batch_tokens: int = integer(
         0, 0, doc="split each mini-batch into parts of at most this many padded tokens (0: off)"
     )
+    selection: str = choice(
+        "batch", ("batch", "micro_batch"),
+        doc="Clip-Cov / KL-Cov / forking tokens choose over the whole mini-batch of every process, "
+        "or within each micro-batch and process (verl)",
+    )  # fmt: skip
     gradient_checkpointing: bool = choice(
         False, (True, False), doc="recompute activations in the backward pass (less memory)"
     )
