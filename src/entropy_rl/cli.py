@@ -531,7 +531,7 @@ def _report(args: argparse.Namespace) -> int:
     passed = sum(c["pass"] for c in checks)
     sections = [
         {
-            "heading": "Science acceptance (DESIGN.md §7)",
+            "heading": "Science acceptance (docs/design.md)",
             "text": f"{passed} of {len(checks)} checks pass on this run of the {config['profile']} profile.",
             "table": acceptance_markdown(checks),
         },

@@ -1,4 +1,4 @@
-"""DESIGN.md §7 on reduced configs, in two worlds.
+"""The science acceptance of docs/design.md on reduced configs, in two worlds.
 
 The saturating world (the tests first below): the toy shows the paper's entropy collapse, and the
 covariance interventions keep entropy at GRPO's accuracy. The carry world, the embedded default's

@@ -1,4 +1,4 @@
-# Paths and helpers shared by the rule files. Results live under results/<profile>/ (DESIGN.md §6).
+# Paths and helpers shared by the rule files. Results live under results/<profile>/ (docs/design.md, Results).
 import os
 import sys
 

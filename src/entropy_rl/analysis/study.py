@@ -1,5 +1,5 @@
 """The study's numbers: runs collected from ``results/``, the law, the method table, and the
-science-acceptance checks of DESIGN.md §7 with pass/fail against their targets."""
+science-acceptance checks of docs/design.md with pass/fail against their targets."""
 
 from __future__ import annotations
 
@@ -275,7 +275,7 @@ def acceptance_checks(
     tabular_methods: dict[str, dict[str, Any]],
     base: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """DESIGN.md §7 as numbers with pass/fail. Methods are found by their registered loss;
+    """The science acceptance of docs/design.md as numbers with pass/fail. Methods are found by their registered loss;
     ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``base``
     is the base model's evaluation summary (the headroom and boundary rows need it)."""
 
