@@ -201,7 +201,8 @@ def kl_cov_selection(
     return top_n_mask(ranked, n_pick).view_as(logp) & valid
 
 
-@register_policy_loss("kl_cov", KLCovConfig, selector=kl_cov_selection)
+# its penalty beta·|logp - old_logp| has a gradient of size beta at any nonzero gap
+@register_policy_loss("kl_cov", KLCovConfig, selector=kl_cov_selection, exact_old_logp=True)
 def kl_cov_loss(
     logp: Tensor,
     old_logp: Tensor,

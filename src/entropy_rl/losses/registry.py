@@ -57,13 +57,17 @@ Selector = Callable[..., Tensor]
 @dataclass(frozen=True)
 class PolicyLoss:
     """A registered loss: its name, the wrapped function, its config class, a one-line summary,
-    and the selector of the tokens it trains, for a loss that chooses them by a batch statistic."""
+    the selector of the tokens it trains, for a loss that chooses them by a batch statistic, and
+    whether it needs old log-probabilities recomputed exactly (``exact_old_logp``: a loss whose
+    gradient is large at any nonzero ``logp - old_logp``, so that the sampler's float rounding
+    would move the policy)."""
 
     name: str
     fn: LossFn
     config_cls: type[LossConfig]
     summary: str
     selector: Selector | None = None
+    exact_old_logp: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, float]]:
         return self.fn(*args, **kwargs)
@@ -134,7 +138,10 @@ def select_tokens(
 
 
 def register_policy_loss(
-    name: str, config_cls: type[LossConfig] | None = None, selector: Selector | None = None
+    name: str,
+    config_cls: type[LossConfig] | None = None,
+    selector: Selector | None = None,
+    exact_old_logp: bool = False,
 ) -> Callable[[LossFn], PolicyLoss]:
     """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass) and, for a
     loss that trains a chosen subset of tokens, the ``selector`` that chooses them."""
@@ -201,7 +208,7 @@ def register_policy_loss(
 
         summary = (fn.__doc__ or name).strip().splitlines()[0]
         spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
-                          selector=selector)  # fmt: skip
+                          selector=selector, exact_old_logp=exact_old_logp)  # fmt: skip
         _REGISTRY[name] = spec
         return spec
 

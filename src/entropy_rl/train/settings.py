@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from entropy_rl.advantages import get_advantage_estimator
 from entropy_rl.data import render_prompt
-from entropy_rl.losses import LossConfig, make_loss_config
+from entropy_rl.losses import LossConfig, get_policy_loss, make_loss_config
 from entropy_rl.settings import Settings, choice, integer, number
 from entropy_rl.tracking import check_loggers
 
@@ -159,12 +159,13 @@ class RLSettings(Settings):
         sampler draws from softmax(z / T) of this very policy, so on the first update of a batch
         they are what a recomputing pass would give (up to float rounding, ~1e-5 here). Not with
         top-p < 1 (the sampler's distribution is then truncated), vLLM (another engine) or
-        bfloat16 (the sampler's precision is not the update's), and not for KL-Cov: its penalty
-        ``β·|log π − log π_old|`` has a gradient of size β at any nonzero gap, so the sampler's
-        rounding (~1e-5) would push the selected tokens where the policy has not moved."""
+        bfloat16 (the sampler's precision is not the update's), and not for a loss registered with
+        ``exact_old_logp`` (KL-Cov: its penalty ``β·|log π − log π_old|`` has a gradient of size β
+        at any nonzero gap, so the sampler's rounding, ~1e-5, would push the selected tokens where
+        the policy has not moved)."""
         if self.old_logp != "auto":
             return self.old_logp == "sampler"
-        exact = self.loss == "kl_cov"
+        exact = get_policy_loss(self.loss).exact_old_logp  # KL-Cov
         return (
             not exact and self.rollout == "hf" and self.top_p == 1.0 and self.precision == "float32"
         )
