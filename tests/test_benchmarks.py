@@ -118,3 +118,31 @@ def test_the_gpu_training_benchmark_defaults_to_the_full_model_on_cuda():
         "hf,vllm",
         790.0,
     )
+
+
+def test_peer_parity_prints_one_row_per_comparison_or_names_the_missing_peer(tmp_path):
+    """Where verl or TRL is installed every row it prints agrees or names its convention; where
+    one is not, one row says so."""
+    out = run("peer_parity.py", "--batches", "1", "--json", str(tmp_path / "p.json"))
+    assert out.startswith("| comparison | peer |")
+    rows = json.loads((tmp_path / "p.json").read_text())
+    for peer in ("verl", "TRL"):
+        mine = [r for r in rows if r["peer"].startswith(peer)]
+        assert mine, peer
+        if mine[0]["peer"] == f"{peer}: not installed":
+            assert len(mine) == 1
+        else:
+            assert all(
+                r["note"] or (r["loss |diff|"] < 1e-12 and r["grad |diff|"] < 1e-12) for r in mine
+            )
+
+
+def test_selection_cost_times_both_selections_side_by_side(tmp_path):
+    out = run(
+        "selection_cost.py", "--losses", "kl_cov", "--repeats", "1", "--steps", "1",
+        "--prompts", "2", "--json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert "| kl_cov |" in out
+    result = json.loads((tmp_path / "s.json").read_text())["results"]["kl_cov"]
+    assert result["batch_s"] > 0 and result["micro_batch_s"] > 0
+    assert result["ratio"] == pytest.approx(result["batch_s"] / result["micro_batch_s"])
