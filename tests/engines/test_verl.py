@@ -49,6 +49,9 @@ RECIPE = {
     "actor_rollout_ref.rollout.n": "8",
     "actor_rollout_ref.actor.ppo_mini_batch_size": "32",
     "data.max_response_length": "8192",
+    "data.max_prompt_length": "2048",
+    "actor_rollout_ref.rollout.tensor_model_parallel_size": "2",
+    "trainer.test_freq": "4",  # validation every 4 steps
     "actor_rollout_ref.rollout.temperature": "1.0",
     "actor_rollout_ref.rollout.top_p": "1.0",
     "actor_rollout_ref.actor.loss_agg_mode": "token-mean",

@@ -91,7 +91,6 @@ def verl_overrides(
     train_file: str | Path,
     val_file: str | Path,
     out: str | Path,
-    max_prompt_length: int = 1024,
 ) -> list[str]:
     """Hydra overrides of ``verl.trainer.main_ppo`` for one run (method and seed in ``settings``).
 
@@ -131,7 +130,7 @@ def verl_overrides(
         "data.train_files": str(train_file),
         "data.val_files": str(val_file),
         "data.train_batch_size": settings.prompts_per_step,
-        "data.max_prompt_length": max_prompt_length,
+        "data.max_prompt_length": settings.max_prompt_tokens,
         "data.max_response_length": settings.max_new_tokens,
         "data.seed": settings.seed,
         "actor_rollout_ref.model.path": settings.model,
@@ -154,6 +153,7 @@ def verl_overrides(
         f"{actor}.policy_loss.loss_mode": LOSS_MODES[settings.loss],
         "actor_rollout_ref.rollout.name": "vllm",
         "actor_rollout_ref.rollout.n": settings.group_size,
+        "actor_rollout_ref.rollout.tensor_model_parallel_size": settings.rollout_tensor_parallel,
         "actor_rollout_ref.rollout.temperature": settings.temperature,
         "actor_rollout_ref.rollout.top_p": settings.top_p,
         "custom_reward_function.path": str(Path(__file__).resolve()),

@@ -107,6 +107,12 @@ class RLSettings(Settings):
     )
     gpus_per_node: int = integer(8, 1, doc="verl engine: GPUs per node")
     nodes: int = integer(1, 1, doc="verl engine: nodes")
+    max_prompt_tokens: int = integer(
+        1024, 1, doc="verl engine: the longest prompt, in tokens (data.max_prompt_length)"
+    )
+    rollout_tensor_parallel: int = integer(
+        1, 1, doc="verl engine: GPUs each vLLM rollout engine spans (tensor parallel)"
+    )
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
