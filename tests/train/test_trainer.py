@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -141,7 +142,7 @@ def _poisoned_loss(kind: str, at_call: int):
                 loss = loss + 0.0 * (logp - logp.detach()).abs().sqrt().sum()
         return loss, metrics
 
-    return loss_fn
+    return dataclasses.replace(real, fn=loss_fn)  # still a registered loss, the function poisoned
 
 
 @pytest.mark.parametrize(
