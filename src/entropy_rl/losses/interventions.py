@@ -61,10 +61,6 @@ def _need_entropy(name: str, entropy: Tensor | None, logp: Tensor) -> Tensor:
     return entropy
 
 
-def _ppo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig):
-    return ppo_terms(logp, old_logp, advantages, mask, config)
-
-
 @register_policy_loss("dr_grpo", DrGRPOConfig)
 def dr_grpo_loss(
     logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: DrGRPOConfig,
@@ -80,7 +76,7 @@ def dr_grpo_loss(
     nor the step's longest response; and — with the method's ``advantage: dr_grpo`` — ``A = r - mean_group r`` with no
     division by the group's std (so easy and hard questions weigh alike).
     """
-    token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
@@ -124,7 +120,7 @@ def forking_tokens_loss(
     n_valid = int(valid.sum())
     forking = selected & valid  # forking_selection's, unless the caller chose over a larger batch
     n_pick = int(forking.sum())
-    token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
     scope = forking if config.normalizer == "selected" else valid  # the mean's tokens
     loss = (
         aggregate(token_losses * forking, scope, config.loss_agg_mode, horizon(config))
@@ -160,7 +156,7 @@ def entropy_advantage_loss(
     """
     entropy = _need_entropy("entropy_advantage", entropy, logp)
     shaped = shaped_advantages(advantages, entropy, config.alpha, config.kappa)
-    token_losses, metrics = _ppo(logp, old_logp, shaped, mask, config)
+    token_losses, metrics = ppo_terms(logp, old_logp, shaped, mask, config)
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), {
         **metrics,
         "advantage_shift": masked_mean(shaped - advantages, mask),
@@ -185,7 +181,7 @@ def pos_neg_weight_loss(
         advantages.new_tensor(config.positive_weight),
         advantages.new_tensor(config.negative_weight),
     )
-    token_losses, metrics = _ppo(logp, old_logp, advantages * weights, mask, config)
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages * weights, mask, config)
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
@@ -211,7 +207,7 @@ def entropy_target_loss(
     """
     entropy = _need_entropy("entropy_target", entropy, logp)
     coef = config.coef_init if coef is None else coef
-    token_losses, metrics = _ppo(logp, old_logp, advantages, mask, config)
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
     loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
     return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), {
         **metrics,
