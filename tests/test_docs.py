@@ -32,13 +32,39 @@ def test_python_blocks_in_the_docs_run(page, monkeypatch):
         exec(compile(block, str(page), "exec"), module.__dict__)
 
 
-def test_docs_site_builds_strictly(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The teaching site, built once with ``mkdocs build --strict``."""
     if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     mkdocs = str(Path(sys.executable).parent / "mkdocs")
+    out = tmp_path_factory.mktemp("site")
     result = subprocess.run(
-        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        [mkdocs, "build", "--strict", "--site-dir", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "site" / "theory" / "index.html").is_file()
+    return out
+
+
+def test_docs_site_builds_strictly(site):
+    assert (site / "theory" / "index.html").is_file()
+
+
+REMOTE = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+\"")
+CODE = re.compile(r"<(code|pre)\b.*?</\1>", re.S)
+
+
+def test_the_site_loads_nothing_from_the_network_and_its_maths_is_rendered(site):
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > len(PAGES)
+    for page in pages:
+        text = page.read_text()
+        assert not REMOTE.findall(text), (page, REMOTE.findall(text)[:3])
+        prose = CODE.sub("", text)  # TeX in code examples is meant to show as TeX
+        for raw in ("\\[", "\\]", "\\(", "\\)", "$$"):
+            assert raw not in prose, (page.relative_to(site), raw)
+    theory = (site / "theory" / "index.html").read_text()
+    formulas = theory.count('class="arithmatex"')
+    assert formulas >= 15 and theory.count("<math ") == formulas
+    assert "<mfrac>" in theory and "<msub>" in theory  # real MathML, not text

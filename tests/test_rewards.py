@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from entropy_rl.data.benchmarks import BENCHMARKS, load_benchmark
 from entropy_rl.rewards import (
+    TIMEOUT_S,
     _math_verify_equal,
     _strip,
     extract_boxed,
@@ -116,11 +117,16 @@ def test_reference_answers_are_graded_correct_and_other_rows_answers_wrong(name,
         st.builds(lambda d: "\\boxed{" + "9" * d + "}", st.integers(1, 5000)),
     )
 )
-def test_verifier_never_raises_and_is_fast_on_any_string(text):
-    start = time.perf_counter()
-    assert grade(text, "1") in (True, False)
-    assert reward(text, "\\frac{1}{2}", format_penalty=1.0) in (-1.0, 0.0, 1.0)
-    assert time.perf_counter() - start < 5.0
+def test_verifier_never_raises_and_its_deadline_bounds_any_string(text):
+    # the contract is the deadline, not a speed: each grading stops at TIMEOUT_S; the margin
+    # (2 x TIMEOUT_S more) absorbs a loaded CI machine, a hang would still fail
+    for call, allowed in (
+        (lambda: grade(text, "1"), (True, False)),
+        (lambda: reward(text, "\\frac{1}{2}", format_penalty=1.0), (-1.0, 0.0, 1.0)),
+    ):
+        start = time.perf_counter()
+        assert call() in allowed
+        assert time.perf_counter() - start < 3 * TIMEOUT_S
 
 
 def test_model_text_is_never_executed(tmp_path):
