@@ -32,6 +32,24 @@ def test_python_blocks_in_the_docs_run(page, monkeypatch):
         exec(compile(block, str(page), "exec"), module.__dict__)
 
 
+CHAPTERS = [REPO / "docs" / f"{name}.md" for name in (
+    "index", "collapse", "law", "theory", "interventions", "gpu", "extend", "reviewers",
+    "benchmarks", "design",
+)]  # fmt: skip
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
+def test_every_chapter_states_its_goals_its_expected_output_and_an_exercise(page):
+    text = page.read_text()
+    assert '!!! abstract "In this chapter"' in text and "**You will learn**" in text
+    assert "**Expected output:**" in text
+    exercise = text.split("\n## Exercise\n", 1)
+    assert len(exercise) == 2, "no '## Exercise' section"
+    assert "*What you should see:*" in exercise[1]
+    # an exercise's claim is checked: an assertion in a block that runs, or a named test
+    assert "assert " in exercise[1] or "tests/" in exercise[1]
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The teaching site, built once with ``mkdocs build --strict``."""

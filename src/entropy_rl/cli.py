@@ -432,6 +432,7 @@ def _analyze(args: argparse.Namespace) -> int:
     plots.plot_law(
         lm[grpo], grpo_fit.get("law"), figures / "law_grpo",
         failure=grpo_fit.get("law_error", ""), line=grpo_fit.get("law_line"),
+        entropy_key=lm_analysis["entropy_key"],
     )  # fmt: skip
     main_methods = {m: lm[m] for m in lm if spec[m]["loss"] != "entropy_bonus"}
     plots.plot_covariance(main_methods, figures / "covariance")

@@ -74,12 +74,15 @@ def method_table_markdown(table: list[dict[str, Any]]) -> str:
 
 def law_table_markdown(methods: dict[str, dict[str, Any]]) -> str:
     """The law per method (pooled over seeds): ``a``, ``b``, R², the ceiling ``b − a`` with its
-    95% interval, the straight line's R² on the same points, and the early-third prediction's
-    mean |error| at the last evaluation."""
+    95% interval, the straight line's R² on the same points, the early-third prediction's mean
+    |error| at the last evaluation, and, where the law is fitted on the validation entropy, the
+    R² the same fit has on the rollout batch's entropy."""
+    rollout = any("law_r2_rollout_entropy" in entry for entry in methods.values())
     lines = [
         "| method | a | b | R² | ceiling b − a (95% interval) | straight line R² | "
-        r"early-third fit, \|error\| at the end |",
-        "|---|---|---|---|---|---|---|",
+        r"early-third fit, \|error\| at the end |"
+        + (" R² on the rollout entropy |" if rollout else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if rollout else ""),
     ]
     for method, entry in methods.items():
         if "law" not in entry:
@@ -90,7 +93,7 @@ def law_table_markdown(methods: dict[str, dict[str, Any]]) -> str:
         cells = (
             method, law["a"], law["b"], law["r2"], f"{law['ceiling']:.3f} ({lo:.3f}–{hi:.3f})",
             line.get("r2_line", float("nan")), early,
-        )  # fmt: skip
+        ) + ((entry.get("law_r2_rollout_entropy", float("nan")),) if rollout else ())  # fmt: skip
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -10,7 +10,7 @@ from entropy_rl.analysis.law import compare_with_line
 from entropy_rl.analysis.runs import late_mean, summarize_run
 from entropy_rl.analysis.stats import paired_bootstrap
 from entropy_rl.analysis.study import Run, acceptance_checks, analyze_study, greedy_difference
-from entropy_rl.report import acceptance_markdown, method_table_markdown
+from entropy_rl.report import acceptance_markdown, law_table_markdown, method_table_markdown
 
 
 def test_paired_bootstrap_brackets_a_real_difference_and_straddles_none():
@@ -131,3 +131,28 @@ def test_acceptance_fails_the_payoff_when_the_intervention_does_not_pay():
     assert not next(c for n, c in checks.items() if n.startswith("headroom"))["pass"]
     difference = greedy_difference(lm, "clip_cov", "grpo")
     assert difference["lo"] < 0.05 and difference["seeds"] == 3 and difference["problems"] == 100
+
+
+def test_the_law_is_fitted_on_the_validation_entropy_where_every_evaluation_has_one():
+    # the rollout entropy is the validation entropy plus the prompt mix's noise: the fit on the
+    # validation entropy recovers the law, and falls back to the rollout entropy where one is missing
+    rng = np.random.default_rng(3)
+    grpo, _ = _world(0, 0.55, 0.8)
+    for row in grpo.rows:
+        if "val_accuracy" in row:
+            row["val_entropy"] = row["entropy"]
+            row["entropy"] *= float(np.exp(rng.normal(0, 0.3)))
+    methods = {"grpo": {"loss": "grpo"}}
+    clean = analyze_study({"grpo": [grpo]}, methods)
+    assert clean["entropy_key"] == "val_entropy"
+    noisy_rows = [{k: v for k, v in r.items() if k != "val_entropy"} for r in grpo.rows]
+    noisy_rows[0]["val_entropy"] = 0.01  # one row is not every row
+    noisy = analyze_study({"grpo": [Run("grpo", 0, noisy_rows, grpo.summary, {}, {})]}, methods)
+    assert noisy["entropy_key"] == "entropy"
+    r2 = {k: a["methods"]["grpo"]["law"]["r2"] for k, a in (("clean", clean), ("noisy", noisy))}
+    assert r2["clean"] > 0.95 > r2["noisy"], r2
+    # the table reports the rollout entropy's R² beside the validation entropy's
+    rollout_r2 = clean["methods"]["grpo"]["law_r2_rollout_entropy"]
+    assert rollout_r2 == pytest.approx(r2["noisy"], abs=0.05)
+    assert "R² on the rollout entropy" in law_table_markdown(clean["methods"])
+    assert "R² on the rollout entropy" not in law_table_markdown(noisy["methods"])

@@ -65,6 +65,9 @@ def test_every_method_trains_and_logs_the_metrics_schema(tiny_base, tmp_path, me
     )  # every 2 steps
     assert "val_accuracy" in rows[0] and "val_accuracy" in rows[3]
     assert all(0 < row["entropy"] < 5 for row in rows)
+    # the same policy's entropy on the validation problems: its own samples, another prompt mix
+    for row in (rows[0], rows[3]):
+        assert 0.2 * row["entropy"] < row["val_entropy"] < 5 * row["entropy"]
     assert read_jsonl(tmp_path / "metrics.jsonl") == json.loads(json.dumps(rows))
     assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "checkpoint").is_dir()
 

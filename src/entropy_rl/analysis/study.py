@@ -64,9 +64,24 @@ def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]
     return runs
 
 
-def _law_points(runs: list[Run], accuracy_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def law_entropy_key(runs: dict[str, list[Run]], accuracy_key: str) -> str:
+    """The entropy the law is fitted on: ``val_entropy``, the policy's entropy on the validation
+    problems whose accuracy is measured (the same responses), wherever every evaluated row has it;
+    else ``entropy``, the rollout batch's (an engine that reports no validation entropy, the
+    tabular world's exact entropy). The rollout batch's prompt mix changes every step, which at a
+    small batch makes its entropy a noisy x for the fit (docs/law.md)."""
+    rows = [r for group in runs.values() for run in group for r in run.rows]
+    evaluated = [r for r in rows if r.get(accuracy_key) is not None]
+    if evaluated and all(r.get("val_entropy") is not None for r in evaluated):
+        return "val_entropy"
+    return "entropy"
+
+
+def _law_points(
+    runs: list[Run], accuracy_key: str, entropy_key: str = "entropy"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     points = [
-        (r["step"], r["entropy"], r[accuracy_key])
+        (r["step"], r[entropy_key], r[accuracy_key])
         for run in runs
         for r in run.rows
         if r.get(accuracy_key) is not None
@@ -195,24 +210,31 @@ def analyze_study(
     methods: dict[str, dict[str, Any]],
     accuracy_key: str = "val_accuracy",
 ) -> dict[str, Any]:
-    """Law fits per method (pooled over seeds), early-fit prediction, Lemma-1 agreement, table."""
+    """Law fits per method (pooled over seeds), early-fit prediction, Lemma-1 agreement, table.
+
+    The law's entropy is :func:`law_entropy_key`'s, recorded as ``entropy_key``."""
+    entropy_key = law_entropy_key(runs, accuracy_key)
     result: dict[str, Any] = {
         "methods": {},
         "table": method_table(runs, methods),
         "accuracy_key": accuracy_key,
+        "entropy_key": entropy_key,
     }
     for method, method_runs in runs.items():
         entry: dict[str, Any] = {}
         try:
-            _, entropy, accuracy = _law_points(method_runs, accuracy_key)
+            _, entropy, accuracy = _law_points(method_runs, accuracy_key, entropy_key)
             entry["law"] = fit_law(entropy, accuracy).to_dict()
             entry["law_line"] = compare_with_line(entropy, accuracy)
+            if entropy_key != "entropy":  # what the rollout batch's noisier entropy would give
+                _, rollout, _ = _law_points(method_runs, accuracy_key)
+                entry["law_r2_rollout_entropy"] = compare_with_line(rollout, accuracy)["r2_law"]
         except ValueError as err:
             entry["law_error"] = str(err)
         early = []
         for run in method_runs:
             try:
-                early.append(early_fit_prediction(*_law_points([run], accuracy_key)))
+                early.append(early_fit_prediction(*_law_points([run], accuracy_key, entropy_key)))
             except ValueError:
                 continue
         if early:

@@ -101,6 +101,7 @@ def plot_law(
     accuracy_key: str = "val_accuracy",
     failure: str = "",
     line: dict[str, Any] | None = None,
+    entropy_key: str = "entropy",
 ) -> list[Path]:
     """(2) Accuracy against entropy, the fitted law R = -a·exp(H) + b and its ceiling at H = 0;
     with ``line`` (:func:`~entropy_rl.analysis.law.compare_with_line`) the straight-line fit on the
@@ -113,7 +114,7 @@ def plot_law(
     h_all = []
     for i, run in enumerate(runs):
         points = [
-            (r["entropy"], r[accuracy_key]) for r in run.rows if r.get(accuracy_key) is not None
+            (r[entropy_key], r[accuracy_key]) for r in run.rows if r.get(accuracy_key) is not None
         ]
         h, acc = zip(*points, strict=True)
         h_all += h
@@ -134,7 +135,11 @@ def plot_law(
     else:
         ax.text(0.5, 0.5, f"no fit: {failure}", transform=ax.transAxes, ha="center", wrap=True,
                 bbox={"facecolor": "white", "edgecolor": "#d62728"})  # fmt: skip
-    ax.set_xlabel("mean token entropy H (nats)")
+    ax.set_xlabel(
+        "mean token entropy H on the validation problems (nats)"
+        if entropy_key == "val_entropy"
+        else "mean token entropy H (nats)"
+    )
     ax.set_ylabel(f"{ACCURACY_LABELS.get(accuracy_key, accuracy_key)}, R")
     ax.set_title("Performance is traded from entropy")
     ax.legend(loc="lower left", fontsize=7.5)

@@ -224,15 +224,19 @@ def _accuracy(
     max_new_tokens: int,
     seed: int,
     k: int = 1,
-) -> float:
-    """Mean correctness of ``k`` responses to each problem (greedy: one is enough)."""
+) -> tuple[float, float | None]:
+    """Mean correctness of ``k`` responses to each problem (greedy: one is enough), and the
+    token-mean entropy of the distributions they were sampled from (``None`` where the backend
+    does not report entropies, or greedy)."""
     k = 1 if temperature == 0 else k
     prompts = [render_prompt(template, p.problem) for p in problems]
     generation = generator.generate(prompts, k, temperature, 1.0, max_new_tokens, seed)
     answers = [p.answer for p in problems for _ in range(k)]
-    return sum(
+    accuracy = sum(
         grade(text, answer) for text, answer in zip(generation.texts, answers, strict=True)
     ) / len(answers)
+    tokens = [h for row in generation.entropies for h in row] if temperature > 0 else []
+    return accuracy, (sum(tokens) / len(tokens) if tokens else None)
 
 
 def train(
@@ -323,16 +327,18 @@ def train(
         # -- held-out accuracy of the policy that samples this step (its entropy is the row's) --
         evaluation = {}
         if _is_eval_step(settings, step):
-            evaluation["val_accuracy"] = _accuracy(
+            # the policy being trained: its accuracy, and its entropy on these fixed problems
+            # (free of the rollout batch's prompt mix; the law's fit can use either, docs/law.md)
+            evaluation["val_accuracy"], evaluation["val_entropy"] = _accuracy(
                 generator,
                 eval_problems,
                 settings.template,
-                settings.temperature,  # the accuracy of the policy being trained
+                settings.temperature,
                 settings.max_new_tokens,
                 seed=12345,
                 k=settings.eval_k,
             )
-            evaluation["val_accuracy_greedy"] = _accuracy(
+            evaluation["val_accuracy_greedy"], _ = _accuracy(
                 generator, eval_problems, settings.template, 0.0, settings.max_new_tokens, seed=0
             )
         for group in optimizer.param_groups:  # a function of the step: a resumed run agrees
