@@ -101,3 +101,24 @@ def shared_base_model(tmp_path_factory, name: str, task: dict, base: dict) -> Pa
 def tiny_base(tmp_path_factory) -> Path:
     """Folder of a ~40 k-parameter base model SFT'd for a few seconds on two-term addition."""
     return shared_base_model(tmp_path_factory, "tiny_base", TINY_TASK, TINY_BASE)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The teaching site, built once per test session with ``mkdocs build --strict``."""
+    import shutil
+    import subprocess
+    import sys
+
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    if shutil.which(mkdocs.name, path=str(mkdocs.parent)) is None:
+        pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
+
+    def build(folder: Path) -> None:
+        result = subprocess.run(
+            [str(mkdocs), "build", "--strict", "--site-dir", str(folder)],
+            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return shared_folder(tmp_path_factory, "site", build)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -50,21 +48,6 @@ def test_every_chapter_states_its_goals_its_expected_output_and_an_exercise(page
     assert "assert " in exercise[1] or "tests/" in exercise[1]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The teaching site, built once with ``mkdocs build --strict``."""
-    if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
-    mkdocs = str(Path(sys.executable).parent / "mkdocs")
-    out = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [mkdocs, "build", "--strict", "--site-dir", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
-
-
 def test_docs_site_builds_strictly(site):
     assert (site / "theory" / "index.html").is_file()
 
@@ -86,3 +69,28 @@ def test_the_site_loads_nothing_from_the_network_and_its_maths_is_rendered(site)
     formulas = theory.count('class="arithmatex"')
     assert formulas >= 15 and theory.count("<math ") == formulas
     assert "<mfrac>" in theory and "<msub>" in theory  # real MathML, not text
+
+
+IMAGE = re.compile(r"^!\[[^\]]*\]\((figures/[^)]+)\)\s*$", re.M)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_figure_on_a_page_has_a_caption_under_it(page):
+    """A figure is followed by its caption: a paragraph that opens in italics and says what the
+    figure shows (``*What it plots.* What to see in it.``)."""
+    text = page.read_text()
+    for match in IMAGE.finditer(text):
+        after = text[match.end() :].lstrip("\n")
+        caption = after.split("\n\n", 1)[0]
+        assert re.match(r"\*[^*\s][^*]*\*", caption), (page.name, match.group(1), caption[:80])
+        assert len(caption) > 60, (page.name, match.group(1), caption)
+
+
+def test_every_figure_in_docs_figures_is_shown_on_a_page():
+    shown = {m for page in PAGES for m in IMAGE.findall(page.read_text())}
+    shown |= set(re.findall(r"\((figures/[^)]+\.html)\)", "".join(p.read_text() for p in PAGES)))
+    on_disk = {f"figures/{f.name}" for f in (REPO / "docs" / "figures").iterdir()}
+    assert not (shown - on_disk), sorted(shown - on_disk)  # a page shows a missing figure
+    # every PNG is on some page (a PDF is the same figure, for print)
+    unused = sorted(f for f in on_disk - shown if f.endswith(".png"))
+    assert not unused, unused

@@ -474,19 +474,21 @@ def _analyze(args: argparse.Namespace) -> int:
         },
         figures / "interventions",
     )
-    plots.plot_entropy_target(
-        {
-            "toy language model": (
-                {m: lm[m] for m in lm if spec[m]["loss"] == "entropy_target"},
-                lm[grpo],
-            ),
-            "tabular simulator": (
-                {m: tab[m] for m in tab if tab_spec[m]["loss"] == "entropy_target"},
-                tab[tab_grpo],
-            ),
-        },
-        figures / "entropy_target",
-    )
+    targets = {
+        "toy language model": (
+            {m: lm[m] for m in lm if spec[m]["loss"] == "entropy_target"},
+            lm[grpo],
+        ),
+        "tabular simulator": (
+            {m: tab[m] for m in tab if tab_spec[m]["loss"] == "entropy_target"},
+            tab[tab_grpo],
+        ),
+    }
+    if any(runs for runs, _ in targets.values()):
+        plots.plot_entropy_target(targets, figures / "entropy_target")
+    else:  # no figure (nor a stale one from an earlier config) for a controller that did not run
+        for ext in (".png", ".pdf"):
+            (figures / f"entropy_target{ext}").unlink(missing_ok=True)
     passed = sum(c["pass"] for c in checks)
     print(f"science acceptance: {passed}/{len(checks)} checks pass")
     for c in checks:
@@ -617,7 +619,7 @@ def _report(args: argparse.Namespace) -> int:
             )
             + fig(
                 "entropy_target",
-                "The entropy-target controller (if configured): entropy held in the target band, "
+                "The entropy-target controller: entropy held in the target band, "
                 "and the coefficient the controller chose.",
             )
             + fig("entropy_bonus_sweep", "The entropy bonus at several coefficients.")

@@ -74,6 +74,8 @@ def test_a_fresh_clone_plans_the_default_study_offline(fresh_clone, snakemake_ru
     )
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert _job_counts(plan.stdout + plan.stderr)["report"] == 1
+    # the default runs no entropy_target method, so no controller figure is planned
+    assert "figures/law_grpo.png" in plan.stdout and "entropy_target.png" not in plan.stdout
 
 
 @pytest.mark.slow
@@ -113,6 +115,18 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     assert "| method |" in (results / "tables" / "methods.md").read_text()
     report = (results / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") >= 8 and "Science acceptance" in report
+    # the acceptance table renders as a table: a header and one 4-cell row per check
+    acceptance = report.split("<h2>Science acceptance", 1)[1].split("</table>", 1)[0]
+    rows = [
+        re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)
+        for r in re.findall(r"<tr>(.*?)</tr>", acceptance)
+    ]
+    assert len(rows) == 1 + len(analysis["acceptance"]) and {len(r) for r in rows} == {4}, rows
+    assert rows[0][0] == "check" and {r[3] for r in rows[1:]} <= {"pass", "FAIL"}, rows
+    stamp = re.search(r"<p class='stamp'>(.*?)</p>", report).group(1)
+    assert "commit: " in stamp and "config: " in stamp and "machine: " in stamp, stamp
+    # this config runs the entropy_target controller, so its figure is in the report
+    assert "The entropy-target controller" in report
     token_page = (results / "token_entropy.html").read_text()  # base + every method, same prompts
     for policy in ["base", *config["train"]["methods"]]:
         assert token_page.count(f"<td class='policy'>{policy}</td>") == 4, policy

@@ -155,10 +155,18 @@ def test_entropy_bonus_sweep_shows_both_failure_modes(shared_run, fork_base, tmp
 
 # -- the payoff: the embedded default's carry world, reduced ----------------------------------
 # The world (task, base model, RL settings, methods) is read from config/config.yaml; only the
-# run is shorter (PAYOFF_STEPS steps, 2 seeds) and the evaluation smaller. Clip-Cov's gain shows
-# by then: in the default's own run its validation accuracy has passed GRPO's well before step 100.
+# run is shorter (PAYOFF_STEPS steps instead of 120) and the evaluation smaller (greedy, 128
+# held-out problems). Clip-Cov's gain shows by then: in the default's own run its validation
+# accuracy has passed GRPO's well before step 100.
+#
+# Three seeds, as in the pipeline: with two, the bootstrap's seed level has only three distinct
+# draws and its interval is no interval. Measured on AMD EPYC, 2 cores, with seeds 0-3 (base
+# pass@64 0.742): every three of the four seeds give headroom 0.130-0.169, a payoff of
+# +0.138 to +0.188 with the interval's lower end 0.036-0.107, and 2.6-4.1x GRPO's late entropy;
+# of the pairs, three of six put the interval's lower end at 0.
 
 PAYOFF_STEPS = 100
+PAYOFF_SEEDS = (0, 1, 2)
 DEFAULT = load_yaml(Path(__file__).parents[2] / "config" / "config.yaml")
 
 
@@ -213,40 +221,29 @@ def payoff(tmp_path_factory, carry_base):
     return get
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="reduced (2 seeds, 100 steps), the headroom sits near its threshold and lands on either "
-    "side of it on different CPUs; the pipeline's 3 seeds and 120 steps are the measurement "
-    "(docs/reviewers.md)",
-)
 def test_the_default_world_has_headroom_above_grpo(payoff, carry_base, tmp_path):
     """Check (1): the base model's held-out pass@64 is ≥ GRPO's final greedy accuracy + 0.10:
     what the base model can reach by sampling, GRPO does not reach."""
     summary, _ = heldout(carry_base, tmp_path / "base", k=64)
-    grpo = np.mean([np.mean(list(payoff("grpo", seed)[1].values())) for seed in SEEDS])
+    grpo = np.mean([np.mean(list(payoff("grpo", seed)[1].values())) for seed in PAYOFF_SEEDS])
     assert summary["heldout"]["pass@64"] >= grpo + 0.10, (summary["heldout"]["pass@64"], grpo)
     # the hard family is where the headroom lies: the base model rarely solves it by sampling
     assert summary["heldout"]["family_pass@1"]["hard"] < 0.05, summary["heldout"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="reduced (2 seeds, 100 steps), the payoff's interval sits near 0 and lands on either "
-    "side of it on different CPUs; the pipeline's 3 seeds and 120 steps are the measurement "
-    "(docs/reviewers.md)",
-)
 def test_clip_cov_keeps_entropy_and_pays_in_the_default_world(payoff):
     """Check (3): Clip-Cov ends ≥ 0.05 above GRPO in held-out greedy accuracy, the paired bootstrap
     interval of the difference (seeds × problems) above 0, with ≥ 2× GRPO's late-run entropy."""
-    grpo = {seed: payoff("grpo", seed) for seed in SEEDS}
-    clip = {seed: payoff("clip_cov", seed) for seed in SEEDS}
-    ids = sorted(grpo[SEEDS[0]][1])
+    grpo = {seed: payoff("grpo", seed) for seed in PAYOFF_SEEDS}
+    clip = {seed: payoff("clip_cov", seed) for seed in PAYOFF_SEEDS}
+    ids = sorted(grpo[PAYOFF_SEEDS[0]][1])
     difference = paired_bootstrap(
-        [[clip[s][1][i] for i in ids] for s in SEEDS], [[grpo[s][1][i] for i in ids] for s in SEEDS]
+        [[clip[s][1][i] for i in ids] for s in PAYOFF_SEEDS],
+        [[grpo[s][1][i] for i in ids] for s in PAYOFF_SEEDS],
     )
     assert difference["diff"] >= 0.05 and difference["lo"] > 0, difference
     ratios = [
         summarize_run(clip[s][0])["entropy_late"] / summarize_run(grpo[s][0])["entropy_late"]
-        for s in SEEDS
+        for s in PAYOFF_SEEDS
     ]
     assert np.mean(ratios) >= 2.0, ratios

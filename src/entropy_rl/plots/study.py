@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 ACCURACY_LABELS = {
-    "val_accuracy": "held-out accuracy (sampled)",
+    "val_accuracy": "validation accuracy (sampled)",
     "accuracy": "expected accuracy (exact)",
 }
 FALLBACK = [
@@ -167,7 +167,7 @@ def plot_methods(
     stem: str | os.PathLike[str],
     accuracy_key: str = "val_accuracy",
 ) -> list[Path]:
-    """(4) Entropy and held-out accuracy against the step, all methods."""
+    """(4) Entropy and validation accuracy against the step, all methods."""
     fig, axes = new_figure(ncols=2)
     for i, (method, runs) in enumerate(runs_by_method.items()):
         _band(axes[0, 0], runs, "entropy", _color(method, i), method)
@@ -203,7 +203,7 @@ def plot_entropy_bonus_sweep(
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_ylabel("mean token entropy (nats, log scale)")
     axes[0, 0].set_title("Entropy bonus: too small does nothing,\ntoo large lets entropy run away")
-    axes[0, 1].set_ylabel("held-out accuracy (sampled)")
+    axes[0, 1].set_ylabel(ACCURACY_LABELS["val_accuracy"])
     axes[0, 1].set_title("…and costs accuracy")
     for ax in axes[0]:
         ax.set_xlabel("RL step")

@@ -324,7 +324,7 @@ def train(
     probe = probe.to(device)
 
     for step in range(start, settings.steps):
-        # -- held-out accuracy of the policy that samples this step (its entropy is the row's) --
+        # -- validation accuracy of the policy that samples this step (its entropy is the row's) --
         evaluation = {}
         if _is_eval_step(settings, step):
             # the policy being trained: its accuracy, and its entropy on these fixed problems
