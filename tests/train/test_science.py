@@ -6,16 +6,14 @@ covariance interventions keep entropy at GRPO's accuracy. The carry world, the e
 
 The saturating world's reduced config: a smaller forking world (a 340 k-parameter model, 1,500 SFT steps, 8
 prompts × 8 responses at temperature 0.5, lr 3e-5, 90 RL steps; about six minutes of CPU in all,
-the SFT two of them). Its numbers were measured before the thresholds were set (seeds 0, 1, 2):
+the SFT two of them). Measured on AMD EPYC, 2 cores (seeds 0, 1; greedy accuracy on 128
+validation problems at the last step):
 
-- GRPO: first-third entropy drop 0.78, 0.90, 0.59; rollout accuracy 0.73 → 0.96, 0.67 → 0.99,
-  0.69 → 0.97; final entropy 0.0079, 0.0030, 0.0030; held-out greedy 0.984, 0.984, 0.992.
-- KL-Cov (k 0.05, β 2): final entropy 0.0243, 0.0175, 0.0195 (3.1×, 5.8×, 6.5× GRPO's), greedy
-  0.992 on every seed.
-- Clip-Cov (r 0.05, band (1, 100)): final entropy 0.0215, 0.0123, 0.0171 (2.7×, 4.1×, 5.7×),
-  greedy 0.969, 0.992, 0.992.
-- Entropy bonus 1e-3 ends at 1.0× GRPO's entropy (seed 0); coefficient 2 takes entropy from 0.04
-  to 0.07 in 10 steps while held-out accuracy falls.
+- GRPO: final entropy 0.0095, 0.0140; greedy 0.906, 0.953.
+- KL-Cov (k 0.05, β 2): final entropy 3.05×, 2.51× GRPO's; greedy 0.945, 0.938.
+- Clip-Cov (r 0.05, band (1, 100)): final entropy 2.95×, 2.41×; greedy 0.906, 0.914.
+- Entropy bonus 1e-3 ends at 0.95× GRPO's entropy (seed 0); coefficient 2 takes entropy from
+  0.064 to 0.101 in 10 steps while validation accuracy falls from 0.422 to 0.289.
 
 The claims and the analysis code are the pipeline's; the runs are shared by the tests of a session.
 """
@@ -112,13 +110,19 @@ def test_grpo_collapses_entropy_early_while_accuracy_rises(shared_run):
     assert all(s["cov_positive_frac"] >= 0.8 for s in summaries), summaries
 
 
-@pytest.mark.xfail(
+CLIP_COV_AT_ITS_THRESHOLD = pytest.mark.xfail(
     strict=False,
-    reason="measured at 6293b46, with a 5% validation split carved out of train and evaluations "
-    "before each step's update: KL-Cov -0.043 and Clip-Cov -0.063 greedy against GRPO (target "
-    ">= -0.02) in this reduced saturating world; its thresholds are to be re-measured",
+    reason="measured on AMD EPYC, 2 cores (seeds 0, 1): Clip-Cov keeps 2.95x and 2.41x GRPO's "
+    "final entropy at a mean greedy cost of -0.0195, at the -0.02 the check allows: on the "
+    "threshold, so it lands on either side by CPU (KL-Cov: 3.05x, 2.51x at +0.012)",
 )
-@pytest.mark.parametrize("loss", [KL_COV, CLIP_COV], ids=["kl_cov", "clip_cov"])
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [KL_COV, pytest.param(CLIP_COV, marks=CLIP_COV_AT_ITS_THRESHOLD)],
+    ids=["kl_cov", "clip_cov"],
+)
 def test_covariance_interventions_keep_entropy_at_grpo_accuracy(shared_run, loss):
     grpo = {seed: shared_run("grpo", {"loss": "grpo"}, seed) for seed in SEEDS}
     method = {seed: shared_run(loss["loss"], loss, seed) for seed in SEEDS}
@@ -135,8 +139,10 @@ def test_covariance_interventions_keep_entropy_at_grpo_accuracy(shared_run, loss
 
 @pytest.mark.xfail(
     strict=False,
-    reason="measured at 6293b46 (validation split, evaluations before the update): the coefficient "
-    "2 takes entropy from 0.046 to 0.051 in 10 steps, below the 1.2x the test asks; to re-measure",
+    reason="measured on AMD EPYC, 2 cores (seed 0): coefficient 2 takes entropy 0.064 -> 0.101 "
+    "(1.57x, the test asks 1.2x) and validation accuracy 0.422 -> 0.289 in 10 steps (the test "
+    "asks a fall of 0.1: two of 64 problems from the threshold, one seed); 0.001 ends at 0.95x "
+    "GRPO's entropy (asked: < 1.5x)",
 )
 def test_entropy_bonus_sweep_shows_both_failure_modes(shared_run, fork_base, tmp_path):
     grpo = summarize_run(shared_run("grpo", {"loss": "grpo"}, 0))
