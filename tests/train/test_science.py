@@ -6,7 +6,7 @@ covariance interventions keep entropy at GRPO's accuracy. The carry world, the e
 
 The saturating world's reduced config: a smaller forking world (a 340 k-parameter model, 1,500 SFT steps, 8
 prompts × 8 responses at temperature 0.5, lr 3e-5, 90 RL steps; about six minutes of CPU in all,
-the SFT two of them). Measured on AMD EPYC, 2 cores (seeds 0, 1; greedy accuracy on 128
+the SFT two of them). Measured on Intel Xeon, 2 cores (seeds 0, 1; greedy accuracy on 128
 validation problems at the last step):
 
 - GRPO: final entropy 0.0095, 0.0140; greedy 0.906, 0.953.
@@ -112,7 +112,7 @@ def test_grpo_collapses_entropy_early_while_accuracy_rises(shared_run):
 
 CLIP_COV_AT_ITS_THRESHOLD = pytest.mark.xfail(
     strict=False,
-    reason="measured on AMD EPYC, 2 cores (seeds 0, 1): Clip-Cov keeps 2.95x and 2.41x GRPO's "
+    reason="measured on Intel Xeon, 2 cores (seeds 0, 1): Clip-Cov keeps 2.95x and 2.41x GRPO's "
     "final entropy at a mean greedy cost of -0.0195, at the -0.02 the check allows: on the "
     "threshold, so it lands on either side by CPU (KL-Cov: 3.05x, 2.51x at +0.012)",
 )
@@ -139,7 +139,7 @@ def test_covariance_interventions_keep_entropy_at_grpo_accuracy(shared_run, loss
 
 @pytest.mark.xfail(
     strict=False,
-    reason="measured on AMD EPYC, 2 cores (seed 0): coefficient 2 takes entropy 0.064 -> 0.101 "
+    reason="measured on Intel Xeon, 2 cores (seed 0): coefficient 2 takes entropy 0.064 -> 0.101 "
     "(1.57x, the test asks 1.2x) and validation accuracy 0.422 -> 0.289 in 10 steps (the test "
     "asks a fall of 0.1: two of 64 problems from the threshold, one seed); 0.001 ends at 0.95x "
     "GRPO's entropy (asked: < 1.5x)",
@@ -166,7 +166,7 @@ def test_entropy_bonus_sweep_shows_both_failure_modes(shared_run, fork_base, tmp
 # accuracy has passed GRPO's well before step 100.
 #
 # Three seeds, as in the pipeline: with two, the bootstrap's seed level has only three distinct
-# draws and its interval is no interval. Measured on AMD EPYC, 2 cores, with seeds 0-3 (base
+# draws and its interval is no interval. Measured on Intel Xeon, 2 cores, with seeds 0-3 (base
 # pass@64 0.742): every three of the four seeds give headroom 0.130-0.169, a payoff of
 # +0.138 to +0.188 with the interval's lower end 0.036-0.107, and 2.6-4.1x GRPO's late entropy;
 # of the pairs, three of six put the interval's lower end at 0.
