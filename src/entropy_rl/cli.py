@@ -436,7 +436,8 @@ def _analyze(args: argparse.Namespace) -> int:
     )  # fmt: skip
     main_methods = {m: lm[m] for m in lm if spec[m]["loss"] != "entropy_bonus"}
     plots.plot_covariance(main_methods, figures / "covariance")
-    plots.plot_methods(main_methods, figures / "methods")
+    world = f"{config['profile']} profile's toy language model"
+    plots.plot_methods(main_methods, figures / "methods", world=world)
     sweep = {m: lm[m] for m in lm if spec[m]["loss"] in ("entropy_bonus", "grpo")}
     coefs = {m: float(spec[m].get("loss_config", {}).get("coef", 0.0)) for m in sweep}
     plots.plot_entropy_bonus_sweep(sweep, coefs, figures / "entropy_bonus_sweep")
@@ -455,6 +456,7 @@ def _analyze(args: argparse.Namespace) -> int:
         {m: tab[m] for m in tab if tab_spec[m]["loss"] != "entropy_bonus"},
         figures / "tabular_methods",
         accuracy_key="accuracy",
+        world=f"{config['profile']} profile's tabular simulator",
     )
     if "law" in tab_analysis["methods"][tab_grpo]:
         plots.plot_law(

@@ -33,43 +33,60 @@ def _fmt(cell: Any) -> str:
     return str(cell)
 
 
-TABLE_COLUMNS = [
-    ("method", "method"),
-    ("loss", "loss"),
-    ("seeds", "seeds"),
-    ("entropy_final", "final entropy"),
-    ("entropy_late", "late-run entropy (last 10% of steps)"),
-    ("accuracy_final", "final accuracy (rollouts; exact in the tabular world)"),
-    ("val_accuracy_final", "held-out acc. (sampled, in training)"),
-    ("heldout_pass@1", "held-out pass@1"),
-    ("heldout_pass@k", "held-out pass@k"),
-    ("heldout_greedy", "held-out greedy"),
-    ("heldout_greedy_easy", "held-out greedy, easy family"),
-    ("heldout_greedy_hard", "held-out greedy, hard family"),
-    ("ood_pass@1", "OOD pass@1"),
-    ("benchmark_pass@1", "benchmarks pass@1"),
-    ("target_rolling_within_10pct", "steps within 10% of the entropy target"),
-]
+# The method comparison in two tables, each narrow enough for a page: what training did, and how
+# the final policies do on the held-out split (and beyond it).
+TABLE_COLUMNS = {
+    "training": [
+        ("method", "method"),
+        ("loss", "loss"),
+        ("seeds", "seeds"),
+        ("entropy_final", "final entropy"),
+        ("entropy_late", "late-run entropy (last 10% of steps)"),
+        ("accuracy_final", "final rollout accuracy (exact in the tabular world)"),
+        ("val_accuracy_final", "validation accuracy (sampled, last evaluation)"),
+        ("target_rolling_within_10pct", "steps within 10% of the entropy target"),
+    ],
+    "evaluation": [
+        ("method", "method"),
+        ("heldout_pass@1", "held-out pass@1"),
+        ("heldout_pass@k", "held-out pass@k"),
+        ("heldout_greedy", "held-out greedy"),
+        ("heldout_greedy_easy", "greedy, easy family"),
+        ("heldout_greedy_hard", "greedy, hard family"),
+        ("ood_pass@1", "OOD pass@1"),
+        ("benchmark_pass@1", "benchmarks pass@1"),
+    ],
+}
 
 
 def method_table_markdown(table: list[dict[str, Any]]) -> str:
-    """The method comparison as a markdown table (mean ± std over seeds)."""
+    """The method comparison (mean ± std over seeds) as markdown: a training table and, where the
+    rows have evaluations, an evaluation table, separated by a blank line. A column no row has is
+    left out."""
     ks = sorted(  # the largest k of the held-out pass@k, as evaluated (pass@4, pass@64)
         {int(key.split("@")[1]) for row in table for key in row if key.startswith("heldout_pass@")}
         - {1}
     )
-    wanted = [
-        (f"heldout_pass@{ks[-1]}", f"held-out pass@{ks[-1]}")
-        if key == "heldout_pass@k"
-        else (key, title)
-        for key, title in TABLE_COLUMNS
-        if key != "heldout_pass@k" or ks
-    ]
-    columns = [(key, title) for key, title in wanted if any(key in row for row in table)]
-    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
-    for row in table:
-        lines.append("| " + " | ".join(_cell(row.get(key, "")) for key, _ in columns) + " |")
-    return "\n".join(lines) + "\n"
+    parts = []
+    for part in TABLE_COLUMNS.values():
+        wanted = [
+            (f"heldout_pass@{ks[-1]}", f"held-out pass@{ks[-1]}")
+            if key == "heldout_pass@k"
+            else (key, title)
+            for key, title in part
+            if key != "heldout_pass@k" or ks
+        ]
+        columns = [(key, title) for key, title in wanted if any(key in row for row in table)]
+        if len(columns) <= 1:  # the method names alone: nothing to show
+            continue
+        lines = [
+            "| " + " | ".join(title for _, title in columns) + " |",
+            "|" + "---|" * len(columns),
+        ]
+        for row in table:
+            lines.append("| " + " | ".join(_cell(row.get(key, "")) for key, _ in columns) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
 
 
 def law_table_markdown(methods: dict[str, dict[str, Any]]) -> str:
@@ -115,6 +132,12 @@ def acceptance_markdown(checks: list[dict[str, Any]]) -> str:
 
 
 def _md_table_to_html(markdown: str) -> str:
+    """HTML of the markdown table(s) in ``markdown`` (tables separated by blank lines)."""
+    tables = [block for block in re.split(r"\n\s*\n", markdown.strip()) if block.strip()]
+    return "\n".join(_one_table_to_html(block) for block in tables)
+
+
+def _one_table_to_html(markdown: str) -> str:
     rows = [
         [cell.replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
         for line in markdown.strip().splitlines()
@@ -122,7 +145,7 @@ def _md_table_to_html(markdown: str) -> str:
     ]
     head, body = rows[0], rows[1:]
     out = [
-        "<table>",
+        "<div class='scroll'><table>",  # a table wider than a phone scrolls in its box
         "<tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr>",
     ]
     for row in body:
@@ -134,7 +157,7 @@ def _md_table_to_html(markdown: str) -> str:
             )
             + "</tr>"
         )
-    return "\n".join([*out, "</table>"])
+    return "\n".join([*out, "</table></div>"])
 
 
 def run_stamp(config_path: str | os.PathLike[str]) -> dict[str, str]:
@@ -157,7 +180,7 @@ def render_report(
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
-        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#333;font-size:.92em}"
+        "img{max-width:100%;height:auto}.scroll{overflow-x:auto}figure{margin:1.5em 0}figcaption{color:#333;font-size:.92em}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;font-size:.9em}"
         "td.fail{background:#fdd;font-weight:bold}.stamp{color:#555;font-size:.9em}"
         "</style></head><body>",

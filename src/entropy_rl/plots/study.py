@@ -37,7 +37,21 @@ FALLBACK = [
 
 
 def _color(method: str, index: int = 0) -> str:
-    return METHOD_COLORS.get(method, FALLBACK[index % len(FALLBACK)])
+    """The method's colour: its own, else that of the longest known name it starts with (a loss
+    with a suffix), else one of the fallbacks by position."""
+    known = [name for name in METHOD_COLORS if method == name or method.startswith(f"{name}_")]
+    return METHOD_COLORS[max(known, key=len)] if known else FALLBACK[index % len(FALLBACK)]
+
+
+LINE_STYLES = ["-", "--", "-.", ":"]
+
+
+def _legend_below(fig, axes, columns: int = 5) -> None:
+    """One legend for the figure, below the panels, so no curve is hidden under it."""
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncol=min(columns, len(labels)), frameon=False
+    )
 
 
 def _series(
@@ -58,9 +72,9 @@ def _series(
     return curves[0][0][:length], stack.mean(0), stack.min(0), stack.max(0)
 
 
-def _band(ax, runs, key, color, label, smooth=1):
+def _band(ax, runs, key, color, label, smooth=1, ls="-"):
     steps, mean, low, high = _series(runs, key, smooth)
-    ax.plot(steps, mean, color=color, lw=1.8, label=label)
+    ax.plot(steps, mean, color=color, lw=1.8, label=label, ls=ls)
     if len(runs) > 1:
         ax.fill_between(steps, low, high, color=color, alpha=0.18, linewidth=0)
 
@@ -166,19 +180,24 @@ def plot_methods(
     runs_by_method: dict[str, Sequence],
     stem: str | os.PathLike[str],
     accuracy_key: str = "val_accuracy",
+    world: str = "",
 ) -> list[Path]:
-    """(4) Entropy and validation accuracy against the step, all methods."""
+    """(4) Entropy and validation accuracy against the step, all methods, in one ``world`` (named
+    in the title: the same figure of two worlds must not look alike). Beyond GRPO and the paper's
+    interventions, methods are dashed so that ten curves stay apart."""
     fig, axes = new_figure(ncols=2)
     for i, (method, runs) in enumerate(runs_by_method.items()):
-        _band(axes[0, 0], runs, "entropy", _color(method, i), method)
-        _band(axes[0, 1], runs, accuracy_key, _color(method, i), method)
+        ls = "-" if i < 5 else "--"
+        _band(axes[0, 0], runs, "entropy", _color(method, i), method, ls=ls)
+        _band(axes[0, 1], runs, accuracy_key, _color(method, i), method, ls=ls)
     axes[0, 0].set_ylabel("mean token entropy (nats)")
-    axes[0, 0].set_title("Entropy under each method")
+    axes[0, 0].set_title("Entropy")
     axes[0, 1].set_ylabel(ACCURACY_LABELS.get(accuracy_key, accuracy_key))
-    axes[0, 1].set_title("Accuracy under each method")
+    axes[0, 1].set_title("Accuracy")
     for ax in axes[0]:
         ax.set_xlabel("RL step")
-        ax.legend(loc="best")
+    fig.suptitle(f"Each method{f' in the {world}' if world else ''}: entropy and accuracy")
+    _legend_below(fig, axes)
     return save(fig, stem)
 
 
@@ -198,8 +217,9 @@ def plot_entropy_bonus_sweep(
         label = f"coef {coefs.get(method, 0.0):g}" + (
             " (GRPO)" if coefs.get(method, 0.0) == 0 else ""
         )
-        _band(axes[0, 0], runs_by_method[method], "entropy", color, label)
-        _band(axes[0, 1], runs_by_method[method], "val_accuracy", color, label)
+        ls = LINE_STYLES[i % len(LINE_STYLES)]  # neighbouring coefficients differ in style too
+        _band(axes[0, 0], runs_by_method[method], "entropy", color, label, ls=ls)
+        _band(axes[0, 1], runs_by_method[method], "val_accuracy", color, label, ls=ls)
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_ylabel("mean token entropy (nats, log scale)")
     axes[0, 0].set_title("Entropy bonus: too small does nothing,\ntoo large lets entropy run away")
@@ -207,7 +227,7 @@ def plot_entropy_bonus_sweep(
     axes[0, 1].set_title("…and costs accuracy")
     for ax in axes[0]:
         ax.set_xlabel("RL step")
-        ax.legend(loc="best")
+    _legend_below(fig, axes)
     return save(fig, stem)
 
 
@@ -246,23 +266,26 @@ def plot_pass_at_k(
     stem: str | os.PathLike[str],
     split: str = "heldout",
 ) -> list[Path]:
-    """(7) pass@k against k on the held-out split, each method (mean over seeds); k on a log
-    axis. A ``base`` entry (the base model) is drawn dashed: where RL's curve crosses below it,
-    RL has narrowed what the model can reach."""
+    """(7) pass@k against k on the held-out split, each method (mean over seeds, the band the
+    seeds' range), every k the evaluation has; k on a log axis. A ``base`` entry (the base model)
+    is drawn dashed: where RL's curve crosses below it, RL has narrowed what the model can reach."""
     fig, axes = new_figure(width=5.6)
     ax = axes[0, 0]
     ks: list[int] = []
     for i, (method, evals) in enumerate(evaluations.items()):
         ks = sorted(int(k.split("@")[1]) for k in evals[0][split] if k.startswith("pass@"))
-        values = np.array([[e[split][f"pass@{k}"] for k in ks] for e in evals]).mean(0)
+        curves = np.array([[e[split][f"pass@{k}"] for k in ks] for e in evals])
         base = method == "base"
+        color = "0.3" if base else _color(method, i)
         ax.plot(
-            ks, values, color="0.3" if base else _color(method, i), ls="--" if base else "-",
+            ks, curves.mean(0), color=color, ls="--" if base else "-",
             marker=None if len(ks) > 8 else "o", label=method,
         )  # fmt: skip
+        if len(evals) > 1:
+            ax.fill_between(ks, curves.min(0), curves.max(0), color=color, alpha=0.15, lw=0)
     ax.set_xlabel("k (samples per problem)")
     ax.set_ylabel("pass@k (unbiased)")
-    ax.set_title(f"pass@k on the {split.replace('heldout', 'held-out')} split (mean over seeds)")
+    ax.set_title(f"pass@k on the {split.replace('heldout', 'held-out')} split (seeds shaded)")
     if ks and ks[-1] > 8:
         ax.set_xscale("log", base=2)
         ax.set_xticks([k for k in ks if k & (k - 1) == 0])
@@ -329,7 +352,7 @@ def plot_entropy_target(
         if grpo:
             _band(top, grpo, "entropy", _color("grpo"), "GRPO")
         for i, (method, runs) in enumerate(targets.items()):
-            color = FALLBACK[i % len(FALLBACK)]
+            color = _color(method, i)
             target = runs[0].rows[-1]["entropy_target"]
             _band(top, runs, "entropy", color, method)
             top.axhspan(0.9 * target, 1.1 * target, color=color, alpha=0.12, lw=0)

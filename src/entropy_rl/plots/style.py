@@ -12,13 +12,20 @@ from entropy_rl.io import atomic_path
 
 __all__ = ["METHOD_COLORS", "new_figure", "save"]
 
-# One colour per method, the same in every figure.
+# One colour per method, the same in every figure: saturated, well-separated hues (a method named
+# after a loss with a suffix, ``entropy_bonus_0.01``, takes its loss's colour).
 METHOD_COLORS = {
-    "grpo": "#1f77b4",
-    "clip_higher": "#8c564b",
-    "entropy_bonus": "#2ca02c",
-    "clip_cov": "#d62728",
-    "kl_cov": "#9467bd",
+    "grpo": "#1f77b4",  # blue
+    "clip_higher": "#8c564b",  # brown
+    "entropy_bonus": "#2ca02c",  # green
+    "clip_cov": "#d62728",  # red
+    "kl_cov": "#9467bd",  # purple
+    "dapo": "#e377c2",  # pink
+    "dr_grpo": "#7f7f7f",  # grey
+    "forking_tokens": "#bcbd22",  # olive
+    "entropy_advantage": "#17becf",  # cyan
+    "w_reinforce": "#ff7f0e",  # orange
+    "entropy_target": "#000000",  # black
     "pg": "#1f77b4",
     "npg": "#ff7f0e",
 }
