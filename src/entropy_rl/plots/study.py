@@ -46,6 +46,17 @@ def _color(method: str, index: int = 0) -> str:
 LINE_STYLES = ["-", "--", "-.", ":"]
 
 
+def _styles(methods: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``(colour, line style)`` per method: methods that share a colour (a loss at several
+    coefficients, ``entropy_bonus_0.001`` and ``entropy_bonus_2``) get successive line styles."""
+    styles, seen = {}, {}
+    for i, method in enumerate(methods):
+        color = _color(method, i)
+        styles[method] = (color, LINE_STYLES[seen.get(color, 0) % len(LINE_STYLES)])
+        seen[color] = seen.get(color, 0) + 1
+    return styles
+
+
 def _legend_below(fig, axes, columns: int = 5) -> None:
     """One legend for the figure, below the panels, so no curve is hidden under it."""
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -186,10 +197,12 @@ def plot_methods(
     in the title: the same figure of two worlds must not look alike). Beyond GRPO and the paper's
     interventions, methods are dashed so that ten curves stay apart."""
     fig, axes = new_figure(ncols=2)
+    styles = _styles(list(runs_by_method))
     for i, (method, runs) in enumerate(runs_by_method.items()):
-        ls = "-" if i < 5 else "--"
-        _band(axes[0, 0], runs, "entropy", _color(method, i), method, ls=ls)
-        _band(axes[0, 1], runs, accuracy_key, _color(method, i), method, ls=ls)
+        color, ls = styles[method]
+        ls = "--" if i >= 5 and ls == "-" else ls
+        _band(axes[0, 0], runs, "entropy", color, method, ls=ls)
+        _band(axes[0, 1], runs, accuracy_key, color, method, ls=ls)
     axes[0, 0].set_ylabel("mean token entropy (nats)")
     axes[0, 0].set_title("Entropy")
     axes[0, 1].set_ylabel(ACCURACY_LABELS.get(accuracy_key, accuracy_key))
@@ -272,13 +285,14 @@ def plot_pass_at_k(
     fig, axes = new_figure(width=5.6)
     ax = axes[0, 0]
     ks: list[int] = []
-    for i, (method, evals) in enumerate(evaluations.items()):
+    styles = _styles([m for m in evaluations if m != "base"])
+    for method, evals in evaluations.items():
         ks = sorted(int(k.split("@")[1]) for k in evals[0][split] if k.startswith("pass@"))
         curves = np.array([[e[split][f"pass@{k}"] for k in ks] for e in evals])
         base = method == "base"
-        color = "0.3" if base else _color(method, i)
+        color, ls = ("0.3", (0, (5, 2))) if base else styles[method]
         ax.plot(
-            ks, curves.mean(0), color=color, ls="--" if base else "-",
+            ks, curves.mean(0), color=color, ls=ls, lw=2.2 if base else 1.6,
             marker=None if len(ks) > 8 else "o", label=method,
         )  # fmt: skip
         if len(evals) > 1:
