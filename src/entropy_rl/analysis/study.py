@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from entropy_rl.analysis.claims import CLAIMS
 from entropy_rl.analysis.law import compare_with_line, early_fit_prediction, fit_law
 from entropy_rl.analysis.runs import summarize_run
 from entropy_rl.analysis.stats import paired_bootstrap
@@ -17,11 +18,13 @@ from entropy_rl.io import read_jsonl
 
 __all__ = [
     "Run",
+    "Study",
     "acceptance_checks",
     "analyze_study",
     "base_table_row",
     "greedy_difference",
     "load_runs",
+    "load_study",
     "method_table",
 ]
 
@@ -253,8 +256,25 @@ def analyze_study(
     return result
 
 
-def _check(name: str, value: float, target: str, passed: bool, detail: str = "") -> dict[str, Any]:
-    check = {"check": name, "value": value, "target": target, "pass": bool(passed)}
+def _check(
+    claim_id: str,
+    value: float,
+    passed: bool | None = None,
+    detail: str = "",
+    target: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """One acceptance row of claim ``claim_id`` (:data:`~entropy_rl.analysis.claims.CLAIMS`):
+    its row name filled with ``fields``, the value, the target, and whether the claim holds
+    (``passed`` where a row combines several claims)."""
+    claim = CLAIMS[claim_id]
+    check = {
+        "claim": claim_id,
+        "check": claim.row.format(**fields),
+        "value": value,
+        "target": claim.target if target is None else target,
+        "pass": claim.holds(value) if passed is None else bool(passed),
+    }
     if detail:
         check["detail"] = detail
     return check
@@ -281,12 +301,7 @@ def _target_check(runs: list[Run], method: str, key: str, world: str) -> dict[st
     (the LM's per-step entropy is a noisy batch estimate, so it is judged on a 5-step mean)."""
     held = float(np.mean([r.summary[key] for r in runs]))
     what = "the 5-step mean entropy" if key == "target_rolling_within_10pct" else "entropy"
-    return _check(
-        f"{method} ({world}): share of steps after warm-up with {what} within 10% of the target",
-        held,
-        ">= 0.95",
-        held >= 0.95,
-    )
+    return _check("target_held", held, method=method, world=world, what=what)
 
 
 def acceptance_checks(
@@ -309,69 +324,36 @@ def acceptance_checks(
     checks: list[dict[str, Any]] = []
     grpo = by_loss(losses, "grpo")[0]
     g = [r.summary for r in lm[grpo]]
-    drop_third = float(np.mean([s["entropy_drop_first_third"] for s in g]))
     checks.append(
         _check(
-            "GRPO: entropy drop in the first third of training (LM)",
-            drop_third,
-            ">= 0.50",
-            drop_third >= 0.5,
+            "entropy_drop_first_third", float(np.mean([s["entropy_drop_first_third"] for s in g]))
         )
     )
     val = [
         [x["val_accuracy"] for x in r.rows if x.get("val_accuracy") is not None] for r in lm[grpo]
     ]
-    gain = float(np.mean([v[-1] - v[0] for v in val]))
-    checks.append(
-        _check("GRPO: held-out accuracy gain over the base (LM, sampled)", gain, "> 0", gain > 0)
-    )
+    checks.append(_check("accuracy_gain", float(np.mean([v[-1] - v[0] for v in val]))))
     law = lm_analysis["methods"][grpo].get("law", {})
-    r2 = law.get("r2", float("nan"))
     line = lm_analysis["methods"][grpo].get("law_line", {})
     checks.append(
         _check(
-            "law R = -a·exp(H) + b fits GRPO (pooled R²)",
-            r2,
-            ">= 0.9",
-            r2 >= 0.9,
+            "law_r2",
+            law.get("r2", float("nan")),
             detail=f"a straight line: R² {line.get('r2_line', float('nan')):.3f}" if line else "",
         )
     )
-    early = (
-        lm_analysis["methods"][grpo].get("early_fit", {}).get("mean_abs_final_error", float("nan"))
-    )
+    early = lm_analysis["methods"][grpo].get("early_fit", {})
+    checks.append(_check("early_fit_error", early.get("mean_abs_final_error", float("nan"))))
+    checks.append(_check("lemma1_r", lm_analysis["methods"][grpo]["entropy_change_corr"]["mean"]))
+    checks.append(_check("cov_positive", lm_analysis["methods"][grpo]["cov_positive_frac"]["mean"]))
     checks.append(
-        _check("early-third fit predicts final accuracy (|error|)", early, "<= 0.05", early <= 0.05)
-    )
-    corr = lm_analysis["methods"][grpo]["entropy_change_corr"]["mean"]
-    checks.append(
-        _check(
-            "Lemma 1: measured vs predicted entropy change, Pearson r (LM)",
-            corr,
-            ">= 0.9",
-            corr >= 0.9,
-        )
-    )
-    cov = lm_analysis["methods"][grpo]["cov_positive_frac"]["mean"]
-    checks.append(
-        _check("covariance positive under GRPO (share of steps, LM)", cov, ">= 0.8", cov >= 0.8)
-    )
-    evals = min(r.summary["evals_before_half"] for r in lm[grpo])
-    checks.append(
-        _check(
-            "GRPO: held-out evaluations before its entropy halves (fewest of any seed)",
-            float(evals),
-            ">= 5 (points for the law during the collapse)",
-            evals >= 5,
-        )
+        _check("evals_before_half", float(min(r.summary["evals_before_half"] for r in lm[grpo])))
     )
     ceiling = law.get("ceiling_ci", (float("nan"), float("nan")))
     checks.append(
         _check(
-            "ceiling: the law's b − a on GRPO's runs, upper end of its 95% interval",
+            "ceiling",
             ceiling[1],
-            "< 0.95 (a ceiling below what is learnable)",
-            ceiling[1] < 0.95,
             detail=f"b − a = {law.get('ceiling', float('nan')):.3f}, "
             f"interval {ceiling[0]:.3f}–{ceiling[1]:.3f}",
         )
@@ -381,59 +363,44 @@ def acceptance_checks(
     k = _largest_k(lm[grpo][0].evaluation)
     if base and k > 1:
         base_k = float(base.get("heldout", {}).get(f"pass@{k}", np.nan))
-        margin = base_k - greedy[grpo]
         checks.append(
             _check(
-                f"headroom: base model's held-out pass@{k} minus GRPO's final greedy accuracy",
-                margin,
-                ">= 0.10",
-                margin >= 0.10,
+                "headroom",
+                base_k - greedy[grpo],
                 detail=f"base pass@{k} {base_k:.3f}, GRPO greedy {greedy[grpo]:.3f}",
+                k=k,
             )
         )
     interventions = [m for loss in ("clip_cov", "kl_cov") for m in by_loss(losses, loss)]
     payoffs = []
     for method in interventions:
         ratio = _per_seed_ratio(lm, method, grpo)
-        checks.append(
-            _check(
-                f"{method}: late-run entropy / GRPO's (LM; mean of the last 10% of steps)",
-                ratio,
-                ">= 2",
-                ratio >= 2,
-            )
-        )
+        checks.append(_check("kept_entropy", ratio, method=method))
         delta = greedy[method] - greedy[grpo]
-        checks.append(
-            _check(
-                f"{method}: held-out greedy accuracy minus GRPO's",
-                delta,
-                ">= -0.02",
-                delta >= -0.02,
-            )
-        )
+        checks.append(_check("accuracy_cost", delta, method=method))
         boot = greedy_difference(lm, method, grpo)
-        paid = delta >= 0.05 and boot["lo"] > 0 and ratio >= 2
+        paid = (
+            CLAIMS["payoff"].holds(delta)
+            and CLAIMS["payoff_interval"].holds(boot["lo"])
+            and CLAIMS["kept_entropy"].holds(ratio)
+        )
         payoffs.append((method, paid))
         checks.append(
             _check(
-                f"payoff: {method}'s held-out greedy accuracy minus GRPO's, with ≥ 2× its "
-                "late-run entropy",
+                "payoff",
                 delta,
-                ">= 0.05, paired bootstrap 95% interval above 0",
                 paid,
                 detail=f"interval {boot['lo']:+.3f} to {boot['hi']:+.3f} over "
                 f"{boot['seeds']} seeds × {boot.get('problems', 0)} problems; sampled pass@1 "
                 f"{sampled[method] - sampled[grpo]:+.3f}",
+                method=method,
             )
         )
     if payoffs:
         checks.append(
             _check(
-                "payoff: Clip-Cov or KL-Cov ends above GRPO (either row above passes)",
+                "payoff_any",
                 float(sum(paid for _, paid in payoffs)),
-                ">= 1 intervention",
-                any(paid for _, paid in payoffs),
                 detail=", ".join(m for m, paid in payoffs if paid) or "none",
             )
         )
@@ -443,22 +410,21 @@ def acceptance_checks(
         grpo_k = _heldout(lm[grpo], "heldout", key)
         checks.append(
             _check(
-                f"boundary: GRPO's held-out {key} minus the base model's",
+                "boundary_grpo",
                 grpo_k - base_k,
-                "< 0 (RL narrows what the model can reach)",
-                grpo_k < base_k,
                 detail=f"GRPO {grpo_k:.3f}, base {base_k:.3f}",
+                key=key,
             )
         )
         best = max(interventions, key=lambda m: greedy[m])
         best_k = _heldout(lm[best], "heldout", key)
         checks.append(
             _check(
-                f"boundary: the better intervention's ({best}) held-out {key} minus GRPO's",
+                "boundary_intervention",
                 best_k - grpo_k,
-                ">= 0",
-                best_k >= grpo_k,
                 detail=f"{best} {best_k:.3f}, GRPO {grpo_k:.3f}",
+                method=best,
+                key=key,
             )
         )
     for method in by_loss(losses, "entropy_target"):
@@ -469,49 +435,67 @@ def acceptance_checks(
     )
     if len(bonus) >= 2:
         low, high = bonus[0], bonus[-1]
-        low_ratio = _per_seed_ratio(lm, low, grpo)
-        checks.append(
-            _check(
-                f"{low} (smallest coefficient): late-run entropy / GRPO's",
-                low_ratio,
-                "< 1.5 (collapses like GRPO)",
-                low_ratio < 1.5,
-            )
-        )
+        checks.append(_check("bonus_small", _per_seed_ratio(lm, low, grpo), method=low))
         rises = float(
             np.mean([r.summary["entropy_late"] / r.summary["entropy_initial"] for r in lm[high]])
         )
-        acc_drop = sampled[high] - sampled[grpo]
+        large, cost = CLAIMS["bonus_large"], CLAIMS["bonus_large_cost"]
         checks.append(
             _check(
-                f"{high} (largest coefficient): late-run / initial entropy",
+                "bonus_large",
                 rises,
-                "> 1 (entropy rises), or held-out accuracy falls by > 0.05",
-                rises > 1 or acc_drop < -0.05,
+                large.holds(rises) or cost.holds(sampled[high] - sampled[grpo]),
+                target=f"{large.target}, or held-out accuracy falls by > {-cost.threshold:g}",
+                method=high,
             )
         )
     if tabular:
         tgrpo = by_loss(tabular_losses, "grpo")[0]
         t = [r.summary for r in tabular[tgrpo]]
-        tdrop = float(np.mean([s["entropy_drop_frac"] for s in t]))
         checks.append(
-            _check("tabular GRPO: entropy drop over the run", tdrop, ">= 0.50", tdrop >= 0.5)
+            _check("tabular_entropy_drop", float(np.mean([s["entropy_drop_frac"] for s in t])))
         )
-        tcorr = float(np.mean([s["entropy_change_corr"] for s in t]))
         checks.append(
-            _check(
-                "tabular: measured vs predicted entropy change, Pearson r",
-                tcorr,
-                ">= 0.9",
-                tcorr >= 0.9,
-            )
+            _check("tabular_lemma1_r", float(np.mean([s["entropy_change_corr"] for s in t])))
         )
         for loss in ("clip_cov", "kl_cov"):
             for method in by_loss(tabular_losses, loss):
                 ratio = _per_seed_ratio(tabular, method, tgrpo)
-                checks.append(
-                    _check(f"tabular {method}: late-run entropy / GRPO's", ratio, "> 1", ratio > 1)
-                )
+                checks.append(_check("tabular_kept_entropy", ratio, method=method))
         for method in by_loss(tabular_losses, "entropy_target"):
             checks.append(_target_check(tabular[method], method, "target_within_10pct", "tabular"))
     return checks
+
+
+@dataclass
+class Study:
+    """A pipeline run's runs and analyses: the language-model (``lm``) and tabular (``tab``) runs
+    by method, their analyses, the acceptance checks, the base model's evaluation (or None) and
+    the config's method entries of each world."""
+
+    lm: dict[str, list[Run]]
+    tab: dict[str, list[Run]]
+    lm_analysis: dict[str, Any]
+    tab_analysis: dict[str, Any]
+    checks: list[dict[str, Any]]
+    base: dict[str, Any] | None
+    lm_spec: dict[str, dict[str, Any]]
+    tab_spec: dict[str, dict[str, Any]]
+
+
+def load_study(config: dict[str, Any], results: Path) -> Study:
+    """Load and analyse the runs a pipeline config names under ``results`` (results/<profile>)."""
+    from entropy_rl.config import method_seeds
+
+    lm_spec = config["train"]["methods"]
+    tab_spec = config["tabular"]["methods"]
+    lm = load_runs(results / config["model_name"], method_seeds(lm_spec, config["seeds"]))
+    tab = load_runs(results / "tabular", method_seeds(tab_spec, config["tabular"]["seeds"]))
+    lm_analysis = analyze_study(lm, lm_spec)
+    tab_analysis = analyze_study(tab, tab_spec, accuracy_key="accuracy")
+    base_eval = results / config["model_name"] / "base" / "eval" / "summary.json"
+    base = json.loads(base_eval.read_text()) if base_eval.exists() else None
+    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec, base=base)
+    if base:  # the base model's accuracies head the method table (not its plots)
+        lm_analysis["base_row"] = base_table_row(base)
+    return Study(lm, tab, lm_analysis, tab_analysis, checks, base, lm_spec, tab_spec)
