@@ -10,8 +10,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 __all__ = ["main"]
 
 
@@ -26,7 +24,7 @@ def _theory(args: argparse.Namespace) -> int:
     """Theory sweeps → figures + summary.json; exit 1 if a first-order check fails."""
     from entropy_rl.io import write_json
     from entropy_rl.plots.theory import plot_lemma1_remainder, plot_theory_predictions
-    from entropy_rl.theory.sweeps import prediction_sweep, remainder_sweep
+    from entropy_rl.theory.sweeps import prediction_sweep, remainder_sweep, sweep_summary
 
     predictions = prediction_sweep(args.seed)
     remainders = remainder_sweep(args.seed)
@@ -34,43 +32,8 @@ def _theory(args: argparse.Namespace) -> int:
     plot_theory_predictions(predictions, figures / "theory_predicted_vs_exact")
     plot_lemma1_remainder(remainders, figures / "theory_lemma1_remainder")
 
-    summary: dict = {"seed": args.seed, "prediction": {}}
-    for update in ("pg", "npg"):
-        pick = predictions.update == update
-        small = pick & (predictions.eta <= 0.1)
-        tiny = pick & (predictions.eta == predictions.eta.min())
-        rel = np.abs(predictions.exact[tiny] - predictions.predicted[tiny]) / np.abs(
-            predictions.exact[tiny]
-        )
-        summary["prediction"][update] = {
-            "pearson_r_eta_le_0.1": float(
-                np.corrcoef(predictions.predicted[small], predictions.exact[small])[0, 1]
-            ),
-            "pearson_r_all_eta": float(
-                np.corrcoef(predictions.predicted[pick], predictions.exact[pick])[0, 1]
-            ),
-            "sign_agreement_eta_le_0.1": float(
-                np.mean(np.sign(predictions.predicted[small]) == np.sign(predictions.exact[small]))
-            ),
-            f"median_relative_error_eta_{predictions.eta.min():g}": float(np.median(rel)),
-            "n_cases": int(pick.sum()),
-        }
-    summary["remainder"] = {
-        "eta_range": [float(remainders.eta.min()), float(remainders.eta.max())],
-        "slopes": [round(float(s), 4) for s in remainders.slope],
-    }
-    checks = {
-        "lemma1 remainder slope within 2 ± 0.2": bool(np.all(np.abs(remainders.slope - 2) <= 0.2)),
-        "theorem 1 prediction r >= 0.99 (eta <= 0.1)": summary["prediction"]["pg"][
-            "pearson_r_eta_le_0.1"
-        ]
-        >= 0.99,
-        "theorem 2 prediction r >= 0.99 (eta <= 0.1)": summary["prediction"]["npg"][
-            "pearson_r_eta_le_0.1"
-        ]
-        >= 0.99,
-    }
-    summary["checks"] = checks
+    summary = sweep_summary(predictions, remainders, args.seed)
+    checks = summary["checks"]
     write_json(args.summary, summary)
     for name, ok in checks.items():
         print(f"[{'pass' if ok else 'FAIL'}] {name}")
@@ -223,7 +186,9 @@ def _train(args: argparse.Namespace) -> int:
     settings.check_model()
     out = Path(args.out)
     if settings.engine == "verl":
-        return _train_with_verl(settings, task, out, args)
+        from entropy_rl.engines.verl import run_with_verl
+
+        return run_with_verl(settings, task, out, args.method, dry_run=args.dry_run)
     if args.dry_run:
         print(json.dumps(settings.to_dict(), indent=2))
         return 0
@@ -268,49 +233,6 @@ def _train(args: argparse.Namespace) -> int:
         f"{args.method} seed {settings.seed}: entropy {summary['entropy_initial']:.3f} -> "
         f"{summary['entropy_final']:.3f}, accuracy {summary['accuracy_initial']:.3f} -> {summary['accuracy_final']:.3f}"
     )
-    return 0
-
-
-def _train_with_verl(settings, task, out: Path, args: argparse.Namespace) -> int:
-    """The same run with verl's PPO trainer: data files, verl, its log converted, its model merged."""
-    import importlib.util
-    import subprocess
-
-    from entropy_rl.analysis import summarize_run
-    from entropy_rl.engines.verl import (
-        convert_verl_log,
-        verl_command,
-        verl_merge_command,
-        verl_overrides,
-        write_verl_data,
-    )
-    from entropy_rl.io import write_json, write_jsonl
-
-    data = out / "verl_data"
-    overrides = verl_overrides(settings, data / "train.parquet", data / "validation.parquet", out)
-    command = verl_command(overrides, sys.executable)
-    if args.dry_run:
-        print(" ".join(command))
-        return 0
-    if importlib.util.find_spec("verl") is None:
-        raise ValueError(
-            "train.engine is verl but verl is not installed: pip install -e '.[verl]' (GPUs), "
-            "or set train.engine: entropy-rl"
-        )
-    write_verl_data(task, settings, data)
-    log = out / "verl.log"
-    with open(log, "a") as sink:  # appended: a resumed run (verl's resume_mode auto) adds to it
-        code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT).returncode
-    if code:
-        print(f"entropy-rl train: verl exited with {code}; see {log}", file=sys.stderr)
-        return 1
-    rows = convert_verl_log(log.read_text().splitlines(), settings.loss)
-    write_jsonl(out / "metrics.jsonl", rows)
-    subprocess.run(verl_merge_command(out, settings.steps), check=True)
-    summary = {"method": args.method, "engine": "verl", **summarize_run(rows)}
-    write_json(out / "summary.json", summary)
-    print(f"{args.method} seed {settings.seed} (verl): entropy {summary['entropy_initial']:.3f} -> "
-          f"{summary['entropy_final']:.3f}")  # fmt: skip
     return 0
 
 
@@ -362,297 +284,40 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(config: dict, results: Path):
-    """Runs and analyses of the LM and tabular worlds named by a pipeline config."""
-    from entropy_rl.analysis.study import (
-        acceptance_checks,
-        analyze_study,
-        base_table_row,
-        load_runs,
-    )
-    from entropy_rl.config import method_seeds
-
-    lm_spec = config["train"]["methods"]
-    tab_spec = config["tabular"]["methods"]
-    lm = load_runs(results / config["model_name"], method_seeds(lm_spec, config["seeds"]))
-    tab = load_runs(results / "tabular", method_seeds(tab_spec, config["tabular"]["seeds"]))
-    lm_analysis = analyze_study(lm, lm_spec)
-    tab_analysis = analyze_study(tab, tab_spec, accuracy_key="accuracy")
-    base_eval = results / config["model_name"] / "base" / "eval" / "summary.json"
-    base = json.loads(base_eval.read_text()) if base_eval.exists() else None
-    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec, base=base)
-    if base:  # the base model's accuracies head the method table (not its plots)
-        lm_analysis["base_row"] = base_table_row(base)
-    return lm, tab, lm_analysis, tab_analysis, checks, base
-
-
 def _analyze(args: argparse.Namespace) -> int:
     """Law fits, method tables, science-acceptance checks and every study figure."""
-    import csv
-    import io as _io
-
+    from entropy_rl.analysis.study import load_study
     from entropy_rl.config import load_yaml
-    from entropy_rl.io import write_json, write_text
-    from entropy_rl.plots import study as plots
-    from entropy_rl.report import acceptance_markdown, law_table_markdown, method_table_markdown
+    from entropy_rl.io import write_json
+    from entropy_rl.plots.figures import draw_study_figures
+    from entropy_rl.report import write_study_tables
 
     config = load_yaml(args.config)
     results = Path(args.results)
-    lm, tab, lm_analysis, tab_analysis, checks, base = _study(config, results)
+    study = load_study(config, results)
     write_json(
         results / "analysis" / "analysis.json",
-        {"lm": lm_analysis, "tabular": tab_analysis, "acceptance": checks},
+        {"lm": study.lm_analysis, "tabular": study.tab_analysis, "acceptance": study.checks},
     )
-    tables = results / "tables"
-    base_row = [lm_analysis["base_row"]] if "base_row" in lm_analysis else []
-    write_text(tables / "methods.md", method_table_markdown(base_row + lm_analysis["table"]))
-    write_text(tables / "tabular_methods.md", method_table_markdown(tab_analysis["table"]))
-    write_text(tables / "acceptance.md", acceptance_markdown(checks))
-    write_text(tables / "law.md", law_table_markdown(lm_analysis["methods"]))
-    buffer = _io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["method", "loss", "metric", "mean", "std", "n"])
-    for row in lm_analysis["table"]:
-        for key, value in row.items():
-            if isinstance(value, dict) and "mean" in value:
-                writer.writerow(
-                    [row["method"], row["loss"], key, value["mean"], value["std"], value["n"]]
-                )
-    write_text(tables / "methods.csv", buffer.getvalue())
-
-    figures = results / "figures"
-    spec = config["train"]["methods"]
-    by_loss = {
-        loss: [m for m, s in spec.items() if s["loss"] == loss]
-        for loss in {s["loss"] for s in spec.values()}
-    }
-    grpo = by_loss["grpo"][0]
-    plots.plot_collapse(lm[grpo], figures / "collapse_grpo")
-    grpo_fit = lm_analysis["methods"][grpo]
-    plots.plot_law(
-        lm[grpo], grpo_fit.get("law"), figures / "law_grpo",
-        failure=grpo_fit.get("law_error", ""), line=grpo_fit.get("law_line"),
-        entropy_key=lm_analysis["entropy_key"],
-    )  # fmt: skip
-    main_methods = {m: lm[m] for m in lm if spec[m]["loss"] != "entropy_bonus"}
-    plots.plot_covariance(main_methods, figures / "covariance")
-    world = f"{config['profile']} profile's toy language model"
-    plots.plot_methods(main_methods, figures / "methods", world=world)
-    sweep = {m: lm[m] for m in lm if spec[m]["loss"] in ("entropy_bonus", "grpo")}
-    coefs = {m: float(spec[m].get("loss_config", {}).get("coef", 0.0)) for m in sweep}
-    plots.plot_entropy_bonus_sweep(sweep, coefs, figures / "entropy_bonus_sweep")
-    tab_spec = config["tabular"]["methods"]
-    tab_grpo = next(m for m, s in tab_spec.items() if s["loss"] == "grpo")
-    plots.plot_entropy_change(
-        {"toy language model (probe batch)": lm[grpo], "tabular simulator": tab[tab_grpo]},
-        figures / "entropy_change",
-    )
-    pass_curves = {"base": [base]} if base else {}
-    pass_curves.update(
-        {m: [r.evaluation for r in lm[m]] for m in lm if all(r.evaluation for r in lm[m])}
-    )
-    plots.plot_pass_at_k(pass_curves, figures / "pass_at_k")
-    plots.plot_methods(
-        {m: tab[m] for m in tab if tab_spec[m]["loss"] != "entropy_bonus"},
-        figures / "tabular_methods",
-        accuracy_key="accuracy",
-        world=f"{config['profile']} profile's tabular simulator",
-    )
-    if "law" in tab_analysis["methods"][tab_grpo]:
-        plots.plot_law(
-            tab[tab_grpo],
-            tab_analysis["methods"][tab_grpo]["law"],
-            figures / "tabular_law",
-            accuracy_key="accuracy",
-        )
-    plots.plot_interventions(
-        {
-            "toy language model": (
-                lm_analysis["table"],
-                "heldout_pass@1",
-                "held-out pass@1 (final policy)",
-            ),
-            "tabular simulator": (tab_analysis["table"], "accuracy_final", "expected accuracy"),
-        },
-        figures / "interventions",
-    )
-    targets = {
-        "toy language model": (
-            {m: lm[m] for m in lm if spec[m]["loss"] == "entropy_target"},
-            lm[grpo],
-        ),
-        "tabular simulator": (
-            {m: tab[m] for m in tab if tab_spec[m]["loss"] == "entropy_target"},
-            tab[tab_grpo],
-        ),
-    }
-    if any(runs for runs, _ in targets.values()):
-        plots.plot_entropy_target(targets, figures / "entropy_target")
-    else:  # no figure (nor a stale one from an earlier config) for a controller that did not run
-        for ext in (".png", ".pdf"):
-            (figures / f"entropy_target{ext}").unlink(missing_ok=True)
-    passed = sum(c["pass"] for c in checks)
-    print(f"science acceptance: {passed}/{len(checks)} checks pass")
-    for c in checks:
-        print(
-            f"  [{'pass' if c['pass'] else 'FAIL'}] {c['check']}: {c['value']:.3f} (target {c['target']})"
-        )
+    write_study_tables(results / "tables", study)
+    draw_study_figures(config, study, results / "figures")
+    passed = sum(c["pass"] for c in study.checks)
+    print(f"science acceptance: {passed}/{len(study.checks)} checks pass")
+    for c in study.checks:
+        verdict = "pass" if c["pass"] else "FAIL"
+        print(f"  [{verdict}] {c['check']}: {c['value']:.3f} (target {c['target']})")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     """One self-contained HTML page: acceptance, theory, collapse, law, mechanism, interventions."""
-    import json
-
-    from entropy_rl.analysis.law import describe_line_comparison
     from entropy_rl.config import load_yaml
     from entropy_rl.io import write_text
-    from entropy_rl.report import (
-        acceptance_markdown,
-        method_table_markdown,
-        render_report,
-        run_stamp,
-    )
-    from entropy_rl.token_view import token_view_body
+    from entropy_rl.report import study_report
 
-    config = load_yaml(args.config)
-    results = Path(args.results)
-    figures = results / "figures"
-    analysis = json.loads((results / "analysis" / "analysis.json").read_text())
-    theory = json.loads((results / "theory" / "summary.json").read_text())
-    base = json.loads((results / config["model_name"] / "base" / "base_summary.json").read_text())
-    lm, tab, checks = analysis["lm"], analysis["tabular"], analysis["acceptance"]
-    spec = config["train"]["methods"]
-    grpo = next(m for m, s in spec.items() if s["loss"] == "grpo")
-    g = lm["methods"][grpo]
-    law = g.get("law", {})
-    early = g.get("early_fit", {})
-    grpo_row = next(r for r in lm["table"] if r["method"] == grpo)
-
-    def fig(name: str, caption: str) -> list[dict]:
-        path = figures / f"{name}.png"
-        return [{"path": path, "caption": caption}] if path.exists() else []
-
-    passed = sum(c["pass"] for c in checks)
-    sections = [
-        {
-            "heading": "Science acceptance (docs/design.md)",
-            "text": f"{passed} of {len(checks)} checks pass on this run of the {config['profile']} profile.",
-            "table": acceptance_markdown(checks),
-        },
-        {
-            "heading": "The base model",
-            "text": (
-                f"The pretrained model {base['model']}."
-                if base.get("source") == "pretrained"
-                else f"A {base['parameters']:,}-parameter Llama-architecture decoder trained from scratch by SFT "
-                f"({base['sft_seconds']:.0f} s): held-out pass@1 at temperature 1 = {base['heldout_pass@1_t1']:.3f}, "
-                f"greedy = {base['heldout_accuracy_greedy']:.3f}, out-of-distribution = {base['ood_pass@1_t1']:.3f}."
-            ),
-        },
-        {
-            "heading": "The mechanism in exact arithmetic (theory)",
-            "figures": fig(
-                "theory_predicted_vs_exact",
-                (
-                    f"Theorems 1-2 on random tabular policies: for step sizes <= 0.1 the first-order prediction and the exact "
-                    f"entropy change correlate at r = {theory['prediction']['pg']['pearson_r_eta_le_0.1']:.4f} (PG) and "
-                    f"r = {theory['prediction']['npg']['pearson_r_eta_le_0.1']:.4f} (NPG)."
-                ),
-            )
-            + fig(
-                "theory_lemma1_remainder",
-                "Lemma 1's remainder shrinks as eta squared: fitted slopes "
-                f"{min(theory['remainder']['slopes']):.3f}-{max(theory['remainder']['slopes']):.3f}.",
-            ),
-        },
-        {
-            "heading": "Entropy collapse",
-            "figures": fig(
-                "collapse_grpo",
-                (
-                    f"GRPO, {grpo_row['seeds']} seeds: mean token entropy ends "
-                    f"{grpo_row['entropy_drop_frac']['mean']:.0%} below its start; held-out accuracy (sampled, "
-                    f"in training) ends at {grpo_row.get('val_accuracy_final', {}).get('mean', float('nan')):.3f}."
-                ),
-            ),
-        },
-        {
-            "heading": "The law R = -a·exp(H) + b",
-            "figures": fig(
-                "law_grpo",
-                (
-                    f"Pooled GRPO points: a = {law.get('a', float('nan')):.3f}, b = {law.get('b', float('nan')):.3f}, "
-                    f"R² = {law.get('r2', float('nan')):.3f}; predicted ceiling R(H=0) = {law.get('ceiling', float('nan')):.3f}. "
-                    f"Fitting only the first third of each run predicts the final accuracy with a mean absolute error of "
-                    f"{early.get('mean_abs_final_error', float('nan')):.3f}. "
-                    + (describe_line_comparison(g["law_line"]) if "law_line" in g else "")
-                ),
-            ),
-        },
-        {
-            "heading": "What drives the entropy: the covariance",
-            "figures": fig(
-                "entropy_change",
-                (
-                    f"Per-step measured entropy change against -Cov(log pi, delta z): r = "
-                    f"{g['entropy_change_corr']['mean']:.3f} on the language model's probe batch (mean over seeds)."
-                ),
-            )
-            + fig(
-                "covariance",
-                (
-                    f"The mean token covariance is positive on {g['cov_positive_frac']['mean']:.0%} of GRPO's steps."
-                ),
-            ),
-        },
-        {
-            "heading": "Interventions",
-            "table": method_table_markdown(
-                [*([lm["base_row"]] if "base_row" in lm else []), *lm["table"]]
-            ),
-            "figures": fig(
-                "methods",
-                "Entropy and held-out accuracy under each method but the entropy-bonus sweep (seeds shaded).",
-            )
-            + fig(
-                "interventions",
-                "Every intervention on one map: final entropy against accuracy (mean ± std over seeds).",
-            )
-            + fig(
-                "entropy_target",
-                "The entropy-target controller: entropy held in the target band, "
-                "and the coefficient the controller chose.",
-            )
-            + fig("entropy_bonus_sweep", "The entropy bonus at several coefficients.")
-            + fig(
-                "pass_at_k",
-                "pass@k of the base model (dashed) and the final policies on the held-out split: "
-                "where a curve ends below the base's, RL has narrowed what the model can reach.",
-            ),
-        },
-        {
-            "heading": "The tabular simulator",
-            "table": method_table_markdown(tab["table"]),
-            "figures": fig(
-                "tabular_methods",
-                "The same losses on a tabular softmax policy (exact entropy and accuracy).",
-            )
-            + fig("tabular_law", "The law on the tabular GRPO runs."),
-        },
-    ]
-    token_page = results / "token_entropy.html"
-    if token_page.exists():
-        before = next(i for i, sec in enumerate(sections) if sec["heading"] == "Interventions")
-        sections.insert(before, {
-            "heading": "Where the entropy sits, token by token",
-            "text": "The same held-out prompts sampled by the base model and by the first seed of "
-            "each method (also as a page of its own: token_entropy.html).",
-            "html": token_view_body(token_page.read_text()),
-        })  # fmt: skip
-    title = f"entropy-rl study: {config['profile']}"
-    write_text(args.out, render_report(title, sections, stamp=run_stamp(args.config)))
-    print(f"report: {args.out} ({passed}/{len(checks)} acceptance checks pass)")
+    page, passed, total = study_report(load_yaml(args.config), Path(args.results), args.config)
+    write_text(args.out, page)
+    print(f"report: {args.out} ({passed}/{total} acceptance checks pass)")
     return 0
 
 

@@ -18,6 +18,8 @@ __all__ = [
     "method_table_markdown",
     "render_report",
     "run_stamp",
+    "study_report",
+    "write_study_tables",
 ]
 
 
@@ -208,3 +210,171 @@ def render_report(
             )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def write_study_tables(tables: Path, study: Any) -> None:
+    """The run's tables under ``tables``: methods (the base model first), tabular methods,
+    acceptance and law as markdown, and every method metric as ``methods.csv``."""
+    import csv
+    import io
+
+    from entropy_rl.io import write_text
+
+    lm_analysis = study.lm_analysis
+    base_row = [lm_analysis["base_row"]] if "base_row" in lm_analysis else []
+    write_text(tables / "methods.md", method_table_markdown(base_row + lm_analysis["table"]))
+    write_text(tables / "tabular_methods.md", method_table_markdown(study.tab_analysis["table"]))
+    write_text(tables / "acceptance.md", acceptance_markdown(study.checks))
+    write_text(tables / "law.md", law_table_markdown(lm_analysis["methods"]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["method", "loss", "metric", "mean", "std", "n"])
+    for row in lm_analysis["table"]:
+        for key, value in row.items():
+            if isinstance(value, dict) and "mean" in value:
+                writer.writerow(
+                    [row["method"], row["loss"], key, value["mean"], value["std"], value["n"]]
+                )
+    write_text(tables / "methods.csv", buffer.getvalue())
+
+
+def study_report(
+    config: dict[str, Any], results: Path, config_path: str | os.PathLike[str]
+) -> tuple[str, int, int]:
+    """The study's self-contained HTML page from the files under ``results``: acceptance, the
+    base model, theory, collapse, the law, the mechanism, the token view, interventions, the
+    tabular world. Returns the page and how many of how many acceptance checks pass."""
+    import json
+
+    from entropy_rl.analysis.law import describe_line_comparison
+    from entropy_rl.figures import FIGURES
+    from entropy_rl.token_view import token_view_body
+
+    figures = results / "figures"
+    analysis = json.loads((results / "analysis" / "analysis.json").read_text())
+    theory = json.loads((results / "theory" / "summary.json").read_text())
+    base = json.loads((results / config["model_name"] / "base" / "base_summary.json").read_text())
+    lm, tab, checks = analysis["lm"], analysis["tabular"], analysis["acceptance"]
+    spec = config["train"]["methods"]
+    grpo = next(m for m, s in spec.items() if s["loss"] == "grpo")
+    g = lm["methods"][grpo]
+    law = g.get("law", {})
+    early = g.get("early_fit", {})
+    grpo_row = next(r for r in lm["table"] if r["method"] == grpo)
+
+    def fig(name: str, caption: str = "") -> list[dict]:
+        """The figure, if the run drew it, with its caption (the registry's unless given)."""
+        path = figures / f"{name}.png"
+        text = caption or FIGURES[name].caption
+        return [{"path": path, "caption": text}] if path.exists() else []
+
+    passed = sum(c["pass"] for c in checks)
+    sections = [
+        {
+            "heading": "Science acceptance (docs/design.md)",
+            "text": f"{passed} of {len(checks)} checks pass on this run of the {config['profile']} profile.",
+            "table": acceptance_markdown(checks),
+        },
+        {
+            "heading": "The base model",
+            "text": (
+                f"The pretrained model {base['model']}."
+                if base.get("source") == "pretrained"
+                else f"A {base['parameters']:,}-parameter Llama-architecture decoder trained from scratch by SFT "
+                f"({base['sft_seconds']:.0f} s): held-out pass@1 at temperature 1 = {base['heldout_pass@1_t1']:.3f}, "
+                f"greedy = {base['heldout_accuracy_greedy']:.3f}, out-of-distribution = {base['ood_pass@1_t1']:.3f}."
+            ),
+        },
+        {
+            "heading": "The mechanism in exact arithmetic (theory)",
+            "figures": fig(
+                "theory_predicted_vs_exact",
+                (
+                    f"Theorems 1-2 on random tabular policies: for step sizes <= 0.1 the first-order prediction and the exact "
+                    f"entropy change correlate at r = {theory['prediction']['pg']['pearson_r_eta_le_0.1']:.4f} (PG) and "
+                    f"r = {theory['prediction']['npg']['pearson_r_eta_le_0.1']:.4f} (NPG)."
+                ),
+            )
+            + fig(
+                "theory_lemma1_remainder",
+                "Lemma 1's remainder shrinks as eta squared: fitted slopes "
+                f"{min(theory['remainder']['slopes']):.3f}-{max(theory['remainder']['slopes']):.3f}.",
+            ),
+        },
+        {
+            "heading": "Entropy collapse",
+            "figures": fig(
+                "collapse_grpo",
+                (
+                    f"GRPO, {grpo_row['seeds']} seeds: mean token entropy ends "
+                    f"{grpo_row['entropy_drop_frac']['mean']:.0%} below its start; held-out accuracy (sampled, "
+                    f"in training) ends at {grpo_row.get('val_accuracy_final', {}).get('mean', float('nan')):.3f}."
+                ),
+            ),
+        },
+        {
+            "heading": "The law R = -a·exp(H) + b",
+            "figures": fig(
+                "law_grpo",
+                (
+                    f"Pooled GRPO points: a = {law.get('a', float('nan')):.3f}, b = {law.get('b', float('nan')):.3f}, "
+                    f"R² = {law.get('r2', float('nan')):.3f}; predicted ceiling R(H=0) = {law.get('ceiling', float('nan')):.3f}. "
+                    f"Fitting only the first third of each run predicts the final accuracy with a mean absolute error of "
+                    f"{early.get('mean_abs_final_error', float('nan')):.3f}. "
+                    + (describe_line_comparison(g["law_line"]) if "law_line" in g else "")
+                ),
+            ),
+        },
+        {
+            "heading": "What drives the entropy: the covariance",
+            "figures": fig(
+                "entropy_change",
+                (
+                    f"Per-step measured entropy change against -Cov(log pi, delta z): r = "
+                    f"{g['entropy_change_corr']['mean']:.3f} on the language model's probe batch (mean over seeds)."
+                ),
+            )
+            + fig(
+                "covariance",
+                (
+                    f"The mean token covariance is positive on {g['cov_positive_frac']['mean']:.0%} of GRPO's steps."
+                ),
+            ),
+        },
+        {
+            "heading": "Interventions",
+            "text": (
+                "Held-out accuracies are of the final policies. The out-of-distribution split "
+                "(one more term than training) and the paper's benchmarks are smoke tests at this "
+                "scale: a model trained from scratch on one synthetic task does not solve them, "
+                "the base model included, so their columns show that the evaluation runs end to "
+                "end, not a difference between methods."
+                if base.get("source") != "pretrained"
+                else "Held-out accuracies are of the final policies."
+            ),
+            "table": method_table_markdown(
+                [*([lm["base_row"]] if "base_row" in lm else []), *lm["table"]]
+            ),
+            "figures": fig("methods")
+            + fig("interventions")
+            + fig("entropy_target")
+            + fig("entropy_bonus_sweep")
+            + fig("pass_at_k"),
+        },
+        {
+            "heading": "The tabular simulator",
+            "table": method_table_markdown(tab["table"]),
+            "figures": fig("tabular_methods") + fig("tabular_law"),
+        },
+    ]
+    token_page = results / "token_entropy.html"
+    if token_page.exists():
+        before = next(i for i, sec in enumerate(sections) if sec["heading"] == "Interventions")
+        sections.insert(before, {
+            "heading": "Where the entropy sits, token by token",
+            "text": "The same held-out prompts sampled by the base model and by the first seed of "
+            "each method (also as a page of its own: token_entropy.html).",
+            "html": token_view_body(token_page.read_text()),
+        })  # fmt: skip
+    title = f"entropy-rl study: {config['profile']}"
+    return render_report(title, sections, stamp=run_stamp(config_path)), passed, len(checks)

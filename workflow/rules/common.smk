@@ -14,18 +14,11 @@ TRACKING = f"{RESULTS}/tracking"  # train.loggers / tabular.loggers: TensorBoard
 MODEL_DIR = f"{RESULTS}/{config['model_name']}"
 CONDA_ENV = "../envs/{}.yaml".format(config.get("conda_env", "cpu"))
 
-THEORY_FIGURES = ["theory_predicted_vs_exact", "theory_lemma1_remainder"]
-STUDY_FIGURES = [
-    "collapse_grpo", "law_grpo", "covariance", "methods", "entropy_bonus_sweep",
-    "entropy_change", "pass_at_k", "tabular_methods", "tabular_law", "interventions",
-]  # fmt: skip
-# the controller's figure only where a method of either world uses it (no empty figure)
-if any(
-    spec["loss"] == "entropy_target"
-    for section in ("train", "tabular")
-    for spec in config[section]["methods"].values()
-):
-    STUDY_FIGURES.append("entropy_target")
+# the figures this config has, by the stage that draws them (the registry: entropy_rl.figures)
+from entropy_rl.figures import figure_names
+
+THEORY_FIGURES = figure_names(config, "theory")
+STUDY_FIGURES = figure_names(config, "analyze")
 
 wildcard_constraints:
     seed=r"\d+",

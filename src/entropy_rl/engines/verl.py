@@ -32,6 +32,7 @@ __all__ = [
     "VERL_METRICS",
     "compute_score",
     "convert_verl_log",
+    "run_with_verl",
     "verl_command",
     "verl_merge_command",
     "verl_metrics",
@@ -335,3 +336,45 @@ def convert_verl_log(lines: Iterable[str], loss: str = "grpo") -> list[dict[str,
             '\'step:1 - actor/entropy:0.61 - ...\' or JSON lines {"step": 1, "data": {...}})'
         )
     return rows
+
+
+def run_with_verl(
+    settings: RLSettings, task: Any, out: Path, method: str, dry_run: bool = False
+) -> int:
+    """One RL run with verl's PPO trainer (``train.engine: verl``): its data files, verl in a
+    subprocess (log appended to ``out/verl.log``, so a resumed run adds to it), the log converted
+    to the suite's ``metrics.jsonl`` and ``summary.json``, its model merged. With ``dry_run`` it
+    prints verl's command line and runs nothing. Returns the exit status."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from entropy_rl.analysis import summarize_run
+    from entropy_rl.io import write_json, write_jsonl
+
+    data = out / "verl_data"
+    overrides = verl_overrides(settings, data / "train.parquet", data / "validation.parquet", out)
+    command = verl_command(overrides, sys.executable)
+    if dry_run:
+        print(" ".join(command))
+        return 0
+    if importlib.util.find_spec("verl") is None:
+        raise ValueError(
+            "train.engine is verl but verl is not installed: pip install -e '.[verl]' (GPUs), "
+            "or set train.engine: entropy-rl"
+        )
+    write_verl_data(task, settings, data)
+    log = out / "verl.log"
+    with open(log, "a") as sink:
+        code = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT).returncode
+    if code:
+        print(f"entropy-rl train: verl exited with {code}; see {log}", file=sys.stderr)
+        return 1
+    rows = convert_verl_log(log.read_text().splitlines(), settings.loss)
+    write_jsonl(out / "metrics.jsonl", rows)
+    subprocess.run(verl_merge_command(out, settings.steps), check=True)
+    summary = {"method": method, "engine": "verl", **summarize_run(rows)}
+    write_json(out / "summary.json", summary)
+    print(f"{method} seed {settings.seed} (verl): entropy {summary['entropy_initial']:.3f} -> "
+          f"{summary['entropy_final']:.3f}")  # fmt: skip
+    return 0

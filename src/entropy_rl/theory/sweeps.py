@@ -21,7 +21,13 @@ from entropy_rl.theory.softmax import (
     theorem2_entropy_change,
 )
 
-__all__ = ["PredictionSweep", "RemainderSweep", "prediction_sweep", "remainder_sweep"]
+__all__ = [
+    "PredictionSweep",
+    "RemainderSweep",
+    "prediction_sweep",
+    "remainder_sweep",
+    "sweep_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -115,3 +121,48 @@ def remainder_sweep(
             )
     slopes = np.array([np.polyfit(np.log(eta_grid), np.log(r), 1)[0] for r in remainders])
     return RemainderSweep(eta=eta_grid, remainder=remainders, slope=slopes)
+
+
+def sweep_summary(predictions: PredictionSweep, remainders: RemainderSweep, seed: int) -> dict:
+    """The theory stage's verdicts: per update rule (PG, NPG) the Pearson r between the
+    first-order prediction and the exact entropy change (for η ≤ 0.1 and over every η), their
+    sign agreement and the median relative error at the smallest η; Lemma 1's remainder slopes;
+    and ``checks``: the slopes within 2 ± 0.2 (second order) and both r ≥ 0.99 for η ≤ 0.1."""
+    summary: dict = {"seed": seed, "prediction": {}}
+    for update in ("pg", "npg"):
+        pick = predictions.update == update
+        small = pick & (predictions.eta <= 0.1)
+        tiny = pick & (predictions.eta == predictions.eta.min())
+        rel = np.abs(predictions.exact[tiny] - predictions.predicted[tiny]) / np.abs(
+            predictions.exact[tiny]
+        )
+        summary["prediction"][update] = {
+            "pearson_r_eta_le_0.1": float(
+                np.corrcoef(predictions.predicted[small], predictions.exact[small])[0, 1]
+            ),
+            "pearson_r_all_eta": float(
+                np.corrcoef(predictions.predicted[pick], predictions.exact[pick])[0, 1]
+            ),
+            "sign_agreement_eta_le_0.1": float(
+                np.mean(np.sign(predictions.predicted[small]) == np.sign(predictions.exact[small]))
+            ),
+            f"median_relative_error_eta_{predictions.eta.min():g}": float(np.median(rel)),
+            "n_cases": int(pick.sum()),
+        }
+    summary["remainder"] = {
+        "eta_range": [float(remainders.eta.min()), float(remainders.eta.max())],
+        "slopes": [round(float(s), 4) for s in remainders.slope],
+    }
+    checks = {
+        "lemma1 remainder slope within 2 ± 0.2": bool(np.all(np.abs(remainders.slope - 2) <= 0.2)),
+        "theorem 1 prediction r >= 0.99 (eta <= 0.1)": summary["prediction"]["pg"][
+            "pearson_r_eta_le_0.1"
+        ]
+        >= 0.99,
+        "theorem 2 prediction r >= 0.99 (eta <= 0.1)": summary["prediction"]["npg"][
+            "pearson_r_eta_le_0.1"
+        ]
+        >= 0.99,
+    }
+    summary["checks"] = checks
+    return summary

@@ -1,0 +1,89 @@
+"""The study's figures, named once: each figure's name, the stage that draws it, when a config
+has it, and the caption the report prints under it.
+
+The Snakemake rules (``workflow/rules/common.smk``: which files each rule makes), the CLI
+(``entropy-rl analyze`` draws them, :func:`entropy_rl.plots.figures.draw_study_figures`), the
+report (:func:`entropy_rl.report.study_report`: the captions) and the schema (``docs.figures``
+names, checked by a test) read this table. It imports nothing heavy, so the Snakefile can read it
+when it parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FIGURES", "Figure", "figure_names", "uses_loss"]
+
+
+def uses_loss(loss: str) -> Callable[[dict[str, Any]], bool]:
+    """``config -> bool``: does a method of either world use ``loss``."""
+
+    def wanted(config: dict[str, Any]) -> bool:
+        return any(
+            spec["loss"] == loss
+            for section in ("train", "tabular")
+            for spec in config.get(section, {}).get("methods", {}).values()
+        )
+
+    return wanted
+
+
+def _always(config: dict[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure: ``stage`` is the CLI command that draws it (``theory`` or ``analyze``);
+    ``wanted(config)`` says whether the config has it; ``caption`` is the report's (the docs
+    write their own, to teach)."""
+
+    name: str
+    stage: str
+    caption: str
+    wanted: Callable[[dict[str, Any]], bool] = _always
+
+
+FIGURES: dict[str, Figure] = {
+    figure.name: figure
+    for figure in (
+        Figure("theory_predicted_vs_exact", "theory",
+               "Theorems 1-2 on random tabular policies: the first-order prediction against the "
+               "exact entropy change."),
+        Figure("theory_lemma1_remainder", "theory",
+               "Lemma 1's remainder against the step size: second order."),
+        Figure("collapse_grpo", "analyze",
+               "GRPO's entropy and accuracy against the step (seeds shaded)."),
+        Figure("law_grpo", "analyze",
+               "The law R = -a·exp(H) + b on GRPO's points, beside a straight line."),
+        Figure("covariance", "analyze",
+               "The mean token covariance of log-probability and advantage, per step."),
+        Figure("methods", "analyze",
+               "Entropy and validation accuracy under each method but the entropy-bonus sweep "
+               "(seeds shaded)."),
+        Figure("entropy_bonus_sweep", "analyze", "The entropy bonus at several coefficients."),
+        Figure("entropy_change", "analyze",
+               "Lemma 1's prediction against the measured entropy change, per check."),
+        Figure("pass_at_k", "analyze",
+               "pass@k of the base model (dashed) and the final policies on the held-out split: "
+               "where a curve ends below the base's, RL has narrowed what the model can reach."),
+        Figure("tabular_methods", "analyze",
+               "The same losses on a tabular softmax policy (exact entropy and accuracy)."),
+        Figure("tabular_law", "analyze", "The law on the tabular GRPO runs."),
+        Figure("interventions", "analyze",
+               "Every intervention on one map: final entropy against accuracy (mean ± std over "
+               "seeds)."),
+        Figure("entropy_target", "analyze",
+               "The entropy-target controller: entropy held in the target band, and the "
+               "coefficient the controller chose.", wanted=uses_loss("entropy_target")),
+    )
+}  # fmt: skip
+
+
+def figure_names(config: dict[str, Any], stage: str | None = None) -> list[str]:
+    """The figures ``config`` has (of one ``stage``, or all), in the registry's order."""
+    return [
+        f.name for f in FIGURES.values() if (stage is None or f.stage == stage) and f.wanted(config)
+    ]
