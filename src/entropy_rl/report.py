@@ -64,7 +64,7 @@ TABLE_COLUMNS = {
 def method_table_markdown(table: list[dict[str, Any]]) -> str:
     """The method comparison (mean ± std over seeds) as markdown: a training table and, where the
     rows have evaluations, an evaluation table, separated by a blank line. A column no row has is
-    left out."""
+    left out, and so is a row with none of a table's numbers (the base model in training)."""
     ks = sorted(  # the largest k of the held-out pass@k, as evaluated (pass@4, pass@64)
         {int(key.split("@")[1]) for row in table for key in row if key.startswith("heldout_pass@")}
         - {1}
@@ -85,7 +85,10 @@ def method_table_markdown(table: list[dict[str, Any]]) -> str:
             "| " + " | ".join(title for _, title in columns) + " |",
             "|" + "---|" * len(columns),
         ]
+        measured = [key for key, _ in columns if key not in ("method", "loss", "seeds")]
         for row in table:
+            if not any(key in row for key in measured):  # the base model has no training row
+                continue
             lines.append("| " + " | ".join(_cell(row.get(key, "")) for key, _ in columns) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)

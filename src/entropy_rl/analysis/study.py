@@ -304,25 +304,16 @@ def _target_check(runs: list[Run], method: str, key: str, world: str) -> dict[st
     return _check("target_held", held, method=method, world=world, what=what)
 
 
-def acceptance_checks(
-    lm: dict[str, list[Run]],
-    lm_analysis: dict[str, Any],
-    tabular: dict[str, list[Run]],
-    methods: dict[str, dict[str, Any]],
-    tabular_methods: dict[str, dict[str, Any]],
-    base: dict[str, Any] | None = None,
+def _by_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
+    """The methods of a config's ``methods`` entry that use registered loss ``loss``."""
+    return [name for name, entry in spec.items() if entry["loss"] == loss]
+
+
+def _collapse_law_mechanism_checks(
+    lm: dict[str, list[Run]], lm_analysis: dict[str, Any], grpo: str
 ) -> list[dict[str, Any]]:
-    """The science acceptance of docs/design.md as numbers with pass/fail. Methods are found by their registered loss;
-    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``base``
-    is the base model's evaluation summary (the headroom and boundary rows need it)."""
-
-    def by_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
-        return [name for name, entry in spec.items() if entry["loss"] == loss]
-
-    losses, tabular_losses = methods, tabular_methods
-
+    """The collapse, the law (fit, early prediction, ceiling) and the mechanism on GRPO's runs."""
     checks: list[dict[str, Any]] = []
-    grpo = by_loss(losses, "grpo")[0]
     g = [r.summary for r in lm[grpo]]
     checks.append(
         _check(
@@ -358,6 +349,14 @@ def acceptance_checks(
             f"interval {ceiling[0]:.3f}–{ceiling[1]:.3f}",
         )
     )
+    return checks
+
+
+def _payoff_checks(
+    lm: dict[str, list[Run]], grpo: str, interventions: list[str], base: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Headroom, kept entropy, accuracy cost, payoff and boundary of Clip-Cov and KL-Cov."""
+    checks: list[dict[str, Any]] = []
     greedy = {m: _heldout(lm[m], "heldout_greedy", "pass@1") for m in lm}
     sampled = {m: _heldout(lm[m], "heldout", "pass@1") for m in lm}
     k = _largest_k(lm[grpo][0].evaluation)
@@ -371,7 +370,6 @@ def acceptance_checks(
                 k=k,
             )
         )
-    interventions = [m for loss in ("clip_cov", "kl_cov") for m in by_loss(losses, loss)]
     payoffs = []
     for method in interventions:
         ratio = _per_seed_ratio(lm, method, grpo)
@@ -427,12 +425,14 @@ def acceptance_checks(
                 key=key,
             )
         )
-    for method in by_loss(losses, "entropy_target"):
-        checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
-    bonus = sorted(
-        by_loss(losses, "entropy_bonus"),
-        key=lambda m: float(methods[m].get("loss_config", {}).get("coef", 0)),
-    )
+    return checks
+
+
+def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list[dict[str, Any]]:
+    """The entropy bonus's two failure modes: its smallest and largest coefficients (``bonus``
+    sorted by coefficient)."""
+    checks: list[dict[str, Any]] = []
+    sampled = {m: _heldout(lm[m], "heldout", "pass@1") for m in lm}
     if len(bonus) >= 2:
         low, high = bonus[0], bonus[-1]
         checks.append(_check("bonus_small", _per_seed_ratio(lm, low, grpo), method=low))
@@ -449,8 +449,16 @@ def acceptance_checks(
                 method=high,
             )
         )
+    return checks
+
+
+def _tabular_checks(
+    tabular: dict[str, list[Run]], tabular_losses: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The tabular world: collapse, Lemma 1 and the covariance interventions' kept entropy."""
+    checks: list[dict[str, Any]] = []
     if tabular:
-        tgrpo = by_loss(tabular_losses, "grpo")[0]
+        tgrpo = _by_loss(tabular_losses, "grpo")[0]
         t = [r.summary for r in tabular[tgrpo]]
         checks.append(
             _check("tabular_entropy_drop", float(np.mean([s["entropy_drop_frac"] for s in t])))
@@ -459,11 +467,40 @@ def acceptance_checks(
             _check("tabular_lemma1_r", float(np.mean([s["entropy_change_corr"] for s in t])))
         )
         for loss in ("clip_cov", "kl_cov"):
-            for method in by_loss(tabular_losses, loss):
+            for method in _by_loss(tabular_losses, loss):
                 ratio = _per_seed_ratio(tabular, method, tgrpo)
                 checks.append(_check("tabular_kept_entropy", ratio, method=method))
-        for method in by_loss(tabular_losses, "entropy_target"):
+        for method in _by_loss(tabular_losses, "entropy_target"):
             checks.append(_target_check(tabular[method], method, "target_within_10pct", "tabular"))
+    return checks
+
+
+def acceptance_checks(
+    lm: dict[str, list[Run]],
+    lm_analysis: dict[str, Any],
+    tabular: dict[str, list[Run]],
+    methods: dict[str, dict[str, Any]],
+    tabular_methods: dict[str, dict[str, Any]],
+    base: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The science acceptance of docs/design.md as numbers with pass/fail. Methods are found by their registered loss;
+    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``base``
+    is the base model's evaluation summary (the headroom and boundary rows need it)."""
+
+    losses, tabular_losses = methods, tabular_methods
+
+    grpo = _by_loss(losses, "grpo")[0]
+    interventions = [m for loss in ("clip_cov", "kl_cov") for m in _by_loss(losses, loss)]
+    checks = _collapse_law_mechanism_checks(lm, lm_analysis, grpo)
+    checks += _payoff_checks(lm, grpo, interventions, base)
+    for method in _by_loss(losses, "entropy_target"):
+        checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
+    bonus = sorted(
+        _by_loss(losses, "entropy_bonus"),
+        key=lambda m: float(methods[m].get("loss_config", {}).get("coef", 0)),
+    )
+    checks += _bonus_checks(lm, grpo, bonus)
+    checks += _tabular_checks(tabular, tabular_losses)
     return checks
 
 
