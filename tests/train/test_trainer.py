@@ -482,8 +482,15 @@ def test_selecting_losses_choose_over_the_whole_mini_batch_whatever_its_micro_ba
     def largest_difference(a, b):
         return max(float((a[name] - b[name]).abs().max()) for name in a)
 
-    (whole, whole_weights), start = run("whole"), load_file(tiny_base / "model.safetensors")
-    assert whole[0]["zero_adv_group_frac"] < 1.0
+    # the first seed whose rollout batch has a group with a learning signal (how often the tiny
+    # base solves a problem depends on the CPU its SFT ran on): the test's precondition
+    start = load_file(tiny_base / "model.safetensors")
+    for seed in range(8):
+        base["seed"] = seed
+        whole, whole_weights = run(f"whole{seed}")
+        if whole[0]["zero_adv_group_frac"] < 1.0:
+            break
+    assert whole[0]["zero_adv_group_frac"] < 1.0, "no seed of 8 gave a group a learning signal"
     moved = largest_difference(whole_weights, start)
     assert moved > 1e-5  # the step did move the policy
     for tokens in (1, 120):  # one row a part (fewer tokens than a row); a few rows a part
