@@ -94,3 +94,53 @@ def test_every_figure_in_docs_figures_is_shown_on_a_page():
     # every PNG is on some page (a PDF is the same figure, for print)
     unused = sorted(f for f in on_disk - shown if f.endswith(".png"))
     assert not unused, unused
+
+
+SNIPPET = re.compile(r'^\s*--8<-- "([^"]+)"$', re.M)
+CODE_OR_MATH = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$", re.S)
+
+
+def _typed_tables(text: str) -> list[list[str]]:
+    """The header cells of each markdown table typed into a page (not included from a file)."""
+    heads, previous = [], ""
+    for line in text.splitlines():
+        if line.startswith("|") and not previous.startswith("|"):
+            heads.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        previous = line
+    return heads
+
+
+def test_the_runs_tables_are_included_never_typed():
+    """A table of a run (methods, law, acceptance) reaches a page by ``--8<--`` from docs/tables/,
+    which the pipeline writes: a typed copy would drift from the run. A table is a copy when each
+    of its columns is one a run's table has."""
+    from entropy_rl.report import TABLE_COLUMNS
+
+    generated = {title for part in TABLE_COLUMNS.values() for _, title in part} - {"method", "loss"}
+    for table in (REPO / "docs" / "tables").glob("*.md"):
+        for head in _typed_tables(table.read_text()):
+            generated |= set(head) - {"method", "id", "loss"}
+    for page in PAGES:
+        for head in _typed_tables(CODE_OR_MATH.sub("", page.read_text())):
+            columns = set(head) - {"method"}
+            # every column one a run's table has: a copy of a run's table (an experiment's own
+            # table, with columns of its own, is the experiment's record)
+            assert not (len(columns) >= 2 and columns <= generated), (page.name, head)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_number_of_an_included_table_is_typed_in_the_prose(page):
+    """The prose around a run's table does not repeat its numbers (they would drift when the run
+    changes): it says what to see and leaves the numbers to the table."""
+    text = page.read_text()
+    # accuracies, R², ratios: the numbers prose would quote (small ones, a coefficient like
+    # 0.001 or a spread like ± 0.005, coincide by chance)
+    number = re.compile(r"(?<![\d.])(?:[1-9]\d*|0)\.\d{3}(?!\d)")
+    numbers = set()
+    for name in SNIPPET.findall(text):
+        numbers |= set(number.findall((REPO / "docs" / "tables" / name).read_text()))
+    prose = CODE_OR_MATH.sub("", SNIPPET.sub("", text))
+    # an experiment's own table is its record (a run's table typed in is the test above)
+    prose = "\n".join(line for line in prose.splitlines() if not line.lstrip().startswith("|"))
+    typed = {n for n in number.findall(prose) if n in numbers and float(n) >= 0.1}
+    assert not typed, (page.name, sorted(typed))
