@@ -26,6 +26,7 @@ __all__ = [
     "load_runs",
     "load_study",
     "method_table",
+    "methods_with_loss",
 ]
 
 
@@ -304,7 +305,7 @@ def _target_check(runs: list[Run], method: str, key: str, world: str) -> dict[st
     return _check("target_held", held, method=method, world=world, what=what)
 
 
-def _by_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
+def methods_with_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
     """The methods of a config's ``methods`` entry that use registered loss ``loss``."""
     return [name for name, entry in spec.items() if entry["loss"] == loss]
 
@@ -432,7 +433,6 @@ def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list
     """The entropy bonus's two failure modes: its smallest and largest coefficients (``bonus``
     sorted by coefficient)."""
     checks: list[dict[str, Any]] = []
-    sampled = {m: _heldout(lm[m], "heldout", "pass@1") for m in lm}
     if len(bonus) >= 2:
         low, high = bonus[0], bonus[-1]
         checks.append(_check("bonus_small", _per_seed_ratio(lm, low, grpo), method=low))
@@ -444,7 +444,11 @@ def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list
             _check(
                 "bonus_large",
                 rises,
-                large.holds(rises) or cost.holds(sampled[high] - sampled[grpo]),
+                large.holds(rises)
+                or cost.holds(
+                    _heldout(lm[high], "heldout", "pass@1")
+                    - _heldout(lm[grpo], "heldout", "pass@1")
+                ),
                 target=f"{large.target}, or held-out accuracy falls by > {-cost.threshold:g}",
                 method=high,
             )
@@ -458,7 +462,7 @@ def _tabular_checks(
     """The tabular world: collapse, Lemma 1 and the covariance interventions' kept entropy."""
     checks: list[dict[str, Any]] = []
     if tabular:
-        tgrpo = _by_loss(tabular_losses, "grpo")[0]
+        tgrpo = methods_with_loss(tabular_losses, "grpo")[0]
         t = [r.summary for r in tabular[tgrpo]]
         checks.append(
             _check("tabular_entropy_drop", float(np.mean([s["entropy_drop_frac"] for s in t])))
@@ -467,10 +471,10 @@ def _tabular_checks(
             _check("tabular_lemma1_r", float(np.mean([s["entropy_change_corr"] for s in t])))
         )
         for loss in ("clip_cov", "kl_cov"):
-            for method in _by_loss(tabular_losses, loss):
+            for method in methods_with_loss(tabular_losses, loss):
                 ratio = _per_seed_ratio(tabular, method, tgrpo)
                 checks.append(_check("tabular_kept_entropy", ratio, method=method))
-        for method in _by_loss(tabular_losses, "entropy_target"):
+        for method in methods_with_loss(tabular_losses, "entropy_target"):
             checks.append(_target_check(tabular[method], method, "target_within_10pct", "tabular"))
     return checks
 
@@ -486,21 +490,18 @@ def acceptance_checks(
     """The science acceptance of docs/design.md as numbers with pass/fail. Methods are found by their registered loss;
     ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``base``
     is the base model's evaluation summary (the headroom and boundary rows need it)."""
-
-    losses, tabular_losses = methods, tabular_methods
-
-    grpo = _by_loss(losses, "grpo")[0]
-    interventions = [m for loss in ("clip_cov", "kl_cov") for m in _by_loss(losses, loss)]
+    grpo = methods_with_loss(methods, "grpo")[0]
+    interventions = [m for loss in ("clip_cov", "kl_cov") for m in methods_with_loss(methods, loss)]
     checks = _collapse_law_mechanism_checks(lm, lm_analysis, grpo)
     checks += _payoff_checks(lm, grpo, interventions, base)
-    for method in _by_loss(losses, "entropy_target"):
+    for method in methods_with_loss(methods, "entropy_target"):
         checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
     bonus = sorted(
-        _by_loss(losses, "entropy_bonus"),
+        methods_with_loss(methods, "entropy_bonus"),
         key=lambda m: float(methods[m].get("loss_config", {}).get("coef", 0)),
     )
     checks += _bonus_checks(lm, grpo, bonus)
-    checks += _tabular_checks(tabular, tabular_losses)
+    checks += _tabular_checks(tabular, tabular_methods)
     return checks
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from entropy_rl.analysis.study import Study
+from entropy_rl.analysis.study import Study, methods_with_loss
 from entropy_rl.figures import figure_names
 from entropy_rl.plots.study import (
     plot_collapse,
@@ -30,11 +30,7 @@ def draw_study_figures(config: dict[str, Any], study: Study, figures: Path) -> N
     lm, tab, base = study.lm, study.tab, study.base
     lm_analysis, tab_analysis = study.lm_analysis, study.tab_analysis
     spec, tab_spec = study.lm_spec, study.tab_spec
-    by_loss = {
-        loss: [m for m, s in spec.items() if s["loss"] == loss]
-        for loss in {s["loss"] for s in spec.values()}
-    }
-    grpo = by_loss["grpo"][0]
+    grpo = methods_with_loss(spec, "grpo")[0]
     plot_collapse(lm[grpo], figures / "collapse_grpo")
     grpo_fit = lm_analysis["methods"][grpo]
     plot_law(
@@ -49,7 +45,7 @@ def draw_study_figures(config: dict[str, Any], study: Study, figures: Path) -> N
     sweep = {m: lm[m] for m in lm if spec[m]["loss"] in ("entropy_bonus", "grpo")}
     coefs = {m: float(spec[m].get("loss_config", {}).get("coef", 0.0)) for m in sweep}
     plot_entropy_bonus_sweep(sweep, coefs, figures / "entropy_bonus_sweep")
-    tab_grpo = next(m for m, s in tab_spec.items() if s["loss"] == "grpo")
+    tab_grpo = methods_with_loss(tab_spec, "grpo")[0]
     plot_entropy_change(
         {"toy language model (probe batch)": lm[grpo], "tabular simulator": tab[tab_grpo]},
         figures / "entropy_change",
@@ -86,11 +82,11 @@ def draw_study_figures(config: dict[str, Any], study: Study, figures: Path) -> N
     if "entropy_target" in figure_names(config, "analyze"):
         targets = {
             "toy language model": (
-                {m: lm[m] for m in lm if spec[m]["loss"] == "entropy_target"},
+                {m: lm[m] for m in methods_with_loss(spec, "entropy_target")},
                 lm[grpo],
             ),
             "tabular simulator": (
-                {m: tab[m] for m in tab if tab_spec[m]["loss"] == "entropy_target"},
+                {m: tab[m] for m in methods_with_loss(tab_spec, "entropy_target")},
                 tab[tab_grpo],
             ),
         }
