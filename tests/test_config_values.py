@@ -146,7 +146,7 @@ def _schema_bad_values(node: dict) -> list[tuple[Any, str]]:
         if keyword in node:
             bad.append((node[keyword] + shift, keyword))
     if "pattern" in node:
-        bad.append(("has space/and slash", "pattern"))
+        bad.append(("x; $(touch PWNED)", "pattern"))  # a shell metacharacter: no pattern allows it
     return bad
 
 

@@ -25,4 +25,4 @@ rule analyze:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl analyze --config {input.config} --results {params.results} > {log} 2>&1"
+        "entropy-rl analyze --config {input.config:q} --results {params.results:q} > {log:q} 2>&1"

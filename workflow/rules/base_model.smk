@@ -20,4 +20,4 @@ rule base_model:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl sft --config {input.config} --out {params.out} > {log} 2>&1"
+        "entropy-rl sft --config {input.config:q} --out {params.out:q} > {log:q} 2>&1"

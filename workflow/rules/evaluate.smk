@@ -21,8 +21,8 @@ rule evaluate_base:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out}"
-        " --benchmarks '{params.benchmarks}' > {log} 2>&1"
+        "entropy-rl evaluate --config {input.config:q} --model {params.model:q} --out {params.out:q}"
+        " --benchmarks {params.benchmarks:q} > {log:q} 2>&1"
 
 
 rule evaluate_run:
@@ -45,8 +45,8 @@ rule evaluate_run:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl evaluate --config {input.config} --model {params.model} --out {params.out}"
-        " --benchmarks '{params.benchmarks}' > {log} 2>&1"
+        "entropy-rl evaluate --config {input.config:q} --model {params.model:q} --out {params.out:q}"
+        " --benchmarks {params.benchmarks:q} > {log:q} 2>&1"
 
 
 # Sampled responses of the same held-out prompts from the base model and the first seed of every
@@ -61,10 +61,8 @@ rule token_entropy:
     log:
         f"{LOGS}/token_entropy.log",
     params:
-        policies=lambda wildcards, input: " ".join(
-            [f"base={base_model_ref(os.path.dirname(input.base))}"]
-            + [f"{m}={os.path.dirname(path)}" for (m, _), path in zip(FIRST_SEED_RUNS, input.models)]
-        ),
+        policies=lambda wildcards, input: [f"base={base_model_ref(os.path.dirname(input.base))}"]
+        + [f"{m}={os.path.dirname(path)}" for (m, _), path in zip(FIRST_SEED_RUNS, input.models)],
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),
@@ -73,4 +71,4 @@ rule token_entropy:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl token-entropy --config {input.config} --policy {params.policies} --out {output} > {log} 2>&1"
+        "entropy-rl token-entropy --config {input.config:q} --policy {params.policies:q} --out {output:q} > {log:q} 2>&1"

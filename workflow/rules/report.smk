@@ -23,7 +23,7 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl report --config {input.config} --results {params.results} --out {output} > {log} 2>&1"
+        "entropy-rl report --config {input.config:q} --results {params.results:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule docs_token_entropy:
@@ -40,7 +40,7 @@ rule docs_token_entropy:
     conda:
         CONDA_ENV
     shell:
-        "cp {input} {output} 2> {log}"
+        "cp {input:q} {output:q} 2> {log:q}"
 
 
 rule docs_figure:
@@ -57,7 +57,7 @@ rule docs_figure:
     conda:
         CONDA_ENV
     shell:
-        "cp {input} {output} 2> {log}"
+        "cp {input:q} {output:q} 2> {log:q}"
 
 
 # The run's tables in docs/tables/, which the chapters include (pymdownx.snippets): the numbers
@@ -76,4 +76,4 @@ rule docs_table:
     conda:
         CONDA_ENV
     shell:
-        "cp {input} {output} 2> {log}"
+        "cp {input:q} {output:q} 2> {log:q}"

@@ -20,6 +20,6 @@ rule tabular_run:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl tabular --config {input.config} --method {wildcards.method}"
-        " --seed {wildcards.seed} --out {params.out}"
-        " --run-name {params.run_name} --tracking-dir {params.tracking} > {log} 2>&1"
+        "entropy-rl tabular --config {input.config:q} --method {wildcards.method:q}"
+        " --seed {wildcards.seed:q} --out {params.out:q}"
+        " --run-name {params.run_name:q} --tracking-dir {params.tracking:q} > {log:q} 2>&1"

@@ -19,5 +19,5 @@ rule theory:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl theory --seed {params.seed} --summary {output.summary}"
-        " --figures {params.figures} > {log} 2>&1"
+        "entropy-rl theory --seed {params.seed:q} --summary {output.summary:q}"
+        " --figures {params.figures:q} > {log:q} 2>&1"

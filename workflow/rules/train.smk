@@ -27,6 +27,6 @@ rule train_run:
     conda:
         CONDA_ENV
     shell:
-        "{params.launcher} train --config {input.config} --method {wildcards.method} --seed {wildcards.seed}"
-        " --model {params.base} --out {params.out} --resume"
-        " --run-name {params.run_name} --tracking-dir {params.tracking} > {log} 2>&1"
+        "{params.launcher} train --config {input.config:q} --method {wildcards.method:q} --seed {wildcards.seed:q}"
+        " --model {params.base:q} --out {params.out:q} --resume"
+        " --run-name {params.run_name:q} --tracking-dir {params.tracking:q} > {log:q} 2>&1"
