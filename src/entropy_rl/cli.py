@@ -46,7 +46,7 @@ def _tabular(args: argparse.Namespace) -> int:
 
     from entropy_rl.analysis import summarize_run
     from entropy_rl.config import load_yaml, parse_overrides, run_section
-    from entropy_rl.io import write_json, write_jsonl
+    from entropy_rl.io import run_lock, write_json, write_jsonl
     from entropy_rl.tabular import TabularConfig, run_tabular
 
     config_file = load_yaml(args.config) if args.config else {}
@@ -62,7 +62,8 @@ def _tabular(args: argparse.Namespace) -> int:
     method = args.method or config.loss
     desc = f"tabular {method} seed {config.seed}"
     trackers = _open_trackers(args, config.loggers, method, config.seed, config.to_dict(), 0, out)
-    with tqdm(total=config.steps, desc=desc, unit="step", mininterval=2.0) as bar, trackers:
+    bar = tqdm(total=config.steps, desc=desc, unit="step", mininterval=2.0)
+    with run_lock(out), bar, trackers:
 
         def progress(row: dict) -> None:
             bar.update(1)
@@ -70,12 +71,12 @@ def _tabular(args: argparse.Namespace) -> int:
             trackers.log(row)
 
         rows = run_tabular(config, on_step=progress)
-    write_json(
-        out / "config.json", {"tabular": config.to_dict(), "method": args.method or config.loss}
-    )
-    write_jsonl(out / "metrics.jsonl", rows)
-    summary = summarize_run(rows)
-    write_json(out / "summary.json", summary)
+        write_json(
+            out / "config.json", {"tabular": config.to_dict(), "method": args.method or config.loss}
+        )
+        write_jsonl(out / "metrics.jsonl", rows)
+        summary = summarize_run(rows)
+        write_json(out / "summary.json", summary)
     print(
         f"entropy {summary['entropy_initial']:.3f} -> {summary['entropy_final']:.3f}, "
         f"accuracy {summary['accuracy_initial']:.3f} -> {summary['accuracy_final']:.3f}, "
@@ -132,7 +133,7 @@ def _sft(args: argparse.Namespace) -> int:
     """
     from entropy_rl.base_model import BaseModelSettings, build_base_model
     from entropy_rl.config import load_yaml
-    from entropy_rl.io import write_json, write_jsonl
+    from entropy_rl.io import run_lock, write_json, write_jsonl
     from entropy_rl.tasks import ArithmeticTask, make_task
 
     _quiet_transformers()
@@ -154,14 +155,14 @@ def _sft(args: argparse.Namespace) -> int:
         raise ValueError("SFT builds the toy base model from the synthetic task (task.kind: arithmetic); "
                          "with task.kind: dataset set base_model.source: pretrained")  # fmt: skip
     bar, update = _progress(settings.sft_settings().steps, "sft", ("loss",))
-    with bar:
+    with run_lock(out), bar:
         rows, summary, samples = build_base_model(task, settings, out, on_step=update)
-    write_jsonl(out / "sft_metrics.jsonl", rows)
-    write_jsonl(out / "base_eval_samples.jsonl", samples)
-    write_json(
-        out / "base_summary.json",
-        {**summary, "task": task.to_dict(), "base_model": settings.to_dict()},
-    )
+        write_jsonl(out / "sft_metrics.jsonl", rows)
+        write_jsonl(out / "base_eval_samples.jsonl", samples)
+        write_json(
+            out / "base_summary.json",
+            {**summary, "task": task.to_dict(), "base_model": settings.to_dict()},
+        )
     print(
         f"base model: {summary['parameters']:,} parameters, SFT {summary['sft_seconds']:.0f} s, "
         f"held-out pass@1 at T=1 {summary['heldout_pass@1_t1']:.3f}, greedy {summary['heldout_accuracy_greedy']:.3f}"
@@ -173,9 +174,10 @@ def _train(args: argparse.Namespace) -> int:
     """One RL run of one method and seed → metrics.jsonl, checkpoint/, model/, summary.json."""
     from entropy_rl.analysis import summarize_run
     from entropy_rl.config import load_yaml, run_section
-    from entropy_rl.io import write_json
+    from entropy_rl.io import run_lock, write_json
     from entropy_rl.tasks import make_task
     from entropy_rl.train import NonFiniteError, RLSettings, train
+    from entropy_rl.train.loop import clear_run
 
     _quiet_transformers()
     config = load_yaml(args.config)
@@ -188,7 +190,10 @@ def _train(args: argparse.Namespace) -> int:
     if settings.engine == "verl":
         from entropy_rl.engines.verl import run_with_verl
 
-        return run_with_verl(settings, task, out, args.method, dry_run=args.dry_run)
+        if args.dry_run:
+            return run_with_verl(settings, task, out, args.method, dry_run=True)
+        with run_lock(out):
+            return run_with_verl(settings, task, out, args.method)
     if args.dry_run:
         print(json.dumps(settings.to_dict(), indent=2))
         return 0
@@ -209,15 +214,19 @@ def _train(args: argparse.Namespace) -> int:
         for tracker in opened:
             tracker.log(row)
 
+    lock = run_lock(out) if _main_rank() else contextlib.nullcontext()
     try:
-        with bar, trackers:
+        with lock, bar, trackers:
+            if args.restart and _main_rank():
+                clear_run(out)
             rows = train(
                 settings,
                 out,
                 task,
-                resume=args.resume,
+                resume=args.resume and not args.restart,
                 on_step=on_step,
                 on_start=on_start if _main_rank() else None,
+                restart_if_changed=args.restart_if_changed,
             )
     except NonFiniteError as err:
         print(
@@ -243,6 +252,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from entropy_rl.config import load_yaml
     from entropy_rl.evaluate import EvaluateSettings, evaluate_model
+    from entropy_rl.io import run_lock
     from entropy_rl.rollout import HFGenerator
     from entropy_rl.tasks import make_task
 
@@ -273,7 +283,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
         generator = HFGenerator(model, AutoTokenizer.from_pretrained(model_dir))
-    summary = evaluate_model(generator, task, settings, Path(args.out))
+    with run_lock(args.out):
+        summary = evaluate_model(generator, task, settings, Path(args.out))
     for name, result in summary.items():
         print(
             f"{name:>28}: "
@@ -442,8 +453,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved settings (with train.engine: verl, verl's command) and stop",
     )
+    restart = train.add_mutually_exclusive_group()
+    restart.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the run's last checkpoint (a checkpoint of other settings or another "
+        "base model stops the run, naming what differs; nothing is removed)",
+    )
+    restart.add_argument(
+        "--restart", action="store_true", help="remove the run in --out and start it from step 0"
+    )
     train.add_argument(
-        "--resume", action="store_true", help="continue from the run's last checkpoint"
+        "--restart-if-changed",
+        action="store_true",
+        help="with --resume: start over from step 0 when the checkpoint is of other settings "
+        "(the pipeline's choice: Snakemake reruns a job whose inputs changed)",
     )
     _tracking_arguments(train)
     train.set_defaults(run=_train)

@@ -1,12 +1,16 @@
-"""Atomic file output: a crash never leaves a half-written result behind.
+"""Atomic file output and one writer per run folder: a crash never leaves a half-written result
+behind, and two processes never write one run.
 
-Everything the suite writes (metrics, summaries, figures, checkpoints) goes to a temporary file in
-the destination's folder and is renamed into place once complete; ``os.replace`` is atomic on POSIX.
+Everything the suite writes (metrics, summaries, figures, checkpoints) goes to a temporary file (or
+folder) with a unique name in the destination's folder and is renamed into place once complete;
+``os.replace`` is atomic on POSIX. Files get the permissions the umask gives (as ``open`` would),
+not ``mkstemp``'s private 0600. :func:`run_lock` holds an exclusive lock on a run folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -20,6 +24,8 @@ __all__ = [
     "atomic_dir",
     "atomic_path",
     "read_jsonl",
+    "read_metrics",
+    "run_lock",
     "write_json",
     "write_jsonl",
     "write_text",
@@ -30,6 +36,17 @@ def _unwritable(target: Path, err: OSError) -> OSError:
     return OSError(
         err.errno, f"cannot write {target}: {err.strerror}; check the folder is writable"
     )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(path: Path, mode: int = 0o666) -> None:
+    """Give ``path`` the permissions ``open``/``mkdir`` would (``mkstemp`` makes files 0600)."""
+    os.chmod(path, mode & ~_umask())
 
 
 @contextlib.contextmanager
@@ -49,6 +66,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        _follow_umask(tmp)
         yield tmp
         os.replace(tmp, target)
     except OSError as err:  # e.g. a full disk: name the file; the previous one is untouched
@@ -62,13 +80,12 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh folder beside ``path``; swap it in for ``path`` if the block succeeds.
 
     For outputs that are folders (a saved model): a crash leaves the previous folder, or none,
-    never a half-written one.
+    never a half-written one. The fresh folder has a unique name (``.<name>.tmp-<random>``); the
+    leftovers of a crashed writer are removed first (the caller holds the run's lock).
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir(parents=True)
+        tmp = fresh_dir(target)
     except OSError as err:
         raise _unwritable(target, err) from err
     try:
@@ -81,6 +98,57 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fresh_dir(target: Path) -> Path:
+    """A new, uniquely named, empty folder ``.<name>.tmp-<random>`` beside ``target``, after
+    removing such folders that a crashed writer left (call it holding the run's lock)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    _follow_umask(tmp, 0o777)
+    return tmp
+
+
+class RunLockedError(OSError):
+    """Another process holds the run folder's lock."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive lock on run folder ``folder`` (``<folder>/.lock``, ``flock``) for the
+    block: a second writer fails at once with :class:`RunLockedError` naming the holder's pid.
+
+    The kernel drops the lock when its holder dies (``kill -9`` included), so a stale lock file
+    never blocks a rerun."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_FILE, "a+")
+    except OSError as err:
+        raise _unwritable(folder / LOCK_FILE, err) from err
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunLockedError(
+                f"{folder} is being written by another entropy-rl process (pid {holder}); wait "
+                "for it to finish, or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -119,4 +187,30 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from err
+    return rows
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl``: JSON objects whose ``step`` increases strictly from
+    row to row. A duplicated or decreasing step (two writers, a file pasted together) fails with
+    the file and line, so no analysis reads a corrupt run."""
+    rows, previous = [], None
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from err
+            step = row.get("step") if isinstance(row, dict) else None
+            if not isinstance(step, int) or isinstance(step, bool):
+                raise ValueError(f"{path}, line {number}: a metrics row needs an integer 'step'")
+            if previous is not None and step <= previous:
+                raise ValueError(
+                    f"{path}, line {number}: step {step} follows step {previous} (steps must "
+                    "increase: two runs wrote this file, or it was edited); rerun this run"
+                )
+            rows.append(row)
+            previous = step
     return rows

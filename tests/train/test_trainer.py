@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from entropy_rl.losses.interventions import next_coef
 from entropy_rl.tasks import ArithmeticTask
 from entropy_rl.train import NonFiniteError, RLSettings, train
 from entropy_rl.train import loop as loop_module
+from entropy_rl.train.loop import RunChangedError
 
 from .conftest import TINY_TASK, rl_config, write_config
 
@@ -113,22 +115,50 @@ def test_an_existing_run_is_not_overwritten_without_resume(tiny_base, tmp_path):
 
 
 def test_resume_never_continues_a_checkpoint_of_other_settings(tiny_base, tmp_path, capsys):
-    # Snakemake reruns a job whose config changed with --resume; the old run's checkpoint (it is
-    # not a declared output, so Snakemake leaves it) must not pass for the new run's
     task = ArithmeticTask(**TINY_TASK)
     old = train(settings(tiny_base, steps=2), tmp_path / "run", task)
     fresh = train(settings(tiny_base, steps=2, lr=3e-3), tmp_path / "fresh", task)
-    rerun = train(settings(tiny_base, steps=2, lr=3e-3), tmp_path / "run", task, resume=True)
-    assert "other settings or another base model" in capsys.readouterr().err
+    kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    # another lr: stop, name what differs, remove nothing
+    with pytest.raises(
+        RunChangedError, match=r"settings\.lr: 0\.001 -> 0\.003\); nothing was removed"
+    ):
+        train(settings(tiny_base, steps=2, lr=3e-3), tmp_path / "run", task, resume=True)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == kept
+    # Snakemake reruns a job whose config changed (--restart-if-changed): a new run from step 0
+    rerun = train(settings(tiny_base, steps=2, lr=3e-3), tmp_path / "run", task, resume=True,
+                  restart_if_changed=True)  # fmt: skip
+    assert "the settings changed (settings.lr: 0.001 -> 0.003)" in capsys.readouterr().err
     assert without_timings(rerun) == without_timings(fresh) != without_timings(old)
-    # a changed task is another run too; more steps on the same settings is a continuation
-    other_task = ArithmeticTask(**{**TINY_TASK, "canonical_fraction": 0.9})
-    assert "other settings" not in capsys.readouterr().err
+    # more steps on the same settings is a continuation; a changed task is another run
     longer = train(settings(tiny_base, steps=3, lr=3e-3), tmp_path / "run", task, resume=True)
-    assert "other settings" not in capsys.readouterr().err
+    assert "changed" not in capsys.readouterr().err
     assert without_timings(longer[:2]) == without_timings(fresh) and len(longer) == 3
-    train(settings(tiny_base, steps=3, lr=3e-3), tmp_path / "run", other_task, resume=True)
-    assert "other settings or another base model" in capsys.readouterr().err
+    other_task = ArithmeticTask(**{**TINY_TASK, "canonical_fraction": 0.9})
+    with pytest.raises(RunChangedError, match=r"task\.canonical_fraction"):
+        train(settings(tiny_base, steps=3, lr=3e-3), tmp_path / "run", other_task, resume=True)
+
+
+def test_resume_continues_whatever_path_names_the_base_model_and_wherever_it_was_copied(
+    tiny_base, tmp_path, monkeypatch
+):
+    task = ArithmeticTask(**TINY_TASK)
+    for run in ("reference", "run"):
+        train(settings(tiny_base, steps=2), tmp_path / run, task)
+    full = train(settings(tiny_base, steps=3), tmp_path / "reference", task, resume=True)
+    # the base model copied elsewhere (new file times), named by a relative path with ./
+    copy = tmp_path / "elsewhere" / "base"
+    shutil.copytree(tiny_base, copy)
+    monkeypatch.chdir(tmp_path)
+    resumed = train(settings("./elsewhere/base", steps=3), tmp_path / "run", task, resume=True)
+    assert without_timings(resumed) == without_timings(full)
+    # a base model whose weights differ is another run
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(RunChangedError, match="base_model"):
+        train(settings("./elsewhere/base", steps=4), tmp_path / "run", task, resume=True)
 
 
 def _poisoned_loss(kind: str, at_call: int):

@@ -28,5 +28,5 @@ rule train_run:
         CONDA_ENV
     shell:
         "{params.launcher} train --config {input.config:q} --method {wildcards.method:q} --seed {wildcards.seed:q}"
-        " --model {params.base:q} --out {params.out:q} --resume"
+        " --model {params.base:q} --out {params.out:q} --resume --restart-if-changed"
         " --run-name {params.run_name:q} --tracking-dir {params.tracking:q} > {log:q} 2>&1"

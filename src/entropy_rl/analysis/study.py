@@ -14,7 +14,7 @@ from entropy_rl.analysis.claims import CLAIMS
 from entropy_rl.analysis.law import compare_with_line, early_fit_prediction, fit_law
 from entropy_rl.analysis.runs import summarize_run
 from entropy_rl.analysis.stats import paired_bootstrap
-from entropy_rl.io import read_jsonl
+from entropy_rl.io import read_jsonl, read_metrics
 
 __all__ = [
     "Run",
@@ -49,7 +49,7 @@ def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]
     for method, seeds in methods.items():
         for seed in seeds:
             folder = Path(root) / method / f"seed{seed}"
-            rows = read_jsonl(folder / "metrics.jsonl")
+            rows = read_metrics(folder / "metrics.jsonl")
             evaluation = folder / "eval" / "summary.json"
             greedy = folder / "eval" / "samples" / "heldout_greedy.jsonl"
             runs.setdefault(method, []).append(

@@ -17,8 +17,8 @@ naming the step and the tensor, with the last checkpoint left intact.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import hashlib
 import importlib.util
 import json
 import os
@@ -51,10 +51,12 @@ from entropy_rl.train.batch import (
     sampler_logprobs,
 )
 from entropy_rl.train.checkpoint import (
-    checkpoint_fingerprint,
+    identity_differences,
     latest_checkpoint,
     load_checkpoint,
+    model_digest,
     save_checkpoint,
+    saved_identity,
 )
 from entropy_rl.train.distributed import (
     SINGLE,
@@ -66,12 +68,16 @@ from entropy_rl.train.distributed import (
 )
 from entropy_rl.train.settings import RLSettings
 
-__all__ = ["NonFiniteError", "train"]
+__all__ = ["NonFiniteError", "RunChangedError", "clear_run", "run_identity", "train"]
 
 
 class NonFiniteError(FloatingPointError):
     """A NaN or inf in the rollout logits, the loss or the gradients; the message names the step
     and the tensor."""
+
+
+class RunChangedError(ValueError):
+    """``--resume`` found a checkpoint of another run (other settings, task or base model)."""
 
 
 # loss metrics that count tokens: summed over micro-batches (the others are weighted means)
@@ -169,24 +175,35 @@ def _optimizer(settings: RLSettings) -> Callable[[torch.nn.Module], torch.optim.
     )
 
 
-def run_fingerprint(settings: RLSettings, task: ArithmeticTask, model_path: Path) -> str:
-    """What a checkpoint must share with a run to be resumed by it: the settings (but the number of
-    steps, the threads and the loggers, which a resumed run may change), the task, and the base model's files (names,
-    sizes, modification times; cheap even for a sharded 7B model)."""
-    resumable = ("steps", "threads", "loggers")
+def run_identity(settings: RLSettings, task: ArithmeticTask, model_path: Path) -> dict[str, Any]:
+    """What a checkpoint must share with a run to be resumed by it: *what* is trained, not how it
+    was named. The settings (but the number of steps, the threads and the loggers, which a resumed
+    run may change, and ``model``, the base model's path as typed), the task, and the base model's
+    content digest (:func:`~entropy_rl.train.checkpoint.model_digest`), as plain JSON values."""
+    resumable = ("steps", "threads", "loggers", "model")
     train = {k: v for k, v in settings.to_dict().items() if k not in resumable}
-    folder = Path(model_path)
-    files = (
-        sorted(
-            (f.name, f.stat().st_size, f.stat().st_mtime_ns)
-            for f in folder.iterdir()
-            if f.is_file()
-        )
-        if folder.is_dir()
-        else [str(model_path)]  # a hub id
-    )
-    blob = json.dumps([train, task.to_dict(), files], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    identity = {"settings": train, "task": task.to_dict(), "base_model": model_digest(model_path)}
+    return json.loads(json.dumps(identity, sort_keys=True, default=str))
+
+
+RUN_FILES = ("metrics.jsonl", "summary.json", "config.json")
+RUN_FOLDERS = ("checkpoint", "checkpoint.old", "model")
+
+
+def clear_run(out: Path) -> None:
+    """Remove what a training run wrote to ``out`` (``--restart``; the caller holds its lock)."""
+    for name in RUN_FOLDERS:
+        shutil.rmtree(Path(out) / name, ignore_errors=True)
+    for name in RUN_FILES:
+        (Path(out) / name).unlink(missing_ok=True)
+
+
+def _holds_a_run(out: Path) -> bool:
+    """Whether ``out`` holds a run's record (an empty ``metrics.jsonl`` left by a failed start
+    does not count)."""
+    metrics = out / "metrics.jsonl"
+    logged = metrics.is_file() and any(line.strip() for line in metrics.open())
+    return logged or latest_checkpoint(out / "checkpoint") is not None
 
 
 def _check_finite(
@@ -246,9 +263,14 @@ def train(
     resume: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    restart_if_changed: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or resume) an RL run into ``out``; return its metrics rows.
 
+    With ``resume``, a checkpoint of the same run (:func:`run_identity`) is continued; one of
+    another run stops with :class:`RunChangedError` naming what differs, and nothing is removed,
+    unless ``restart_if_changed`` (the pipeline's choice: Snakemake reruns a job whose inputs
+    changed) starts this run over from step 0. The caller holds ``out``'s lock.
     ``on_start(step)`` is told the step the run starts from (0, or the checkpoint's step on resume);
     ``on_step(row)`` gets each metrics row as it is written.
     """
@@ -265,18 +287,22 @@ def train(
     # -- the policy, its optimizer and where to start ------------------------------------------
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
-    fingerprint = run_fingerprint(settings, task, model_path)
-    if checkpoint is not None and checkpoint_fingerprint(checkpoint) != fingerprint:
-        world.barrier()  # every rank has read the fingerprint before rank 0 removes it
-        if world.is_main:
-            print(  # another config or base model made it
-                f"{checkpoint} was written by a run with other settings or another base model; "
-                "starting this run from step 0 (the old checkpoints are removed)",
-                file=sys.stderr,
+    identity = run_identity(settings, task, model_path)
+    differences = identity_differences(saved_identity(checkpoint), identity) if checkpoint else []
+    if differences:
+        shown = "; ".join(differences[:3]) + (
+            f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+        )
+        if not restart_if_changed:
+            raise RunChangedError(
+                f"{out} holds a run with other settings or another base model ({shown}); nothing "
+                "was removed: pass --restart to start it over from step 0, or choose another --out"
             )
-            shutil.rmtree(checkpoint)
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
-            metrics_path.unlink(missing_ok=True)
+        world.barrier()  # every rank has read the identity before rank 0 removes it
+        if world.is_main:
+            print(f"{out}: the settings changed ({shown}); starting this run over from step 0",
+                  file=sys.stderr)  # fmt: skip
+            clear_run(out)
         checkpoint = None
     shard = functools.partial(shard_model, world=world)
     if checkpoint is not None:
@@ -285,10 +311,10 @@ def train(
         )
         start = state["step"]
         rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
-        probe = state["probe"]
+        probe = TokenBatch(**state["probe"])
         controller_state = state.get("controller")
     else:
-        if metrics_path.exists() and not resume:
+        if not resume and _holds_a_run(out):
             raise ValueError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
@@ -518,9 +544,9 @@ def train(
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save_checkpoint(
                 checkpoint_dir, model, optimizer, step + 1,
-                {"probe": probe, "rows": rows,
+                {"probe": {f.name: getattr(probe, f.name) for f in dataclasses.fields(probe)}, "rows": rows,
                  "controller": controller.state_dict() if controller else None},
-                fingerprint, world,
+                identity, world,
             )  # fmt: skip
 
     # the final policy, gathered whole on rank 0 when sharded
