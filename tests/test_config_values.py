@@ -63,7 +63,8 @@ def _bad_values(f: dataclasses.Field) -> list[Any]:
         bad.append(r["low"] if r["low_open"] else r["low"] - step)
     if math.isfinite(r["high"]) and r["high"] < 2**62:
         bad.append(r["high"] if r["high_open"] else r["high"] + (1 if integer else 1e-6))
-    bad.append(2.5 if integer else math.nan)
+    # YAML's .nan, .inf, -.inf (an infinity is allowed where it is the default: "off")
+    bad += [2.5] if integer else [math.nan, *[v for v in (math.inf, -math.inf) if v != f.default]]
     return bad
 
 

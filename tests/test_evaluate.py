@@ -123,3 +123,29 @@ def test_a_benchmark_with_its_own_temperature_is_decoded_greedily_once(
     ]
     assert main(args) != 0
     assert "benchmark_temperatures names 'amc23', which is not in" in capsys.readouterr().err
+
+
+def test_a_prompt_too_long_for_the_context_is_refused_before_any_tensor(tiny_base):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from entropy_rl.data import render_prompt
+    from entropy_rl.evaluate import evaluate_problems
+    from entropy_rl.rollout import HFGenerator
+    from entropy_rl.tasks.arithmetic import Problem
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.float32)
+    generator = HFGenerator(model, AutoTokenizer.from_pretrained(tiny_base))
+    context = model.config.max_position_embeddings
+    long = "1+" * context + "1"  # one token a character: far past the context
+    with pytest.raises(ValueError, match=rf"1 of 2 prompts are too long .*\({context} tokens"):
+        generator.generate(["12+30=", long], 1, 1.0, 1.0, 8, seed=0)
+    # an evaluation cuts such a prompt from the left (its end kept) and counts it
+    problems = [Problem("0", "12+30", "42", (12, 30)), Problem("1", long, "1", (1,))]
+    samples, summary = evaluate_problems(
+        generator, problems, template="toy", k=2, temperature=1.0, max_new_tokens=8, seed=0
+    )
+    assert summary["truncated_prompts"] == 1 and summary["problems"] == 2
+    shown = [row["prompt"] for row in samples if row["id"] == "1"]
+    assert len(shown) == 2 and len(shown[0]) == context - 8
+    assert render_prompt("toy", long).endswith(shown[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 
 import pytest
@@ -142,3 +144,57 @@ def test_model_text_is_never_executed(tmp_path):
             for reference in ("1", "x", payload):
                 grade(text, reference)
     assert not marker.exists()
+
+
+def _nested_scan(text: str) -> str | None:
+    """The definition, scanned the slow way: from each box's brace (last first) to the brace that
+    closes it."""
+    for match in reversed(list(re.finditer(r"\\boxed\s*\{|\\fbox\s*\{", text))):
+        depth, start = 1, match.end()
+        for i in range(start, len(text)):
+            if text[i] in "{}" and text[i - 1] != "\\":
+                depth += 1 if text[i] == "{" else -1
+                if depth == 0:
+                    return text[start:i].strip()
+    return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["\\boxed{", "\\fbox {", "{", "}", "\\{", "\\}", "1", "x", " ", "\\"]),
+        max_size=16,
+    ).map("".join)
+)
+def test_extract_boxed_in_one_pass_equals_the_scan_from_every_box(text):
+    assert extract_boxed(text) == _nested_scan(text)
+
+
+def test_extract_boxed_is_linear_in_the_length_of_unclosed_boxes():
+    # the scan from every box is quadratic: 280 KB of "\boxed{" would take minutes
+    for repeats in (4_000, 40_000):
+        start = time.perf_counter()
+        assert extract_boxed("\\boxed{" * repeats) is None
+        assert time.perf_counter() - start < 5.0
+
+
+def test_grading_off_the_main_thread_keeps_its_deadline():
+    results: dict[str, tuple[bool, float]] = {}
+
+    def grade_in_thread(name: str, response: str, reference: str) -> None:
+        start = time.perf_counter()
+        results[name] = (grade(response, reference), time.perf_counter() - start)
+
+    cases = {
+        "hangs": ("\\boxed{10^{10^{10}}}", "1"),
+        "equal": ("\\boxed{\\frac{1}{2}}", "0.5"),
+        "symbolic": ("\\boxed{x^2+2x+1}", "(x+1)^2"),
+    }
+    for name, (response, reference) in cases.items():
+        thread = threading.Thread(target=grade_in_thread, args=(name, response, reference))
+        thread.start()
+        thread.join(timeout=60)  # the first grading starts the worker process too
+        assert not thread.is_alive(), name
+    assert results["hangs"][0] is False and results["hangs"][1] < 30
+    assert results["equal"][0] is True and results["symbolic"][0] is True
+    assert results["symbolic"][1] < 3 * TIMEOUT_S  # the worker was kept

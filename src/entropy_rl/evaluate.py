@@ -11,6 +11,7 @@ reference, correct) so any number can be traced back to the text behind it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import comb
@@ -80,8 +81,19 @@ def evaluate_problems(
     seed: int,
     top_p: float = 1.0,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """``k`` samples per problem (greedy when ``temperature = 0``); per-sample rows and a summary."""
+    """``k`` samples per problem (greedy when ``temperature = 0``); per-sample rows and a summary.
+
+    A prompt that leaves no room for ``max_new_tokens`` in the model's context (where the
+    generator can tell: ``fit_prompts``) is cut from the left before anything is generated (the
+    sample keeps the prompt the model saw); the summary counts them (``truncated_prompts``)."""
     prompts = [render_prompt(template, p.problem) for p in problems]
+    fit = getattr(generator, "fit_prompts", None)
+    truncated = 0
+    if fit is not None:
+        prompts, truncated = fit(prompts, max_new_tokens)
+        if truncated:
+            print(f"cut {truncated} of {len(prompts)} prompts from the left to fit the model's "
+                  "context", file=sys.stderr)  # fmt: skip
     generation = generator.generate(prompts, k, temperature, top_p, max_new_tokens, seed)
     samples = []
     for i, text in enumerate(generation.texts):
@@ -99,7 +111,8 @@ def evaluate_problems(
                 **getattr(problem, "extra", {}),
             }
         )
-    return samples, summarize_samples(samples, k)
+    summary = summarize_samples(samples, k)
+    return samples, {**summary, "truncated_prompts": truncated} if truncated else summary
 
 
 def pass1_by(samples: Sequence[dict[str, Any]], key: str, n: int) -> dict[str, float]:
@@ -170,11 +183,12 @@ class EvaluateSettings(Settings):
                     f"evaluate.benchmark_temperatures.{name} must be a number >= 0 (0: greedy), "
                     f"got {temperature!r}"
                 )
-        if self.benchmark_path not in (None, SAMPLES) and "{name}" not in self.benchmark_path:
+        if self.benchmark_path is not None and not isinstance(self.benchmark_path, str):
             raise ValueError(
                 f"evaluate.benchmark_path must be 'samples', null (the hub) or a file pattern with "
                 f"{{name}}, e.g. data/{{name}}/test.jsonl; got {self.benchmark_path!r}"
             )
+        benchmark_file(self.benchmark_path, "name")  # only {name} in a pattern
 
 
 def evaluate_model(

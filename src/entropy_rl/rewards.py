@@ -1,24 +1,32 @@
 """The verifier: extract the last ``\\boxed{...}``, compare it with the reference, reward 1 or 0.
 
-- Extraction scans braces by hand (nested braces work; unbalanced ones mean "no answer").
+- Extraction scans braces by hand in one pass, linear in the text's length (nested braces work;
+  unbalanced ones mean "no answer").
 - Plain numbers on both sides (``85``, ``-3``, ``0.50``, ``1,000``) are compared exactly as
   fractions: microseconds, which is what the toy world's thousands of rollouts need.
 - Anything else goes to math-verify with LaTeX extraction only. Its ``ExprExtractionConfig``
   parses with sympy's ``parse_expr``, which evaluates Python: model text never reaches it.
 - Time is bounded: answers longer than ``MAX_ANSWER_CHARS`` or nested deeper than
   ``MAX_BRACE_DEPTH`` are wrong without parsing, and each symbolic comparison runs under a hard
-  wall-clock deadline (``TIMEOUT_S``, a ``SIGALRM`` timer in the main thread) that raises a
-  ``BaseException``, so no ``except Exception`` inside the parser can swallow it. math-verify's
-  own timeouts are off: they use the same signal and swallow their own timeout errors.
+  wall-clock deadline (``TIMEOUT_S``). In the main thread it is a ``SIGALRM`` timer that raises a
+  ``BaseException``, so no ``except Exception`` inside the parser can swallow it. Signals reach
+  the main thread only, so a grading from another thread runs in a worker process (its own main
+  thread, the same timer), which is killed and replaced if it has not answered within
+  ``3 * TIMEOUT_S``. math-verify's own timeouts are off: they use the same signal and swallow
+  their own timeout errors.
 - No string makes it raise: any failure is a wrong answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
+import select
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
@@ -86,20 +94,28 @@ _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^[-+]?\.\d+$")
 
 
 def extract_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces, else None."""
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces, else None.
+
+    One pass over the text (linear time whatever it holds): a stack of the open braces, each
+    marked when it opens a box; a box closes with the brace that brings the stack back below it.
+    Escaped braces (``\\{``, ``\\}``) do not count."""
     if not isinstance(text, str):
         return None
-    for match in reversed(list(_BOXED.finditer(text))):
-        depth, start = 1, match.end()
-        for i in range(start, len(text)):
-            char = text[i]
-            if char == "{" and text[i - 1] != "\\":
-                depth += 1
-            elif char == "}" and text[i - 1] != "\\":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i].strip()
-    return None
+    box_braces = {match.end() - 1 for match in _BOXED.finditer(text)}
+    if not box_braces:
+        return None
+    stack: list[int] = []
+    last: tuple[int, int] | None = None  # the braces of the box that opens last
+    for i, char in enumerate(text):
+        if char not in "{}" or (i and text[i - 1] == "\\" and i not in box_braces):
+            continue
+        if char == "{":
+            stack.append(i)
+        elif stack:
+            opened = stack.pop()
+            if opened in box_braces and (last is None or opened > last[0]):
+                last = (opened, i)
+    return text[last[0] + 1 : last[1]].strip() if last else None
 
 
 def _strip(answer: str) -> str:
@@ -136,15 +152,90 @@ def _warm_up() -> None:
     verify(_parse_latex("\\frac{1}{2}"), _parse_latex("0.5"), timeout_seconds=None)
 
 
-def _math_verify_equal(reference: str, answer: str) -> bool:
+def _math_verify_in_main_thread(reference: str, answer: str) -> bool:
     from math_verify import verify
 
     _warm_up()
-    with _deadline(TIMEOUT_S):
-        gold, pred = _parse_latex(reference), _parse_latex(answer)
-        if not gold or not pred:
-            return False
-        return bool(verify(gold, pred, timeout_seconds=None))
+    try:
+        with _deadline(TIMEOUT_S):
+            gold, pred = _parse_latex(reference), _parse_latex(answer)
+            if not gold or not pred:
+                return False
+            return bool(verify(gold, pred, timeout_seconds=None))
+    except (Exception, VerifierTimeout):
+        return False
+
+
+def _serve() -> None:
+    """The grading worker's loop (``python -m entropy_rl.rewards``): a JSON ``[reference,
+    answer]`` line in, ``1`` or ``0`` out, until its input closes."""
+    _warm_up()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        try:
+            reference, answer = json.loads(line)
+            equal = _math_verify_in_main_thread(str(reference), str(answer))
+        except ValueError:
+            equal = False
+        print(int(equal), flush=True)
+
+
+class _GradingWorker:
+    """A process that grades for threads other than the main one (signals reach only the main
+    thread, so only a process of its own can bound their time). A fresh interpreter running
+    ``python -m entropy_rl.rewards`` (no fork of a threaded process, no rerun of the caller's
+    script), started on first use; killed and replaced when an answer takes longer than
+    ``3 * TIMEOUT_S``."""
+
+    START_S = 120.0  # starting Python and importing math-verify
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen | None = None
+
+    def _reply(self, seconds: float) -> str | None:
+        assert self.process is not None and self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], seconds)
+        return self.process.stdout.readline().strip() if ready else None
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "entropy_rl.rewards"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        if self._reply(self.START_S) != "ready":
+            self._stop()
+            raise TimeoutError("the grading worker did not start")
+
+    def _stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def equal(self, reference: str, answer: str) -> bool:
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self._start()
+            assert self.process is not None and self.process.stdin is not None
+            self.process.stdin.write(json.dumps([reference, answer]) + "\n")
+            self.process.stdin.flush()
+            reply = self._reply(3 * TIMEOUT_S)
+            if reply is None:  # stuck where no signal reaches: the next grading gets a new one
+                self._stop()
+            return reply == "1"
+
+
+_WORKER = _GradingWorker()
+
+
+def _math_verify_equal(reference: str, answer: str) -> bool:
+    if threading.current_thread() is threading.main_thread():
+        return _math_verify_in_main_thread(reference, answer)
+    return _WORKER.equal(reference, answer)
 
 
 def grade(response: str, reference: str) -> bool:
@@ -182,3 +273,7 @@ def graded_reward(response: str, reference: str, format_penalty: float = 0.0) ->
 def reward(response: str, reference: str, format_penalty: float = 0.0) -> float:
     """1 if correct, 0 if wrong, ``-format_penalty`` if there is no boxed answer at all."""
     return graded_reward(response, reference, format_penalty)[0]
+
+
+if __name__ == "__main__":
+    _serve()

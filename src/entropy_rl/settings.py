@@ -6,7 +6,9 @@
         lr: float = number(1e-4, 0.0, low_open=True, doc="learning rate")
 
 Every bad value fails at construction with the key, the allowed range and the value
-(``train.lr must be in (0, inf], got 0.0``); unknown keys list the known ones. The ranges live in
+(``train.lr must be in (0, inf], got 0.0``); unknown keys list the known ones. NaN is never a
+value, and an infinite one (YAML's ``.inf``) only where the field's default is that infinity (its
+documented "off", as dual-clip's ``clip_ratio_c``). The ranges live in
 the field metadata, so error messages, the docs and the table-driven tests read one source.
 """
 
@@ -71,6 +73,8 @@ def _valid(value: Any, f: dataclasses.Field) -> bool:
     if f.metadata["kind"] == "integer" and not isinstance(value, int):
         return False
     if not isinstance(value, int | float) or math.isnan(value):
+        return False
+    if math.isinf(value) and value != f.default:  # YAML's .inf: only where it is the "off" default
         return False
     r = f.metadata["range"]
     above = value > r["low"] if r["low_open"] else value >= r["low"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,28 @@ def test_the_paper_profiles_evaluate_the_papers_seven_benchmarks(profile):
 
     config = yaml.safe_load((REPO / "config" / profile).read_text())
     assert config["evaluate"]["benchmarks"] == list(PAPER_BENCHMARKS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"problem": "1+1", "answer": "2"}\n[1, 2]\n', "line 2: a row must be a JSON object, got list"),
+        (b'{"problem": "1+1", "answer": "2"}\n{"problem": "\xff\xfe"}\n', "line 2: not UTF-8 text"),
+        (b'{"problem": "' + b"x" * (2 << 20) + b'", "answer": "1"}\n', "line 1: longer than 1,048,576 bytes"),
+        (b'{"problem": "1+1", "answer": [1, 2]}\n', "line 1: "),
+        (b'{"problem": "1+1"\n', "line 1: not valid JSON"),
+    ],
+)  # fmt: skip
+def test_a_bad_benchmark_line_is_one_error_naming_file_and_line(tmp_path, content, message):
+    path = tmp_path / "aime24.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as raised:
+        load_benchmark("aime24", path)
+    assert str(raised.value).startswith(f"{path}, line ")
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_benchmark_pattern_with_another_placeholder_is_refused():
+    with pytest.raises(ValueError, match=r"only|no other"):
+        benchmark_file("data/{name}/{split}.jsonl", "aime24")
+    assert benchmark_file("data/{name}/test.jsonl", "aime24") == Path("data/aime24/test.jsonl")

@@ -221,6 +221,11 @@ def test_every_config_in_config_dir_has_the_expected_dag(
             "'gpro' is not one of",
         ),
         (lambda c: c["train"].update(template="toys"), "'toys' is not one of"),
+        (
+            lambda c: c["evaluate"].update(benchmark_path="data/{name}/{split}.jsonl"),
+            "must hold the placeholder {name} and no other (found ['name', 'split'])",
+        ),
+        (lambda c: c["train"].update(lr=float("inf")), "train.lr must be in (0, inf], got inf"),
     ],
 )
 def test_bad_config_stops_snakemake_before_any_job(tmp_path, snakemake_run, change, message):

@@ -69,8 +69,6 @@ def check_benchmark_files():
         )
 
 
-check_benchmark_files()
-
 
 def check_settings():
     """Every stage's settings built from the config as its command will build them (the same
@@ -83,7 +81,8 @@ def check_settings():
         raise WorkflowError(f"config: {err}") from None
 
 
-check_settings()
+check_settings()  # first: it names a bad benchmark_path pattern
+check_benchmark_files()
 
 
 def base_model_ref(built):

@@ -15,7 +15,8 @@ string, as the standard evaluation kits do:
 | omni_math | problem | answer, its unbalanced ``{`` closed (4 rows upstream lack a ``}``) |
 
 A local JSON-lines (or parquet) file with the same fields loads the same way: pass ``path``.
-A malformed row fails with the file, the line and the field. Fields a set uses to slice its results
+A malformed row fails with the file, the line and the field: a line that is not UTF-8 text, not
+JSON, not an object, or longer than ``MAX_ROW_BYTES`` (read no further than that). Fields a set uses to slice its results
 (OMNI-MATH's ``domain`` and ``difficulty``) are kept in ``BenchmarkRow.extra``.
 
 The package ships the first eight rows of every set, unchanged (``samples/``, sources and licences
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import json
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +39,19 @@ from entropy_rl.rewards import extract_boxed
 
 __all__ = [
     "BENCHMARKS",
+    "MAX_ROW_BYTES",
     "PAPER_BENCHMARKS",
     "SAMPLES",
     "BenchmarkRow",
     "BenchmarkSpec",
     "benchmark_file",
     "load_benchmark",
+    "read_rows",
 ]
+
+MAX_ROW_BYTES = (
+    1 << 20
+)  # a problem row of a benchmark or dataset file: 1 MiB (the largest is ~10 KB)
 
 SAMPLES = "samples"  # the benchmark_path that names the package's own eight-row samples
 _SAMPLE_DIR = Path(__file__).resolve().parent / "samples"
@@ -206,23 +214,57 @@ def benchmark_file(pattern: str | None, name: str) -> Path | None:
         return None
     if pattern == SAMPLES:
         return _SAMPLE_DIR / f"{name}.jsonl"
-    return Path(pattern.format(name=name))
+    try:
+        fields = {
+            field for _, field, _, _ in string.Formatter().parse(pattern) if field is not None
+        }
+    except ValueError as err:  # a lone { or }
+        raise ValueError(
+            f"evaluate.benchmark_path {pattern!r} is not a file pattern ({err})"
+        ) from None
+    if fields != {"name"}:
+        raise ValueError(
+            f"evaluate.benchmark_path {pattern!r} must hold the placeholder {{name}} and no other "
+            f"(found {sorted(fields) or 'none'}), e.g. data/{{name}}/test.jsonl"
+        )
+    return Path(pattern.replace("{name}", name))
 
 
-def _read_local(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a local ``.jsonl`` (one JSON object a line) or ``.parquet`` file. A bad line
+    fails with the file and line: not UTF-8, over ``MAX_ROW_BYTES`` (never read further), not JSON,
+    or not an object."""
+    path = Path(path)
     if path.suffix == ".parquet":
         import pandas as pd  # optional, only for parquet files
 
         return pd.read_parquet(path).to_dict(orient="records")
     rows = []
-    with open(path) as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for line_number in range(1, 1 << 62):
+            line = f.readline(MAX_ROW_BYTES + 1)
+            if not line:
+                break
+            where = f"{path}, line {line_number}"
+            if len(line) > MAX_ROW_BYTES:
+                raise ValueError(
+                    f"{where}: longer than {MAX_ROW_BYTES:,} bytes; a row holds one problem"
+                )
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{where}: not UTF-8 text ({err.reason} at byte {err.start})"
+                ) from None
+            if not text.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(text)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {line_number}: not valid JSON ({err.msg})") from err
+                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
+            rows.append(row)
     return rows
 
 
@@ -248,14 +290,14 @@ def load_benchmark(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"benchmark file {path} for {name} does not exist")
-        raw, where = _read_local(path), str(path)
+        raw, where = read_rows(path), str(path)
     else:
         raw, where = _read_hub(spec), spec.hub_id
     rows = []
     for index, row in enumerate(raw):
         try:
             rows.append(spec.normalise(row, index))
-        except (RowError, ValueError, SyntaxError) as err:
+        except (ValueError, TypeError, SyntaxError, RecursionError) as err:  # any bad field value
             raise ValueError(f"{where}, line {index + 1}: {err}") from err
         if limit is not None and len(rows) >= limit:
             break

@@ -97,6 +97,42 @@ class HFGenerator:
                 "the tokenizer has no pad token; set tokenizer.pad_token (e.g. to its EOS token)"
             )
 
+    @property
+    def context(self) -> int | None:
+        """The most tokens a sequence may have (the model's ``max_position_embeddings``)."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    def prompt_fits(self, prompts: Sequence[str], max_new_tokens: int) -> list[bool]:
+        """Whether each prompt leaves room for ``max_new_tokens`` in the model's context; counted
+        on token ids, before any tensor is built."""
+        if self.context is None:
+            return [True] * len(prompts)
+        ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        return [len(row) + max_new_tokens <= self.context for row in ids]
+
+    def fit_prompts(self, prompts: Sequence[str], max_new_tokens: int) -> tuple[list[str], int]:
+        """The prompts, each cut from the left (its end, the question and the answer cue, kept)
+        to leave room for ``max_new_tokens`` in the model's context, and how many were cut."""
+        if self.context is None:
+            return list(prompts), 0
+        budget = self.context - max_new_tokens
+        if budget < 1:
+            raise ValueError(
+                f"max_new_tokens {max_new_tokens} leaves no room for a prompt in the model's "
+                f"context of {self.context} tokens; lower max_new_tokens"
+            )
+        fitted, cut = list(prompts), 0
+        encoded = self.tokenizer(fitted, add_special_tokens=False, return_offsets_mapping=True)
+        for i, offsets in enumerate(encoded["offset_mapping"]):
+            if len(offsets) <= budget:
+                continue
+            cut += 1
+            for extra in range(8):  # re-tokenised, a cut text may take a token or two more
+                fitted[i] = prompts[i][offsets[len(offsets) - budget + extra][0] :]
+                if self.prompt_fits([fitted[i]], max_new_tokens)[0]:
+                    break
+        return fitted, cut
+
     @torch.no_grad()
     def generate(
         self,
@@ -109,10 +145,21 @@ class HFGenerator:
     ) -> Generation:
         """``n`` samples per prompt; ``temperature = 0`` is greedy decoding.
 
-        Raises ``FloatingPointError`` if the model's logits turn NaN/inf while sampling.
+        Raises ``FloatingPointError`` if the model's logits turn NaN/inf while sampling, and
+        ``ValueError`` before any tensor is built if a prompt leaves no room for
+        ``max_new_tokens`` in the model's context.
         """
         if n < 1 or max_new_tokens < 1:
             raise ValueError(f"n and max_new_tokens must be >= 1, got {n}, {max_new_tokens}")
+        fits = self.prompt_fits(prompts, max_new_tokens)
+        if not all(fits):
+            first = fits.index(False)
+            raise ValueError(
+                f"{fits.count(False)} of {len(prompts)} prompts are too long for the model's "
+                f"context ({self.context} tokens with max_new_tokens {max_new_tokens}), the first "
+                f"{len(prompts[first]):,} characters long: {prompts[first][:60]!r}...; shorten "
+                "them, or lower max_new_tokens"
+            )
         was_training = self.model.training
         self.model.eval()
         self.tokenizer.padding_side = "left"

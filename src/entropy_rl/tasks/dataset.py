@@ -10,14 +10,13 @@ out-of-distribution split (the real benchmarks play that part).
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
-from entropy_rl.data.benchmarks import BenchmarkRow
+from entropy_rl.data.benchmarks import BenchmarkRow, read_rows
 from entropy_rl.settings import Settings, choice, number
 from entropy_rl.tasks.arithmetic import split_of
 
@@ -68,12 +67,7 @@ class DatasetTask(Settings):
         if local.suffix in (".jsonl", ".json", ".parquet"):
             if not local.is_file():
                 raise FileNotFoundError(f"task.path {local} does not exist")
-            if local.suffix == ".parquet":
-                import pandas as pd
-
-                raw = pd.read_parquet(local).to_dict(orient="records")
-            else:
-                raw = [json.loads(line) for line in local.read_text().splitlines() if line.strip()]
+            raw = read_rows(local)
         else:
             import datasets
 
