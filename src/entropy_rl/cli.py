@@ -45,12 +45,12 @@ def _tabular(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from entropy_rl.analysis import summarize_run
-    from entropy_rl.config import load_yaml, parse_overrides, run_section
+    from entropy_rl.config import load_config, parse_overrides, run_section
     from entropy_rl.io import run_lock, write_json, write_jsonl
     from entropy_rl.tabular import TabularConfig, run_tabular
 
-    config_file = load_yaml(args.config) if args.config else {}
-    section = run_section(config_file.get("tabular", config_file), args.method, "tabular")
+    config_file = load_config(args.config, bare="tabular") if args.config else {}
+    section = run_section(config_file.get("tabular", {}), args.method, "tabular")
     if args.loss:
         section["loss"] = args.loss
     section.setdefault("loss_config", {})
@@ -132,12 +132,12 @@ def _sft(args: argparse.Namespace) -> int:
     ``base_model.source: pretrained`` records the pretrained model instead (nothing is trained).
     """
     from entropy_rl.base_model import BaseModelSettings, build_base_model
-    from entropy_rl.config import load_yaml
+    from entropy_rl.config import load_config
     from entropy_rl.io import run_lock, write_json, write_jsonl
     from entropy_rl.tasks import ArithmeticTask, make_task
 
     _quiet_transformers()
-    config = load_yaml(args.config) if args.config else {}
+    config = load_config(args.config) if args.config else {}
     task = make_task(config.get("task"))
     section = dict(config.get("base_model", {}))
     sft = dict(section.get("sft", {}))
@@ -173,14 +173,14 @@ def _sft(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     """One RL run of one method and seed → metrics.jsonl, checkpoint/, model/, summary.json."""
     from entropy_rl.analysis import summarize_run
-    from entropy_rl.config import load_yaml, run_section
+    from entropy_rl.config import load_config, run_section
     from entropy_rl.io import run_lock, write_json
     from entropy_rl.tasks import make_task
     from entropy_rl.train import NonFiniteError, RLSettings, train
     from entropy_rl.train.loop import clear_run
 
     _quiet_transformers()
-    config = load_yaml(args.config)
+    config = load_config(args.config)
     task = make_task(config.get("task"))
     section = run_section(config.get("train", {}), args.method, "train")
     _override(section, args, ("seed", "steps", "model"))
@@ -248,16 +248,15 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     """Evaluate a saved model → samples/*.jsonl and summary.json in --out."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from entropy_rl.config import load_yaml
+    from entropy_rl.config import load_config
     from entropy_rl.evaluate import EvaluateSettings, evaluate_model
     from entropy_rl.io import run_lock
-    from entropy_rl.rollout import HFGenerator
+    from entropy_rl.rollout import HFGenerator, load_model, load_tokenizer
     from entropy_rl.tasks import make_task
 
     _quiet_transformers()
-    config = load_yaml(args.config) if args.config else {}
+    config = load_config(args.config) if args.config else {}
     section = dict(config.get("evaluate", {}))
     if args.benchmarks is not None:
         section["benchmarks"] = [b for b in args.benchmarks.split(",") if b]
@@ -281,8 +280,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             if settings.device != "auto"
             else ("cuda" if torch.cuda.is_available() else "cpu")
         )
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
-        generator = HFGenerator(model, AutoTokenizer.from_pretrained(model_dir))
+        model = load_model(model_dir).to(device)
+        generator = HFGenerator(model, load_tokenizer(model_dir))
     with run_lock(args.out):
         summary = evaluate_model(generator, task, settings, Path(args.out))
     for name, result in summary.items():
@@ -298,12 +297,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     """Law fits, method tables, science-acceptance checks and every study figure."""
     from entropy_rl.analysis.study import load_study
-    from entropy_rl.config import load_yaml
+    from entropy_rl.config import load_config
     from entropy_rl.io import write_json
     from entropy_rl.plots.figures import draw_study_figures
     from entropy_rl.report import write_study_tables
 
-    config = load_yaml(args.config)
+    config = load_config(args.config)
     results = Path(args.results)
     study = load_study(config, results)
     write_json(
@@ -322,11 +321,11 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """One self-contained HTML page: acceptance, theory, collapse, law, mechanism, interventions."""
-    from entropy_rl.config import load_yaml
+    from entropy_rl.config import load_config
     from entropy_rl.io import write_text
     from entropy_rl.report import study_report
 
-    page, passed, total = study_report(load_yaml(args.config), Path(args.results), args.config)
+    page, passed, total = study_report(load_config(args.config), Path(args.results), args.config)
     write_text(args.out, page)
     print(f"report: {args.out} ({passed}/{total} acceptance checks pass)")
     return 0
@@ -346,14 +345,14 @@ def _lm_eval_tasks(args: argparse.Namespace) -> int:
 
 def _token_entropy(args: argparse.Namespace) -> int:
     """The token-entropy page: the same held-out prompts sampled by each policy, tokens shaded."""
-    from entropy_rl.config import load_yaml, parse_overrides
+    from entropy_rl.config import load_config, parse_overrides
     from entropy_rl.evaluate import EvaluateSettings
     from entropy_rl.io import write_text
     from entropy_rl.tasks import make_task
     from entropy_rl.token_view import fork_threshold, render_token_view, trace_policies
 
     _quiet_transformers()
-    config = load_yaml(args.config)
+    config = load_config(args.config)
     settings = EvaluateSettings.from_dict(config.get("evaluate"))
     problems = make_task(config.get("task")).problems("heldout", args.problems, 0)
     policies = {name: str(folder) for name, folder in parse_overrides(args.policy).items()}

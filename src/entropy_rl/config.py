@@ -8,8 +8,12 @@ from typing import Any
 
 import yaml
 
+from entropy_rl.settings import mapping
+
 __all__ = [
+    "SECTIONS",
     "check_pipeline_config",
+    "load_config",
     "load_yaml",
     "method_seeds",
     "parse_overrides",
@@ -18,17 +22,56 @@ __all__ = [
 ]
 
 
+# the top-level keys of a pipeline config (the schema's properties: a test checks they agree)
+SECTIONS = ("profile", "model_name", "seeds", "conda_env", "theory", "tabular", "resources", "task",
+            "base_model", "train", "evaluate", "docs")  # fmt: skip
+
+
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A YAML mapping from ``path``; a missing file or a non-mapping is a clear error."""
+    """A YAML mapping from ``path`` (``yaml.safe_load``: plain data, no Python objects); a missing
+    file, text that is not UTF-8 or not YAML, or a non-mapping is one line naming the file."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(
             f"config file {p} does not exist; pass --config with an existing YAML file"
         )
-    data = yaml.safe_load(p.read_text())
+    try:
+        data = yaml.safe_load(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"config file {p} is not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config file {p} is not valid YAML: {problem}{where}") from None
+    except RecursionError:
+        raise ValueError(f"config file {p} is nested too deeply to be a config") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {p} must hold a YAML mapping, got {type(data).__name__}")
     return data
+
+
+def load_config(path: str | os.PathLike[str], bare: str | None = None) -> dict[str, Any]:
+    """A config file for the CLI, checked as Snakemake checks a pipeline config: YAML, only the
+    known top-level keys (:data:`SECTIONS`; a misspelt ``taks:`` is an error, not a default task),
+    and every section's settings (:func:`check_pipeline_config`). Any problem is one line naming
+    the file and the key. A file that holds none of the sections is section ``bare`` itself,
+    where a command allows that (``entropy-rl tabular`` reads a bare ``tabular:`` section)."""
+    config = load_yaml(path)
+    if bare is not None and not any(key in SECTIONS for key in config):
+        config = {bare: config}
+    unknown = sorted(str(key) for key in config if key not in SECTIONS)
+    if unknown:
+        raise ValueError(
+            f"config file {path}: unknown top-level key(s) {unknown}; known keys: {', '.join(SECTIONS)}"
+        )
+    try:
+        check_pipeline_config(config)
+    except ValueError as err:
+        raise ValueError(f"config file {path}: {err}") from None
+    return config
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -48,20 +91,31 @@ METHOD_KEYS = ("advantage", "dynamic_sampling")
 
 def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, Any]:
     """The method ``name`` of a ``methods:`` mapping; an unknown name lists the known ones."""
+    methods = mapping(methods, where)
     if name not in methods:
         raise ValueError(
             f"unknown method {name!r} in {where}; known methods: {', '.join(sorted(methods))}"
         )
-    method = dict(methods[name])
+    method = mapping(methods[name], f"{where}.{name}")
     if "loss" not in method:
         raise ValueError(f"{where}.{name} must name its registered loss with `loss:`")
-    unknown = sorted(set(method) - {"loss", "loss_config", "seeds", *METHOD_KEYS})
+    unknown = sorted(
+        str(key) for key in set(method) - {"loss", "loss_config", "seeds", *METHOD_KEYS}
+    )
     if unknown:
         raise ValueError(
             f"unknown key(s) {unknown} in {where}.{name}; a method may set "
             f"{', '.join(['loss', 'loss_config', 'seeds', *METHOD_KEYS])}"
         )
+    method["loss_config"] = mapping(method.get("loss_config"), f"{where}.{name}.loss_config")
+    seeds = method.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(_seed(s) for s in seeds):
+        raise ValueError(f"{where}.{name}.seeds must be a list of integers >= 0, got {seeds!r}")
     return method
+
+
+def _seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str, list[int]]:
@@ -72,7 +126,7 @@ def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str,
 def run_section(section: dict[str, Any], method: str | None, where: str) -> dict[str, Any]:
     """The settings of one run: a config section without its ``methods:`` and ``seeds:`` lists,
     with ``loss``, ``loss_config`` and any of ``METHOD_KEYS`` taken from method ``method``."""
-    settings = dict(section)
+    settings = mapping(section, where)
     methods = settings.pop("methods", {})
     settings.pop("seeds", None)
     if method is not None:
@@ -98,17 +152,30 @@ def check_pipeline_config(config: dict[str, Any]) -> None:
     from entropy_rl.tasks import make_task
     from entropy_rl.train import RLSettings
 
+    config = mapping(config, "the config")
+    seeds = config.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(_seed(s) for s in seeds):
+        raise ValueError(f"seeds must be a list of integers >= 0, got {seeds!r}")
+    for key in ("profile", "model_name"):
+        if key in config and not isinstance(config[key], str):
+            raise ValueError(f"{key} must be a string, got {config[key]!r}")
     make_task(config.get("task"))
     BaseModelSettings.from_dict(config.get("base_model"))
     EvaluateSettings.from_dict(config.get("evaluate"))
     for section, settings_class in (("train", RLSettings), ("tabular", TabularConfig)):
         if section not in config:
             continue
+        config = {**config, section: mapping(config[section], section)}
+        for name in mapping(config[section].get("methods"), f"{section}.methods"):
+            if not isinstance(name, str):
+                raise ValueError(
+                    f"{section}.methods: a method's name must be a string, got {name!r}"
+                )
         try:  # the section's own keys first, so their errors name the section, not a method
             settings_class.from_dict(run_section(config[section], None, section))
         except ValueError as err:
             raise ValueError(f"{section}: {err}") from None
-        for name in config[section].get("methods", {}):
+        for name in mapping(config[section].get("methods"), f"{section}.methods"):
             where = f"{section}.methods.{name}"
             method = select_method(config[section]["methods"], name, f"{section}.methods")
             try:

@@ -124,8 +124,10 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     block: a second writer fails at once with :class:`RunLockedError` naming the holder's pid.
 
     The kernel drops the lock when its holder dies (``kill -9`` included), so a stale lock file
-    never blocks a rerun."""
+    never blocks a rerun. A folder the lock created and nothing else wrote to is removed again
+    (a command that failed before writing leaves nothing)."""
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / LOCK_FILE, "a+")
@@ -148,6 +150,9 @@ def run_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             yield folder
         finally:
+            if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+                (folder / LOCK_FILE).unlink()
+                folder.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -15,11 +15,15 @@ the field metadata, so error messages, the docs and the table-driven tests read 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["Settings", "allowed_values", "choice", "integer", "number"]
+__all__ = ["Settings", "allowed_values", "choice", "integer", "mapping", "number"]
 
 
 def number(
@@ -82,6 +86,67 @@ def _valid(value: Any, f: dataclasses.Field) -> bool:
     return above and below
 
 
+def mapping(value: Any, where: str) -> dict[str, Any]:
+    """``value`` as a dict of settings (``None``: empty); anything else is an error naming
+    ``where`` (a config section written as a list, a number, a string)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} must be a mapping of key: value settings, got {_shown(value)}")
+    return dict(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return {"str": "a string", "bool": "true or false", "int": "an integer",
+                "float": "a number", "dict": "a mapping", "list": "a list"}.get(annotation.__name__, annotation.__name__)  # fmt: skip
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(
+            "null" if a is type(None) else _type_name(a) for a in typing.get_args(annotation)
+        )
+    if origin in (list, tuple):
+        return f"a list of {_type_name(typing.get_args(annotation)[0])}s"
+    if origin is dict:
+        return f"a mapping to {_type_name(typing.get_args(annotation)[1])}s"
+    return str(annotation)
+
+
+def _has_type(value: Any, annotation: Any) -> bool:
+    """Whether a YAML value fits a field's annotation (str, bool, int, float, None, unions,
+    lists/tuples and dicts of those, Any)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in typing.get_args(annotation))
+    if origin in (list, tuple):
+        item = typing.get_args(annotation)[0]
+        return isinstance(value, list | tuple) and all(_has_type(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(annotation)
+        return isinstance(value, Mapping) and all(
+            _has_type(k, key) and _has_type(v, item) for k, v in value.items()
+        )
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(annotation, type) and isinstance(value, annotation)
+
+
+@functools.cache
+def _annotations(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Base of every settings dataclass: validates each annotated field, then ``check()``."""
@@ -91,6 +156,11 @@ class Settings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if "range" not in f.metadata and "choices" not in f.metadata:
+                value, annotation = getattr(self, f.name), _annotations(type(self))[f.name]
+                if not _has_type(value, annotation):
+                    raise ValueError(
+                        f"{self.section}.{f.name} must be {_type_name(annotation)}, got {_shown(value)}"
+                    )
                 continue
             value = getattr(self, f.name)
             if (
@@ -112,7 +182,7 @@ class Settings:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None = None):
         """Build from a (YAML) mapping; unknown keys are errors that list the known ones."""
-        values = dict(values or {})
+        values = mapping(values, cls.section)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -98,13 +98,13 @@ def trace_policies(
 ) -> dict[str, list[TokenTrace]]:  # fmt: skip
     """``trace_policy`` for each saved model (``name -> folder``), on the same problems (on a GPU
     when there is one)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from entropy_rl.rollout import load_model, load_tokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     traces = {}
     for name, folder in model_dirs.items():
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = load_model(folder).to(device)
+        tokenizer = load_tokenizer(folder)
         traces[name] = trace_policy(
             model, tokenizer, problems, template, temperature, max_new_tokens, seed
         )

@@ -230,7 +230,11 @@ def test_nan_logits_stop_the_run_at_their_step_and_keep_the_checkpoint(
     tiny_base, tmp_path, monkeypatch, during, message
 ):
     models = _PoisonedModels(during)
-    monkeypatch.setattr(loop_module, "AutoModelForCausalLM", models)
+    monkeypatch.setattr(  # the trainer's base model, with a hook on its logits
+        loop_module,
+        "load_model",
+        lambda path, dtype=torch.float32: models.from_pretrained(path, dtype=dtype),
+    )
 
     def poison_after_step_1(row):
         models.poisoned = row["step"] == 1 or models.poisoned
@@ -337,13 +341,11 @@ def test_gradient_checkpointing_gives_the_same_run(tiny_base, tmp_path, monkeypa
     plain = train(settings(tiny_base, "kl_cov", steps=2), tmp_path / "plain", task)
     models = []
 
-    class Spy:
-        @staticmethod
-        def from_pretrained(*args, **kwargs):
-            models.append(AutoModelForCausalLM.from_pretrained(*args, **kwargs))
-            return models[-1]
+    def spy(*args, **kwargs):
+        models.append(AutoModelForCausalLM.from_pretrained(*args, **kwargs))
+        return models[-1]
 
-    monkeypatch.setattr(loop_module, "AutoModelForCausalLM", Spy)
+    monkeypatch.setattr(loop_module, "load_model", spy)
     saved = train(
         settings(tiny_base, "kl_cov", steps=2, gradient_checkpointing=True), tmp_path / "gc", task
     )

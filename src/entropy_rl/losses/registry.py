@@ -85,7 +85,7 @@ def get_policy_loss(name: str) -> PolicyLoss:
     """The registered loss called ``name``; an unknown name lists the known ones."""
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
         raise ValueError(
             f"unknown policy loss {name!r}; known losses: {', '.join(available_policy_losses())}"
         ) from None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -14,7 +17,38 @@ from transformers import (
 
 from entropy_rl.rollout.base import Generation
 
-__all__ = ["HFGenerator"]
+__all__ = ["HFGenerator", "ModelLoadError", "load_model", "load_tokenizer"]
+
+
+class ModelLoadError(ValueError):
+    """A model folder or hub id that does not load (missing, truncated, mismatched, offline)."""
+
+
+def _unloadable(what: str, model: str, err: Exception) -> ModelLoadError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+    return ModelLoadError(
+        f"cannot load the {what} at {model} ({type(err).__name__}: {first}); give a complete "
+        "save_pretrained folder (config.json, weights, tokenizer) or a hub id available offline"
+    )
+
+
+def load_model(
+    model: str | os.PathLike[str], dtype: torch.dtype = torch.float32
+) -> PreTrainedModel:
+    """``AutoModelForCausalLM.from_pretrained``, any failure one line naming the folder (a
+    truncated ``model.safetensors``, weights that do not match ``config.json``)."""
+    try:
+        return AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+    except Exception as err:  # transformers and safetensors raise many kinds
+        raise _unloadable("model", str(model), err) from err
+
+
+def load_tokenizer(model: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained``, any failure one line naming the folder."""
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except Exception as err:
+        raise _unloadable("tokenizer", str(model), err) from err
 
 
 class _SampleAndRecord(LogitsProcessor):

@@ -7,6 +7,7 @@
 
 from typing import Any
 
+from entropy_rl.settings import mapping
 from entropy_rl.tasks.arithmetic import ArithmeticTask, Problem
 from entropy_rl.tasks.carry import CarryTask
 from entropy_rl.tasks.dataset import DatasetTask
@@ -18,8 +19,8 @@ TASKS = {"arithmetic": ArithmeticTask, "carry": CarryTask, "dataset": DatasetTas
 
 def make_task(section: dict[str, Any] | None) -> ArithmeticTask | DatasetTask:
     """The task a ``task:`` config section describes (its ``kind``, default ``arithmetic``)."""
-    section = dict(section or {})
+    section = mapping(section, "task")
     kind = section.get("kind", "arithmetic")
-    if kind not in TASKS:
+    if not isinstance(kind, str) or kind not in TASKS:
         raise ValueError(f"task.kind must be one of {', '.join(TASKS)}, got {kind!r}")
     return TASKS[kind].from_dict(section)

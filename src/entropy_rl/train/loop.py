@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from entropy_rl.advantages import compute_advantages, dynamic_sampling
 from entropy_rl.data import render_prompt
@@ -41,7 +40,7 @@ from entropy_rl.losses import get_policy_loss, make_controller, select_tokens
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, graded_reward
-from entropy_rl.rollout import Generation, HFGenerator
+from entropy_rl.rollout import Generation, HFGenerator, load_model, load_tokenizer
 from entropy_rl.tasks import ArithmeticTask, Problem
 from entropy_rl.train.batch import (
     TokenBatch,
@@ -285,7 +284,7 @@ def train(
     torch.set_num_threads(settings.threads)
 
     # -- the policy, its optimizer and where to start ------------------------------------------
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_tokenizer(model_path)
     checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
     identity = run_identity(settings, task, model_path)
     differences = identity_differences(saved_identity(checkpoint), identity) if checkpoint else []
@@ -318,9 +317,7 @@ def train(
             raise ValueError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        model = shard(
-            AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(device)
-        )
+        model = shard(load_model(model_path).to(device))
         optimizer = _optimizer(settings)(model)
         start, rows, probe, controller_state = 0, [], None, None
     if settings.gradient_checkpointing:  # active in train mode; sampling switches to eval
