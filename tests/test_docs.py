@@ -144,3 +144,13 @@ def test_no_number_of_an_included_table_is_typed_in_the_prose(page):
     prose = "\n".join(line for line in prose.splitlines() if not line.lstrip().startswith("|"))
     typed = {n for n in number.findall(prose) if n in numbers and float(n) >= 0.1}
     assert not typed, (page.name, sorted(typed))
+
+
+def test_every_test_the_reliability_section_names_exists():
+    design = (REPO / "docs" / "design.md").read_text()
+    section = design[design.index("## Reliability") : design.index("## Exercise")]
+    named = re.findall(r"`(tests/[\w/]+\.py)::(test_\w+)`", section)
+    assert len(named) >= 20
+    for path, name in named:
+        source = (REPO / path).read_text()
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name}"
