@@ -253,6 +253,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from entropy_rl.evaluate import EvaluateSettings, evaluate_model
     from entropy_rl.io import run_lock
     from entropy_rl.rollout import HFGenerator, load_model, load_tokenizer
+    from entropy_rl.rollout.lean import LeanGenerator
     from entropy_rl.tasks import make_task
 
     _quiet_transformers()
@@ -281,7 +282,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             else ("cuda" if torch.cuda.is_available() else "cpu")
         )
         model = load_model(model_dir).to(device)
-        generator = HFGenerator(model, load_tokenizer(model_dir))
+        sampler = LeanGenerator if settings.backend == "lean" else HFGenerator
+        generator = sampler(model, load_tokenizer(model_dir))
     with run_lock(args.out):
         summary = evaluate_model(generator, task, settings, Path(args.out))
     for name, result in summary.items():

@@ -137,7 +137,9 @@ class EvaluateSettings(Settings):
 
     template: str = "toy"
     backend: str = choice(
-        "hf", ("hf", "vllm"), doc="rollout backend: transformers (CPU/GPU) or vLLM (GPU)"
+        "hf",
+        ("hf", "lean", "vllm"),
+        doc="rollout backend: transformers (CPU/GPU), the lean decoding loop, or vLLM (GPU)",
     )
     device: str = choice(
         "auto", ("auto", "cpu", "cuda"), doc="hf backend: auto uses a GPU if there is one"

@@ -51,6 +51,31 @@ def load_tokenizer(model: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
         raise _unloadable("tokenizer", str(model), err) from err
 
 
+def check_logits(scores: torch.Tensor, position: int) -> None:
+    """Raise ``FloatingPointError`` for rows of logits with NaN or +inf, or all -inf (the sampler
+    would fail with "probability tensor contains either inf, nan or element < 0" or, greedy,
+    silently emit token 0); one reduction when all is well."""
+    if torch.isfinite(scores.sum()):  # NaN and ±inf anywhere propagate to the sum
+        return
+    bad = torch.isnan(scores).any(-1) | torch.isposinf(scores).any(-1)
+    bad |= torch.isneginf(scores).all(-1)
+    if bad.any():
+        raise FloatingPointError(
+            f"the model's logits are NaN/inf at generated token {position} "
+            f"({int(bad.sum())} of {len(bad)} sequences)"
+        )
+
+
+def nucleus(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Top-p: keep the smallest set of tokens whose probability reaches ``top_p`` (at least
+    one); the others get ``-inf``."""
+    sorted_logits, order = torch.sort(scores, descending=False)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -1:] = False
+    return scores.masked_fill(remove.scatter(1, order, remove), -torch.inf)
+
+
 class _SampleAndRecord(LogitsProcessor):
     """Temperature, top-p and a NaN guard, as the last logits processor; records each sampled token's
     log-probability under the distribution it was drawn from.
@@ -72,33 +97,14 @@ class _SampleAndRecord(LogitsProcessor):
         self.logprobs: list[torch.Tensor] = []  # [B] per generated token
         self.entropies: list[torch.Tensor] = []  # [B] per generated token
 
-    def _check(self, scores: torch.Tensor) -> None:
-        if torch.isfinite(scores.sum()):  # one reduction: NaN and ±inf anywhere propagate to it
-            return
-        bad = torch.isnan(scores).any(-1) | torch.isposinf(scores).any(-1)
-        bad |= torch.isneginf(scores).all(-1)
-        if bad.any():
-            raise FloatingPointError(
-                f"the model's logits are NaN/inf at generated token {self.position} "
-                f"({int(bad.sum())} of {len(bad)} sequences)"
-            )
-
-    def _top_p(self, scores: torch.Tensor) -> torch.Tensor:
-        """Keep the smallest set of tokens whose probability reaches ``top_p`` (at least one)."""
-        sorted_logits, order = torch.sort(scores, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - self.top_p)
-        remove[..., -1:] = False
-        return scores.masked_fill(remove.scatter(1, order, remove), -torch.inf)
-
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         self.record(input_ids[:, -1])
         self.position += 1
-        self._check(scores)
+        check_logits(scores, self.position)
         if self.temperature > 0 and self.temperature != 1.0:
             scores = scores / self.temperature
         if self.temperature > 0 and self.top_p < 1.0:
-            scores = self._top_p(scores)
+            scores = nucleus(scores, self.top_p)
         self.previous = scores.float().log_softmax(-1)
         return scores
 
@@ -167,6 +173,22 @@ class HFGenerator:
                     break
         return fitted, cut
 
+    def check_request(self, prompts: Sequence[str], n: int, max_new_tokens: int) -> None:
+        """Refuse, before any tensor is built, a request that cannot be sampled: ``n`` or
+        ``max_new_tokens`` below 1, or a prompt that leaves no room for ``max_new_tokens`` in the
+        model's context."""
+        if n < 1 or max_new_tokens < 1:
+            raise ValueError(f"n and max_new_tokens must be >= 1, got {n}, {max_new_tokens}")
+        fits = self.prompt_fits(prompts, max_new_tokens)
+        if not all(fits):
+            first = fits.index(False)
+            raise ValueError(
+                f"{fits.count(False)} of {len(prompts)} prompts are too long for the model's "
+                f"context ({self.context} tokens with max_new_tokens {max_new_tokens}), the first "
+                f"{len(prompts[first]):,} characters long: {prompts[first][:60]!r}...; shorten "
+                "them, or lower max_new_tokens"
+            )
+
     @torch.no_grad()
     def generate(
         self,
@@ -183,17 +205,7 @@ class HFGenerator:
         ``ValueError`` before any tensor is built if a prompt leaves no room for
         ``max_new_tokens`` in the model's context.
         """
-        if n < 1 or max_new_tokens < 1:
-            raise ValueError(f"n and max_new_tokens must be >= 1, got {n}, {max_new_tokens}")
-        fits = self.prompt_fits(prompts, max_new_tokens)
-        if not all(fits):
-            first = fits.index(False)
-            raise ValueError(
-                f"{fits.count(False)} of {len(prompts)} prompts are too long for the model's "
-                f"context ({self.context} tokens with max_new_tokens {max_new_tokens}), the first "
-                f"{len(prompts[first]):,} characters long: {prompts[first][:60]!r}...; shorten "
-                "them, or lower max_new_tokens"
-            )
+        self.check_request(prompts, n, max_new_tokens)
         was_training = self.model.training
         self.model.eval()
         self.tokenizer.padding_side = "left"
@@ -228,22 +240,29 @@ class HFGenerator:
             # one conversion to Python lists per batch, not per row
             rows_tokens, rows_logprobs = new_tokens.tolist(), token_logprobs.tolist()
             rows_entropies = token_entropies.tolist()
-            prompt_rows, mask_rows = (
-                encoded["input_ids"].tolist(),
-                encoded["attention_mask"].tolist(),
-            )
             lengths = [
                 tokens.index(eos) + 1 if eos in tokens else len(tokens) for tokens in rows_tokens
             ]
             responses = [tokens[:n] for tokens, n in zip(rows_tokens, lengths, strict=True)]
-            out.prompt_ids.extend(
-                [t for t, m in zip(ids, mask, strict=True) if m]
-                for ids, mask in zip(prompt_rows, mask_rows, strict=True)
-            )
-            out.response_ids.extend(responses)
-            out.texts.extend(self.tokenizer.batch_decode(responses, skip_special_tokens=True))
-            out.logprobs.extend(lp[:n] for lp, n in zip(rows_logprobs, lengths, strict=True))
-            out.entropies.extend(h[:n] for h, n in zip(rows_entropies, lengths, strict=True))
-            out.finished.extend(eos in tokens for tokens in rows_tokens)
+            self._append(
+                out, encoded, responses,
+                [lp[:n] for lp, n in zip(rows_logprobs, lengths, strict=True)],
+                [h[:n] for h, n in zip(rows_entropies, lengths, strict=True)],
+                [eos in tokens for tokens in rows_tokens],
+            )  # fmt: skip
         self.model.train(was_training)
         return out
+
+    def _append(self, out: Generation, encoded, responses, logprobs, entropies, finished) -> None:
+        """Add a batch's samples to ``out``: each prompt's ids without its left padding, then the
+        responses (ending with EOS where finished), their texts, log-probabilities, entropies."""
+        prompt_rows, mask_rows = encoded["input_ids"].tolist(), encoded["attention_mask"].tolist()
+        out.prompt_ids.extend(
+            [t for t, m in zip(ids, mask, strict=True) if m]
+            for ids, mask in zip(prompt_rows, mask_rows, strict=True)
+        )
+        out.response_ids.extend(responses)
+        out.texts.extend(self.tokenizer.batch_decode(responses, skip_special_tokens=True))
+        out.logprobs.extend(logprobs)
+        out.entropies.extend(entropies)
+        out.finished.extend(finished)

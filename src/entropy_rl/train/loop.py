@@ -41,6 +41,7 @@ from entropy_rl.losses.common import aggregation_share, masked_mean, token_covar
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, graded_reward
 from entropy_rl.rollout import Generation, HFGenerator, load_model, load_tokenizer
+from entropy_rl.rollout.lean import LeanGenerator
 from entropy_rl.tasks import ArithmeticTask, Problem
 from entropy_rl.train.batch import (
     TokenBatch,
@@ -136,6 +137,12 @@ def _make_generator(settings, model, tokenizer, model_path: str, world: World):
     (one per rank, as TRL's colocated mode) that gets the policy's weights after every step."""
     if settings.rollout == "hf":
         return HFGenerator(model, tokenizer, synced_gpus=world.active)
+    if settings.rollout == "lean":
+        if world.active:
+            raise ValueError(
+                "train.rollout = 'lean' samples in one process; with several (torchrun) use hf"
+            )
+        return LeanGenerator(model, tokenizer)
     from entropy_rl.rollout.vllm import VLLMGenerator
 
     if not world.active:  # vLLM's in-process launcher reads torchrun's variables

@@ -80,8 +80,9 @@ class RLSettings(Settings):
     )
     rollout: str = choice(
         "hf",
-        ("hf", "vllm"),
-        doc="who samples: transformers generate, or vLLM (GPU) synced each step",
+        ("hf", "lean", "vllm"),
+        doc="who samples: transformers generate, the suite's lean decoding loop (in-process "
+        "models), or vLLM (GPU) synced each step",
     )
     vllm_gpu_memory: float = number(
         0.3, 0.0, 1.0, low_open=True, doc="vllm rollout: share of GPU memory vLLM may take"
@@ -173,7 +174,10 @@ class RLSettings(Settings):
             return self.old_logp == "sampler"
         exact = get_policy_loss(self.loss).exact_old_logp  # KL-Cov
         return (
-            not exact and self.rollout == "hf" and self.top_p == 1.0 and self.precision == "float32"
+            not exact
+            and self.rollout in ("hf", "lean")
+            and self.top_p == 1.0
+            and self.precision == "float32"
         )
 
     def torch_device(self) -> str:
