@@ -4,7 +4,8 @@
     python benchmarks/generation.py --model results/embedded/toy/base --json out.json \
         --plot docs/figures/benchmark_scaling
 
-1. Tokens/s of ``HFGenerator.generate`` (what the trainer and the evaluator call: left padding,
+1. Tokens/s of ``LeanGenerator.generate`` (the lean backend's own decoding loop) and of
+   ``HFGenerator.generate`` (what the trainer and the evaluator call: left padding,
    texts, per-token log-probabilities, seeded) against a bare ``model.generate`` call with the same
    sampling settings on the same batch (16 prompts x G = 8, up to 48 new tokens, from the text
    prompts), and against ``model.generate`` returning log-probabilities the usual way
@@ -40,6 +41,7 @@ def generation_speed(model_dir: Path, shape: SimpleNamespace, repeats: int) -> d
 
     from entropy_rl.data import render_prompt
     from entropy_rl.rollout import HFGenerator
+    from entropy_rl.rollout.lean import LeanGenerator
     from entropy_rl.tasks import ArithmeticTask
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
@@ -48,10 +50,10 @@ def generation_speed(model_dir: Path, shape: SimpleNamespace, repeats: int) -> d
         render_prompt("toy", p.problem)
         for p in ArithmeticTask().problems("train", shape.prompts, 0)
     ]
-    generator = HFGenerator(model, tokenizer)
+    generator, lean = HFGenerator(model, tokenizer), LeanGenerator(model, tokenizer)
 
-    def ours(seed: int) -> int:
-        out = generator.generate(prompts, shape.group, 1.0, 1.0, shape.max_new_tokens, seed=seed)
+    def ours(seed: int, backend=generator) -> int:
+        out = backend.generate(prompts, shape.group, 1.0, 1.0, shape.max_new_tokens, seed=seed)
         return sum(len(ids) for ids in out.response_ids)
 
     @torch.no_grad()
@@ -73,6 +75,7 @@ def generation_speed(model_dir: Path, shape: SimpleNamespace, repeats: int) -> d
         return int(((finished == 0) | ((finished == 1) & (new == tokenizer.eos_token_id))).sum())
 
     variants = {
+        "lean backend (texts + log-probs + entropies)": lambda seed: ours(seed, lean),
         "hf backend (texts + log-probs)": ours,
         "model.generate (token ids only)": plain,
         "model.generate + output_scores log-probs": lambda seed: plain(seed, with_logprobs=True),
@@ -152,7 +155,13 @@ def main() -> None:
     print("| generator | tokens/s |\n| --- | --- |")
     for name, rate in speed.items():
         print(f"| {name} | {rate:.0f} |")
-    print(f"hf backend / bare model.generate = {ratio:.2f}\n")
+    lean = (
+        speed["lean backend (texts + log-probs + entropies)"]
+        / speed["hf backend (texts + log-probs)"]
+    )
+    print(
+        f"hf backend / bare model.generate = {ratio:.2f}; lean backend / hf backend = {lean:.2f}\n"
+    )
     header = f"| shape | step (s) | {' | '.join(PIECES)} | rest | rollout tokens/step |"
     print(header + "\n|" + " --- |" * (header.count("|") - 1))
     for key, label in (("group", "G"), ("length", "max_new_tokens")):

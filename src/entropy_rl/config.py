@@ -156,9 +156,11 @@ def check_pipeline_config(config: dict[str, Any]) -> None:
     seeds = config.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(_seed(s) for s in seeds):
         raise ValueError(f"seeds must be a list of integers >= 0, got {seeds!r}")
-    for key in ("profile", "model_name"):
+    for key in ("profile", "model_name", "conda_env"):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f"{key} must be a string, got {config[key]!r}")
+    for key in ("theory", "resources", "docs"):  # the pipeline's own (the schema checks their keys)
+        mapping(config.get(key), key)
     make_task(config.get("task"))
     BaseModelSettings.from_dict(config.get("base_model"))
     EvaluateSettings.from_dict(config.get("evaluate"))
