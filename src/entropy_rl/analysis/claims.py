@@ -11,6 +11,8 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["CLAIMS", "Claim", "claims_markdown"]
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -35,6 +37,18 @@ class Claim:
     def holds(self, value: float) -> bool:
         """``value op threshold`` (False for NaN)."""
         return bool(_OPS[self.op](value, self.threshold))
+
+    def verdict(self, lo: float, hi: float) -> str:
+        """``pass`` when the whole interval ``[lo, hi]`` holds the claim, ``fail`` when none of
+        it does, ``inconclusive`` when it straddles the threshold (or is undefined): no claim
+        is decided on a point estimate."""
+        if any(np.isnan(v) for v in (lo, hi)):
+            return "inconclusive"
+        if self.holds(lo) and self.holds(hi):
+            return "pass"
+        if not self.holds(lo) and not self.holds(hi):
+            return "fail"
+        return "inconclusive"
 
     @property
     def target(self) -> str:
