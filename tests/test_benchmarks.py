@@ -37,15 +37,17 @@ def test_loss_overhead_times_every_loss_against_grpo(tmp_path):
     assert all(value > 0 for value in seconds.values())
 
 
+@pytest.mark.slow
 def test_generation_benchmark_compares_backends_and_plots_the_scaling(tmp_path):
     out = run(
         "generation.py", "--repeats", "1", "--groups", "2", "--lengths", "8",
         "--json", str(tmp_path / "g.json"), "--plot", str(tmp_path / "scaling"),
     )  # fmt: skip
-    assert "hf backend / bare model.generate" in out
+    assert "hf backend / bare model.generate" in out and "lean backend / hf backend" in out
     assert "| G = 2 |" in out and "| max_new_tokens = 8 |" in out
     result = json.loads((tmp_path / "g.json").read_text())
     assert set(result["generation_tokens_per_s"]) == {
+        "lean backend (texts + log-probs + entropies)",
         "hf backend (texts + log-probs)",
         "model.generate (token ids only)",
         "model.generate + output_scores log-probs",

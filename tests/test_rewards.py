@@ -92,6 +92,7 @@ def _benchmark_rows(benchmark_dir, name):
     return load_benchmark(name, benchmark_dir / name / "test.jsonl")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(BENCHMARKS))
 def test_reference_answers_are_graded_correct_and_other_rows_answers_wrong(name, benchmark_dir):
     rows = _benchmark_rows(benchmark_dir, name)
@@ -106,6 +107,7 @@ def test_reference_answers_are_graded_correct_and_other_rows_answers_wrong(name,
             assert a == b or a.split("=")[-1] == b.split("=")[-1], (row.answer, other.answer)
 
 
+@pytest.mark.slow
 @settings(max_examples=10_000, deadline=None)
 @given(
     st.one_of(

@@ -43,6 +43,7 @@ def torchrun(config: Path, out: Path, *args: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
 
 
+@pytest.mark.slow
 def test_two_processes_train_resume_identically_and_hand_over_to_one(tiny_base, tmp_path):
     config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, **STEPS))
     torchrun(config, tmp_path / "full")
