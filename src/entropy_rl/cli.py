@@ -316,7 +316,7 @@ def _analyze(args: argparse.Namespace) -> int:
     passed = sum(c["pass"] for c in study.checks)
     print(f"science acceptance: {passed}/{len(study.checks)} checks pass")
     for c in study.checks:
-        verdict = "pass" if c["pass"] else "FAIL"
+        verdict = c.get("verdict", "pass" if c["pass"] else "FAIL").replace("fail", "FAIL")
         print(f"  [{verdict}] {c['check']}: {c['value']:.3f} (target {c['target']})")
     return 0
 

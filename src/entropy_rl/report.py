@@ -131,7 +131,13 @@ def acceptance_markdown(checks: list[dict[str, Any]]) -> str:
     lines = ["| check | value | target | result |", "|---|---|---|---|"]
     for check in checks:
         value = _fmt(check["value"]) + (f" ({check['detail']})" if check.get("detail") else "")
-        cells = (check["check"], value, check["target"], check["pass"])
+        verdict = {"pass": True, "fail": False}.get(check.get("verdict", ""), check.get("verdict"))
+        cells = (
+            check["check"],
+            value,
+            check["target"],
+            check["pass"] if verdict is None else verdict,
+        )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,13 @@ import pytest
 from entropy_rl.analysis.law import compare_with_line
 from entropy_rl.analysis.runs import late_mean, summarize_run
 from entropy_rl.analysis.stats import paired_bootstrap
-from entropy_rl.analysis.study import Run, acceptance_checks, analyze_study, greedy_difference
+from entropy_rl.analysis.study import (
+    Run,
+    acceptance_checks,
+    analyze_study,
+    discovery_rate,
+    greedy_difference,
+)
 from entropy_rl.report import acceptance_markdown, law_table_markdown, method_table_markdown
 
 
@@ -156,3 +162,46 @@ def test_the_law_is_fitted_on_the_validation_entropy_where_every_evaluation_has_
     assert rollout_r2 == pytest.approx(r2["noisy"], abs=0.05)
     assert "R² on the rollout entropy" in law_table_markdown(clean["methods"])
     assert "R² on the rollout entropy" not in law_table_markdown(noisy["methods"])
+
+
+def _with_hard_family(runs: list[Run], learned: list[bool]) -> list[Run]:
+    for run, hit in zip(runs, learned, strict=True):
+        run.evaluation["heldout_greedy"]["family_pass@1"] = {
+            "easy": 1.0,
+            "hard": 0.8 if hit else 0.0,
+        }
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("grpo_learned", "kept_learned", "verdicts"),
+    [
+        ([False] * 3, [True] * 3, ("inconclusive", "inconclusive")),  # 3 runs: too few to tell
+        ([False] * 8, [True] * 8, ("pass", "pass")),  # 0 of 8 against 8 of 8
+        ([True] * 8, [False] * 8, ("fail", "fail")),
+        ([True] * 7 + [False], [False] * 8, ("inconclusive", "fail")),  # 7 of 8: 0.47 to 1
+    ],
+)
+def test_discovery_rates_get_exact_intervals_and_three_state_verdicts(
+    grpo_learned, kept_learned, verdicts
+):
+    worlds = [_world(seed, 0.55, 0.8) for seed in range(len(grpo_learned))]
+    lm = {
+        "grpo": _with_hard_family([w[0] for w in worlds], grpo_learned),
+        "clip_cov": _with_hard_family([w[1] for w in worlds], kept_learned),
+    }
+    assert discovery_rate(lm["clip_cov"]) == (sum(kept_learned), len(kept_learned))
+    methods = {"grpo": {"loss": "grpo"}, "clip_cov": {"loss": "clip_cov"}}
+    checks = acceptance_checks(lm, analyze_study(lm, methods), {}, methods, {})
+    found = {c["claim"]: c for c in checks if c["claim"].startswith("discovery")}
+    assert (found["discovery_grpo"]["verdict"], found["discovery"]["verdict"]) == verdicts
+    assert found["discovery"]["pass"] == (verdicts[1] == "pass")
+    n = len(kept_learned)
+    assert f"{sum(kept_learned)} of {n} runs; 95% interval" in found["discovery"]["detail"]
+    table = acceptance_markdown(list(found.values()))
+    assert f"| {verdicts[0].replace('fail', 'FAIL')} |" in table
+
+
+def test_a_task_without_a_hard_family_has_no_discovery_rows():
+    _, _, checks = _checks(kept_greedy=0.8)
+    assert not any(name.startswith("discovery") for name in checks)

@@ -94,6 +94,14 @@ CLAIMS: dict[str, Claim] = _claims(
           note=" (RL narrows what the model can reach)"),
     Claim("boundary_intervention",
           "boundary: the better intervention's ({method}) held-out {key} minus GRPO's", ">=", 0),
+    # discovery: which runs learn the problems the base model rarely solves (the carry world's hard
+    # family), a rate over runs with its exact binomial interval; decided on the whole interval
+    Claim("discovery_grpo",
+          "discovery: share of GRPO's runs that learn the hard family (greedy ≥ 0.5 on it)",
+          "<", 0.5, note=" (the collapse keeps it from the general path)"),
+    Claim("discovery",
+          "discovery: share of {method}'s runs that learn the hard family (greedy ≥ 0.5 on it)",
+          ">", 0.5, note=" (kept entropy finds the general path)"),
     # the entropy bonus's two failure modes (§5)
     Claim("bonus_small", "{method} (smallest coefficient): late-run entropy / GRPO's", "<", 1.5,
           note=" (collapses like GRPO)"),

@@ -13,7 +13,7 @@ import numpy as np
 from entropy_rl.analysis.claims import CLAIMS
 from entropy_rl.analysis.law import compare_with_line, early_fit_prediction, fit_law
 from entropy_rl.analysis.runs import summarize_run
-from entropy_rl.analysis.stats import paired_bootstrap
+from entropy_rl.analysis.stats import binomial_interval, paired_bootstrap
 from entropy_rl.io import read_jsonl, read_metrics
 
 __all__ = [
@@ -429,6 +429,39 @@ def _payoff_checks(
     return checks
 
 
+DISCOVERY_BAR = 0.5  # a run has learned a family when its greedy accuracy on it ends at least here
+
+
+def discovery_rate(runs: list[Run], family: str = "hard") -> tuple[int, int]:
+    """``(k, n)``: how many of ``runs`` end with held-out greedy accuracy ≥ ``DISCOVERY_BAR`` on
+    ``family`` (the carry world's hard problems, which need the path the base model rarely
+    takes), out of the runs evaluated on it."""
+    accuracies = [
+        r.evaluation.get("heldout_greedy", {}).get("family_pass@1", {}).get(family) for r in runs
+    ]
+    learned = [a >= DISCOVERY_BAR for a in accuracies if a is not None]
+    return sum(learned), len(learned)
+
+
+def _discovery_checks(
+    lm: dict[str, list[Run]], grpo: str, interventions: list[str]
+) -> list[dict[str, Any]]:
+    """The discovery rate of GRPO and of each intervention, with its Clopper–Pearson interval and
+    a verdict on the whole interval (where the task has a hard family)."""
+    checks = []
+    for method in [grpo, *interventions]:
+        k, n = discovery_rate(lm[method])
+        if not n:
+            continue
+        lo, hi = binomial_interval(k, n)
+        claim = "discovery_grpo" if method == grpo else "discovery"
+        verdict = CLAIMS[claim].verdict(lo, hi)
+        check = _check(claim, k / n, verdict == "pass", method=method,
+                       detail=f"{k} of {n} runs; 95% interval {lo:.2f} to {hi:.2f}")  # fmt: skip
+        checks.append({**check, "verdict": verdict, "interval": [lo, hi]})
+    return checks
+
+
 def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list[dict[str, Any]]:
     """The entropy bonus's two failure modes: its smallest and largest coefficients (``bonus``
     sorted by coefficient)."""
@@ -494,6 +527,7 @@ def acceptance_checks(
     interventions = [m for loss in ("clip_cov", "kl_cov") for m in methods_with_loss(methods, loss)]
     checks = _collapse_law_mechanism_checks(lm, lm_analysis, grpo)
     checks += _payoff_checks(lm, grpo, interventions, base)
+    checks += _discovery_checks(lm, grpo, interventions)
     for method in methods_with_loss(methods, "entropy_target"):
         checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
     bonus = sorted(
