@@ -211,47 +211,57 @@ class HFGenerator:
         self.tokenizer.padding_side = "left"
         device = next(self.model.parameters()).device
         expanded = [prompt for prompt in prompts for _ in range(n)]
-        eos = self.tokenizer.eos_token_id
-        pad = self.tokenizer.pad_token_id
+        random = self._random(seed, device)
         out = Generation([], [], [], [], [])
-        torch.manual_seed(seed)
         for start in range(0, len(expanded), self.batch_size):
-            chunk = expanded[start : start + self.batch_size]
             encoded = self.tokenizer(
-                chunk, return_tensors="pt", padding=True, add_special_tokens=False
+                expanded[start : start + self.batch_size],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
             ).to(device)
-            recorder = _SampleAndRecord(temperature, top_p)
-            # temperature and top-p are applied by the recorder, so generate adds no warper of its own
-            sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
-            sequences = self.model.generate(
-                **encoded,
-                **(sampling if temperature > 0 else {"do_sample": False}),
-                max_new_tokens=max_new_tokens,
-                pad_token_id=pad,
-                eos_token_id=eos,
-                logits_processor=LogitsProcessorList([recorder]),
-                **({"synced_gpus": True} if self.synced_gpus else {}),
-            )
-            recorder.record(sequences[:, -1])  # the last token sampled
-            width = encoded["input_ids"].shape[1]
-            new_tokens = sequences[:, width:]
-            token_logprobs = torch.stack(recorder.logprobs, dim=1)
-            token_entropies = torch.stack(recorder.entropies, dim=1)
-            # one conversion to Python lists per batch, not per row
-            rows_tokens, rows_logprobs = new_tokens.tolist(), token_logprobs.tolist()
-            rows_entropies = token_entropies.tolist()
-            lengths = [
-                tokens.index(eos) + 1 if eos in tokens else len(tokens) for tokens in rows_tokens
-            ]
-            responses = [tokens[:n] for tokens, n in zip(rows_tokens, lengths, strict=True)]
-            self._append(
-                out, encoded, responses,
-                [lp[:n] for lp, n in zip(rows_logprobs, lengths, strict=True)],
-                [h[:n] for h, n in zip(rows_entropies, lengths, strict=True)],
-                [eos in tokens for tokens in rows_tokens],
-            )  # fmt: skip
+            samples = self._sample(encoded, temperature, top_p, max_new_tokens, random)
+            self._append(out, encoded, *samples)
         self.model.train(was_training)
         return out
+
+    def _random(self, seed: int, device: torch.device) -> torch.Generator | None:
+        """The source of a call's random draws: ``generate`` draws from torch's global generator,
+        seeded here."""
+        torch.manual_seed(seed)
+        return None
+
+    def _sample(self, encoded, temperature: float, top_p: float, max_new_tokens: int, random):
+        """One left-padded batch sampled with ``model.generate``: per row, its tokens (ending with
+        EOS where it finished), their log-probabilities and entropies, and whether it finished."""
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        recorder = _SampleAndRecord(temperature, top_p)
+        # temperature and top-p are applied by the recorder, so generate adds no warper of its own
+        sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+        sequences = self.model.generate(
+            **encoded,
+            **(sampling if temperature > 0 else {"do_sample": False}),
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            logits_processor=LogitsProcessorList([recorder]),
+            **({"synced_gpus": True} if self.synced_gpus else {}),
+        )
+        recorder.record(sequences[:, -1])  # the last token sampled
+        new_tokens = sequences[:, encoded["input_ids"].shape[1] :]
+        # one conversion to Python lists per batch, not per row
+        rows_tokens = new_tokens.tolist()
+        rows_logprobs = torch.stack(recorder.logprobs, dim=1).tolist()
+        rows_entropies = torch.stack(recorder.entropies, dim=1).tolist()
+        lengths = [
+            tokens.index(eos) + 1 if eos in tokens else len(tokens) for tokens in rows_tokens
+        ]
+        return (
+            [tokens[:n] for tokens, n in zip(rows_tokens, lengths, strict=True)],
+            [lp[:n] for lp, n in zip(rows_logprobs, lengths, strict=True)],
+            [h[:n] for h, n in zip(rows_entropies, lengths, strict=True)],
+            [eos in tokens for tokens in rows_tokens],
+        )
 
     def _append(self, out: Generation, encoded, responses, logprobs, entropies, finished) -> None:
         """Add a batch's samples to ``out``: each prompt's ids without its left padding, then the

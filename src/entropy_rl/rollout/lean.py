@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Sequence
 
 import torch
 from transformers import DynamicCache
 
-from entropy_rl.rollout.base import Generation
 from entropy_rl.rollout.hf import HFGenerator, check_logits, nucleus
 
 __all__ = ["LeanGenerator", "exponential_race"]
@@ -45,7 +43,8 @@ def exponential_race(logp: torch.Tensor, generator: torch.Generator) -> torch.Te
 
 class LeanGenerator(HFGenerator):
     """Sample with this module's decoding loop (see the module's docstring); left-padded
-    prompts, ``batch_size`` sequences at a time."""
+    prompts, ``batch_size`` sequences at a time. ``generate``, its checks and its output are the
+    hf backend's; only the sampling of a batch (``_random``, ``_sample``) is this one's."""
 
     @functools.cached_property
     def _cache_keyword(self) -> str:
@@ -69,39 +68,17 @@ class LeanGenerator(HFGenerator):
             logits = nucleus(logits, top_p) if top_p < 1.0 else logits
         return logits.log_softmax(-1)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        prompts: Sequence[str],
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
-    ) -> Generation:
-        """``n`` samples per prompt; ``temperature = 0`` is greedy decoding.
+    def _random(self, seed: int, device: torch.device) -> torch.Generator:
+        """The call's own seeded generator: every exponential race draws from it."""
+        return torch.Generator(device=device).manual_seed(seed)
 
-        Raises ``FloatingPointError`` if the model's logits turn NaN/inf while sampling."""
-        self.check_request(prompts, n, max_new_tokens)
-        was_training = self.model.training
-        self.model.eval()
-        self.tokenizer.padding_side = "left"
-        device = next(self.model.parameters()).device
-        expanded = [prompt for prompt in prompts for _ in range(n)]
-        random = torch.Generator(device=device).manual_seed(seed)
-        out = Generation([], [], [], [], [], [])
-        for start in range(0, len(expanded), self.batch_size):
-            chunk = expanded[start : start + self.batch_size]
-            encoded = self.tokenizer(
-                chunk, return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(device)
-            tokens, logprobs, entropies, finished = self._decode(
-                encoded["input_ids"], encoded["attention_mask"], temperature, top_p,
-                max_new_tokens, random,
-            )  # fmt: skip
-            self._append(out, encoded, tokens, logprobs, entropies, finished)
-        self.model.train(was_training)
-        return out
+    def _sample(self, encoded, temperature: float, top_p: float, max_new_tokens: int, random):
+        """One left-padded batch sampled by :meth:`_decode` (``generate`` is the hf backend's:
+        the same checks, chunks and output, another sampler)."""
+        return self._decode(
+            encoded["input_ids"], encoded["attention_mask"], temperature, top_p,
+            max_new_tokens, random,
+        )  # fmt: skip
 
     def _decode(
         self,
