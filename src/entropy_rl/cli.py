@@ -223,7 +223,7 @@ def _train(args: argparse.Namespace) -> int:
                 settings,
                 out,
                 task,
-                resume=args.resume and not args.restart,
+                resume=args.resume,  # --restart excludes it
                 on_step=on_step,
                 on_start=on_start if _main_rank() else None,
                 restart_if_changed=args.restart_if_changed,

@@ -108,14 +108,18 @@ def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, A
             f"{', '.join(['loss', 'loss_config', 'seeds', *METHOD_KEYS])}"
         )
     method["loss_config"] = mapping(method.get("loss_config"), f"{where}.{name}.loss_config")
-    seeds = method.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(_seed(s) for s in seeds):
-        raise ValueError(f"{where}.{name}.seeds must be a list of integers >= 0, got {seeds!r}")
+    _check_seeds(method.get("seeds", [0]), f"{where}.{name}.seeds")
     return method
 
 
-def _seed(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _check_seeds(seeds: Any, where: str) -> None:
+    """A seeds list: one or more integers >= 0."""
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        raise ValueError(f"{where} must be a list of integers >= 0, got {seeds!r}")
 
 
 def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str, list[int]]:
@@ -153,9 +157,7 @@ def check_pipeline_config(config: dict[str, Any]) -> None:
     from entropy_rl.train import RLSettings
 
     config = mapping(config, "the config")
-    seeds = config.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(_seed(s) for s in seeds):
-        raise ValueError(f"seeds must be a list of integers >= 0, got {seeds!r}")
+    _check_seeds(config.get("seeds", [0]), "seeds")
     for key in ("profile", "model_name", "conda_env"):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f"{key} must be a string, got {config[key]!r}")
@@ -167,24 +169,24 @@ def check_pipeline_config(config: dict[str, Any]) -> None:
     for section, settings_class in (("train", RLSettings), ("tabular", TabularConfig)):
         if section not in config:
             continue
-        config = {**config, section: mapping(config[section], section)}
-        for name in mapping(config[section].get("methods"), f"{section}.methods"):
+        spec = mapping(config[section], section)
+        methods = mapping(spec.get("methods"), f"{section}.methods")
+        try:  # the section's own keys first, so their errors name the section, not a method
+            settings_class.from_dict(run_section(spec, None, section))
+        except ValueError as err:
+            raise ValueError(f"{section}: {err}") from None
+        for name in methods:
             if not isinstance(name, str):
                 raise ValueError(
                     f"{section}.methods: a method's name must be a string, got {name!r}"
                 )
-        try:  # the section's own keys first, so their errors name the section, not a method
-            settings_class.from_dict(run_section(config[section], None, section))
-        except ValueError as err:
-            raise ValueError(f"{section}: {err}") from None
-        for name in mapping(config[section].get("methods"), f"{section}.methods"):
             where = f"{section}.methods.{name}"
-            method = select_method(config[section]["methods"], name, f"{section}.methods")
+            method = select_method(methods, name, f"{section}.methods")
             try:
                 make_loss_config(method["loss"], method.get("loss_config"))
             except ValueError as err:
                 raise ValueError(f"{where}.loss_config: {err}") from None
             try:
-                settings_class.from_dict(run_section(config[section], name, section))
+                settings_class.from_dict(run_section(spec, name, section))
             except ValueError as err:
                 raise ValueError(f"{where}: {err}") from None

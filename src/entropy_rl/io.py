@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ __all__ = [
     "append_jsonl",
     "atomic_dir",
     "atomic_path",
+    "json_lines",
     "read_jsonl",
     "read_metrics",
     "run_lock",
@@ -181,18 +183,38 @@ def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file; a bad line fails with the file and line number."""
-    rows = []
-    with open(path) as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
+def json_lines(
+    path: str | os.PathLike[str], max_line_bytes: int | None = None
+) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of a JSON-lines file. A bad line fails with
+    the file and line: longer than ``max_line_bytes`` (never read further), not UTF-8, not JSON."""
+    with open(path, "rb") as f:
+        for number in itertools.count(1):
+            line = f.readline(-1 if max_line_bytes is None else max_line_bytes + 1)
+            if not line:
+                return
+            where = f"{path}, line {number}"
+            if max_line_bytes is not None and len(line) > max_line_bytes:
+                raise ValueError(
+                    f"{where}: longer than {max_line_bytes:,} bytes, the most a line may have"
+                )
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{where}: not UTF-8 text ({err.reason} at byte {err.start})"
+                ) from None
+            if not text.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                yield number, json.loads(text)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from err
-    return rows
+                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a bad line fails with the file and line number."""
+    return [row for _, row in json_lines(path)]
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -200,22 +222,15 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     row to row. A duplicated or decreasing step (two writers, a file pasted together) fails with
     the file and line, so no analysis reads a corrupt run."""
     rows, previous = [], None
-    with open(path) as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from err
-            step = row.get("step") if isinstance(row, dict) else None
-            if not isinstance(step, int) or isinstance(step, bool):
-                raise ValueError(f"{path}, line {number}: a metrics row needs an integer 'step'")
-            if previous is not None and step <= previous:
-                raise ValueError(
-                    f"{path}, line {number}: step {step} follows step {previous} (steps must "
-                    "increase: two runs wrote this file, or it was edited); rerun this run"
-                )
-            rows.append(row)
-            previous = step
+    for number, row in json_lines(path):
+        step = row.get("step") if isinstance(row, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise ValueError(f"{path}, line {number}: a metrics row needs an integer 'step'")
+        if previous is not None and step <= previous:
+            raise ValueError(
+                f"{path}, line {number}: step {step} follows step {previous} (steps must "
+                "increase: two runs wrote this file, or it was edited); rerun this run"
+            )
+        rows.append(row)
+        previous = step
     return rows

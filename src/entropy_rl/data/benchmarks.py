@@ -28,13 +28,13 @@ or from local copies named by a file pattern (``data/{name}/test.jsonl``).
 from __future__ import annotations
 
 import ast
-import json
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from entropy_rl.io import json_lines
 from entropy_rl.rewards import extract_boxed
 
 __all__ = [
@@ -240,31 +240,12 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
         return pd.read_parquet(path).to_dict(orient="records")
     rows = []
-    with open(path, "rb") as f:
-        for line_number in range(1, 1 << 62):
-            line = f.readline(MAX_ROW_BYTES + 1)
-            if not line:
-                break
-            where = f"{path}, line {line_number}"
-            if len(line) > MAX_ROW_BYTES:
-                raise ValueError(
-                    f"{where}: longer than {MAX_ROW_BYTES:,} bytes; a row holds one problem"
-                )
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    f"{where}: not UTF-8 text ({err.reason} at byte {err.start})"
-                ) from None
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: a row must be a JSON object, got {type(row).__name__}")
-            rows.append(row)
+    for number, row in json_lines(path, MAX_ROW_BYTES):
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"{path}, line {number}: a row must be a JSON object, got {type(row).__name__}"
+            )
+        rows.append(row)
     return rows
 
 

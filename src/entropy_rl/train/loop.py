@@ -208,8 +208,11 @@ def _holds_a_run(out: Path) -> bool:
     """Whether ``out`` holds a run's record (an empty ``metrics.jsonl`` left by a failed start
     does not count)."""
     metrics = out / "metrics.jsonl"
-    logged = metrics.is_file() and any(line.strip() for line in metrics.open())
-    return logged or latest_checkpoint(out / "checkpoint") is not None
+    if metrics.is_file():
+        with metrics.open() as f:
+            if any(line.strip() for line in f):
+                return True
+    return latest_checkpoint(out / "checkpoint") is not None
 
 
 def _check_finite(
