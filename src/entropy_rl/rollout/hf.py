@@ -167,7 +167,7 @@ class HFGenerator:
             if len(offsets) <= budget:
                 continue
             cut += 1
-            for extra in range(8):  # re-tokenised, a cut text may take a token or two more
+            for extra in range(min(8, budget)):  # re-tokenised, a cut may take a token more
                 fitted[i] = prompts[i][offsets[len(offsets) - budget + extra][0] :]
                 if self.prompt_fits([fitted[i]], max_new_tokens)[0]:
                     break
