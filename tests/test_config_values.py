@@ -23,6 +23,7 @@ from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
 
 from entropy_rl.base_model import BaseModelSettings, ModelSettings, SFTSettings
+from entropy_rl.config import check_pipeline_config, load_yaml
 from entropy_rl.evaluate import EvaluateSettings
 from entropy_rl.losses import available_policy_losses, get_policy_loss
 from entropy_rl.settings import Settings, allowed_values
@@ -234,3 +235,42 @@ def test_schema_and_settings_allow_the_same_values(section):
                     assert choices == set(node["enum"]), (section, f.name)
             else:
                 assert _settings_interval(f) == _schema_interval(node), (section, f.name)
+
+
+def test_every_method_runs_every_seed_on_every_base_model_unless_it_names_its_own():
+    from entropy_rl.config import base_seeds, lm_runs
+
+    config = load_yaml(REPO / "config" / "config.yaml")
+    config["base_model"]["seeds"] = [0, 5]
+    config["seeds"] = [1, 2]
+    config["train"]["methods"] = {
+        "grpo": {"loss": "grpo"},
+        "sweep": {
+            "loss": "entropy_bonus",
+            "loss_config": {"coef": 0.1},
+            "bases": [5],
+            "seeds": [1],
+        },
+    }
+    check_pipeline_config(config)
+    assert lm_runs(config) == {"grpo": [(0, 1), (0, 2), (5, 1), (5, 2)], "sweep": [(5, 1)]}
+    config["base_model"].update(source="pretrained", pretrained="Qwen/Qwen2.5-0.5B", seeds=[0])
+    assert base_seeds(config) == [0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"base_model": {"seeds": [0, 1], "source": "pretrained", "pretrained": "x/y"}},
+         "a pretrained base model is one model"),
+        ({"methods": {"base1": {"loss": "grpo"}}}, "named like a base model's folder"),
+        ({"methods": {"sweep": {"loss": "grpo", "bases": [7]}}}, r"bases \[7\] names base models"),
+        ({"base_model": {"seeds": [-1]}}, r"base_model.seeds must be a list of integers >= 0"),
+    ],
+)  # fmt: skip
+def test_base_models_that_cannot_be_trained_or_paired_are_refused(change, message):
+    config = load_yaml(REPO / "config" / "config.yaml")
+    config["base_model"].update(change.get("base_model", {}))
+    config["train"]["methods"].update(change.get("methods", {}))
+    with pytest.raises(ValueError, match=message):
+        check_pipeline_config(config)

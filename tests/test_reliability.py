@@ -202,12 +202,12 @@ def test_two_train_commands_into_one_folder_leave_one_clean_run(tiny_base, tmp_p
 def test_analysis_refuses_metrics_with_a_repeated_step_naming_file_and_line(tmp_path):
     from entropy_rl.analysis.study import load_runs
 
-    folder = tmp_path / "grpo" / "seed0"
+    folder = tmp_path / "grpo" / "base0" / "seed0"
     folder.mkdir(parents=True)
     rows = [{"step": s, "entropy": 1.0, "accuracy": 0.5} for s in (0, 1, 2, 1, 2)]
     io.write_jsonl(folder / "metrics.jsonl", rows)
     with pytest.raises(ValueError, match=r"metrics\.jsonl, line 4: step 1 follows step 2"):
-        load_runs(tmp_path, {"grpo": [0]})
+        load_runs(tmp_path, {"grpo": [(0, 0)]})
 
 
 def test_an_empty_metrics_file_left_by_a_failed_start_does_not_block_the_command(

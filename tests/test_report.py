@@ -27,9 +27,9 @@ def test_a_check_named_with_pipes_stays_one_cell_and_one_seed_says_n_1(tmp_path)
     ]
     page = render_report("study", sections, stamp=run_stamp("config/config.yaml"))
     rows = _rows(page)
-    assert [len(r) for r in rows] == [4, 4, 4, 2, 2, 2]
+    assert [len(r) for r in rows] == [5, 5, 5, 2, 2, 2]
     assert (
-        rows[1][0] == "early-third fit predicts final accuracy (|error|)" and rows[1][3] == "FAIL"
+        rows[1][0] == "early-third fit predicts final accuracy (|error|)" and rows[1][4] == "FAIL"
     )
     assert rows[4] == ["grpo", "0.002 (n = 1)"] and rows[5] == ["kl_cov", "0.004 ± 0.001"]
     assert '<td class="fail">FAIL</td>' in page

@@ -92,7 +92,7 @@ def _announce_start(step: int) -> None:
 
 def _open_trackers(args, loggers, method: str, seed: int, config: dict, start: int, out: Path):
     """The run's trackers (``train.loggers`` / ``tabular.loggers``), named ``--run-name`` (the
-    pipeline passes ``<profile>/<method>/seed<k>``), writing under ``--tracking-dir``."""
+    pipeline passes ``<profile>/<method>/base<b>/seed<k>``), writing under ``--tracking-dir``."""
     from entropy_rl.tracking import open_trackers
 
     name = args.run_name or f"entropy-rl/{method}/seed{seed}"
@@ -302,7 +302,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from entropy_rl.config import load_config
     from entropy_rl.io import write_json
     from entropy_rl.plots.figures import draw_study_figures
-    from entropy_rl.report import write_study_tables
+    from entropy_rl.report import verdict_counts, write_study_tables
 
     config = load_config(args.config)
     results = Path(args.results)
@@ -313,11 +313,15 @@ def _analyze(args: argparse.Namespace) -> int:
     )
     write_study_tables(results / "tables", study)
     draw_study_figures(config, study, results / "figures")
-    passed = sum(c["pass"] for c in study.checks)
-    print(f"science acceptance: {passed}/{len(study.checks)} checks pass")
+    print(f"science acceptance: {verdict_counts(study.checks)} rows")
     for c in study.checks:
-        verdict = c.get("verdict", "pass" if c["pass"] else "FAIL").replace("fail", "FAIL")
-        print(f"  [{verdict}] {c['check']}: {c['value']:.3f} (target {c['target']})")
+        verdict = c["verdict"].replace("fail", "FAIL")
+        span = (
+            f", 95% interval {c['interval'][0]:.3f} to {c['interval'][1]:.3f}"
+            if c["interval"]
+            else ""
+        )
+        print(f"  [{verdict}] {c['check']}: {c['value']:.3f}{span} (target {c['target']})")
     return 0
 
 

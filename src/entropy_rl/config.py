@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,13 @@ import yaml
 from entropy_rl.settings import mapping
 
 __all__ = [
+    "BASE_DIR",
+    "LM_RUN_DIR",
     "SECTIONS",
+    "TABULAR_RUN_DIR",
+    "base_seeds",
     "check_pipeline_config",
+    "lm_runs",
     "load_config",
     "load_yaml",
     "method_seeds",
@@ -85,8 +91,19 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return values
 
 
-# run settings a method entry may set for itself (besides loss, loss_config and seeds)
+# run settings a method entry may set for itself (besides loss, loss_config, seeds and bases)
 METHOD_KEYS = ("advantage", "dynamic_sampling")
+# what a method entry may hold: its loss, the loss's settings, its own seeds and base models
+RUN_KEYS = ("loss", "loss_config", "seeds", "bases")
+
+# Where runs live, one template each (``str.format`` fields; in a Snakemake rule the same fields are
+# its wildcards): base model ``b`` (SFT seed ``b``) under results/<profile>/<model_name>/, an RL run
+# of a method on a base model and seed beside it, a tabular run under results/<profile>/tabular/.
+BASE_DIR = "base{base}"
+LM_RUN_DIR = "{method}/base{base}/seed{seed}"
+TABULAR_RUN_DIR = "{method}/seed{seed}"
+# a method may not be named like a base model's folder
+_RESERVED_METHOD = re.compile(r"base[0-9]*")
 
 
 def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, Any]:
@@ -99,16 +116,15 @@ def select_method(methods: dict[str, Any], name: str, where: str) -> dict[str, A
     method = mapping(methods[name], f"{where}.{name}")
     if "loss" not in method:
         raise ValueError(f"{where}.{name} must name its registered loss with `loss:`")
-    unknown = sorted(
-        str(key) for key in set(method) - {"loss", "loss_config", "seeds", *METHOD_KEYS}
-    )
+    unknown = sorted(str(key) for key in set(method) - {*RUN_KEYS, *METHOD_KEYS})
     if unknown:
         raise ValueError(
             f"unknown key(s) {unknown} in {where}.{name}; a method may set "
-            f"{', '.join(['loss', 'loss_config', 'seeds', *METHOD_KEYS])}"
+            f"{', '.join([*RUN_KEYS, *METHOD_KEYS])}"
         )
     method["loss_config"] = mapping(method.get("loss_config"), f"{where}.{name}.loss_config")
-    _check_seeds(method.get("seeds", [0]), f"{where}.{name}.seeds")
+    for key in ("seeds", "bases"):
+        _check_seeds(method.get(key, [0]), f"{where}.{name}.{key}")
     return method
 
 
@@ -122,9 +138,58 @@ def _check_seeds(seeds: Any, where: str) -> None:
         raise ValueError(f"{where} must be a list of integers >= 0, got {seeds!r}")
 
 
+def _check_bases(config: dict[str, Any]) -> None:
+    """``base_model.seeds`` and each method's ``bases:``: SFT seeds, a method's among the config's,
+    and no method named like a base model's folder."""
+    section = mapping(config.get("base_model"), "base_model")
+    _check_seeds(section.get("seeds", [0]), "base_model.seeds")
+    if section.get("source", "sft") == "pretrained" and len(section.get("seeds", [0])) > 1:
+        raise ValueError(
+            f"base_model.seeds {section['seeds']!r}: a pretrained base model is one model; "
+            "remove base_model.seeds or set base_model.source: sft"
+        )
+    train = config.get("train")
+    methods = train.get("methods") if isinstance(train, dict) else None
+    if not isinstance(methods, dict):
+        return
+    known = base_seeds(config)
+    for name, spec in methods.items():
+        if isinstance(name, str) and _RESERVED_METHOD.fullmatch(name):
+            raise ValueError(
+                f"train.methods.{name}: a method may not be named like a base model's folder "
+                "(base, base0, base1, ...); choose another name"
+            )
+        bases = spec.get("bases") if isinstance(spec, dict) else None
+        if isinstance(bases, list) and not set(bases) <= set(known):
+            raise ValueError(
+                f"train.methods.{name}.bases {bases!r} names base models that base_model.seeds "
+                f"{known!r} does not train; use some of {known!r}"
+            )
+
+
 def method_seeds(methods: dict[str, Any], default_seeds: list[int]) -> dict[str, list[int]]:
     """Seeds of each method: its own ``seeds:`` list, else the section's default."""
     return {name: list(spec.get("seeds", default_seeds)) for name, spec in methods.items()}
+
+
+def base_seeds(config: dict[str, Any]) -> list[int]:
+    """The base models of a pipeline config, by SFT seed: ``base_model.seeds`` (default ``[0]``).
+    A pretrained base model is one model, base 0."""
+    section = config.get("base_model") or {}
+    if section.get("source", "sft") == "pretrained":
+        return [0]
+    return list(section.get("seeds", [0]))
+
+
+def lm_runs(config: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
+    """Every RL run of a pipeline config as ``{method: [(base, seed), ...]}``: each method runs
+    each of its seeds on each of its base models (its own ``bases:`` and ``seeds:``, else every
+    base model and the top-level ``seeds``), so methods that share a base and seed are paired."""
+    bases, seeds = base_seeds(config), config.get("seeds", [0])
+    return {
+        name: [(b, s) for b in spec.get("bases", bases) for s in spec.get("seeds", seeds)]
+        for name, spec in config["train"]["methods"].items()
+    }
 
 
 def run_section(section: dict[str, Any], method: str | None, where: str) -> dict[str, Any]:
@@ -158,6 +223,7 @@ def check_pipeline_config(config: dict[str, Any]) -> None:
 
     config = mapping(config, "the config")
     _check_seeds(config.get("seeds", [0]), "seeds")
+    _check_bases(config)
     for key in ("profile", "model_name", "conda_env"):
         if key in config and not isinstance(config[key], str):
             raise ValueError(f"{key} must be a string, got {config[key]!r}")

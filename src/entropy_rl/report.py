@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from entropy_rl.provenance import cpu_model, git_commit
+import numpy as np
+
+from entropy_rl.provenance import cpu_machine, git_commit
 
 __all__ = [
     "acceptance_markdown",
@@ -126,20 +128,26 @@ def _cell(value: Any) -> str:
 
 
 def acceptance_markdown(checks: list[dict[str, Any]]) -> str:
-    """The checks as a markdown table; a check's ``detail`` (an interval, a number reported
-    beside the value) follows its value."""
-    lines = ["| check | value | target | result |", "|---|---|---|---|"]
+    """The checks as a markdown table: each row's estimate (a ``detail``, e.g. what it is averaged
+    over, follows it), its 95% interval, the target and the verdict (pass, FAIL, inconclusive)."""
+    lines = ["| check | estimate | 95% interval | target | verdict |", "|---|---|---|---|---|"]
     for check in checks:
         value = _fmt(check["value"]) + (f" ({check['detail']})" if check.get("detail") else "")
-        verdict = {"pass": True, "fail": False}.get(check.get("verdict", ""), check.get("verdict"))
-        cells = (
-            check["check"],
-            value,
-            check["target"],
-            check["pass"] if verdict is None else verdict,
-        )
+        interval = check.get("interval")
+        span = f"{interval[0]:.3f} to {interval[1]:.3f}" if interval else "(exact)"
+        verdict = check.get("verdict", "pass" if check["pass"] else "fail")
+        cells = (check["check"], value, span, check["target"], verdict.replace("fail", "FAIL"))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def verdict_counts(checks: list[dict[str, Any]]) -> str:
+    """``21 pass, 2 FAIL, 3 inconclusive of 26``."""
+    verdicts = [c.get("verdict", "pass" if c["pass"] else "fail") for c in checks]
+    parts = [
+        f"{verdicts.count(v)} {v.replace('fail', 'FAIL')}" for v in ("pass", "fail", "inconclusive")
+    ]
+    return f"{', '.join(parts)} of {len(checks)}"
 
 
 def _md_table_to_html(markdown: str) -> str:
@@ -177,7 +185,7 @@ def run_stamp(config_path: str | os.PathLike[str]) -> dict[str, str]:
         "commit": git_commit() or "unknown (not a git checkout)",
         "date": datetime.date.today().isoformat(),
         "config": str(config_path),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_machine()}, {os.cpu_count()} cores",
     }
 
 
@@ -233,7 +241,11 @@ def write_study_tables(tables: Path, study: Any) -> None:
     base_row = [lm_analysis["base_row"]] if "base_row" in lm_analysis else []
     write_text(tables / "methods.md", method_table_markdown(base_row + lm_analysis["table"]))
     write_text(tables / "tabular_methods.md", method_table_markdown(study.tab_analysis["table"]))
-    write_text(tables / "acceptance.md", acceptance_markdown(study.checks))
+    write_text(
+        tables / "acceptance.md",
+        f"Machine: {cpu_machine()}; {verdict_counts(study.checks)} rows.\n\n"
+        + acceptance_markdown(study.checks),
+    )
     write_text(tables / "law.md", law_table_markdown(lm_analysis["methods"]))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -245,6 +257,13 @@ def write_study_tables(tables: Path, study: Any) -> None:
                     [row["method"], row["loss"], key, value["mean"], value["std"], value["n"]]
                 )
     write_text(tables / "methods.csv", buffer.getvalue())
+
+
+def _spread(values: list[float]) -> str:
+    """``0.412`` for one value, ``0.412 (0.380–0.455)`` for several: the mean and the range."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
 def study_report(
@@ -262,7 +281,17 @@ def study_report(
     figures = results / "figures"
     analysis = json.loads((results / "analysis" / "analysis.json").read_text())
     theory = json.loads((results / "theory" / "summary.json").read_text())
-    base = json.loads((results / config["model_name"] / "base" / "base_summary.json").read_text())
+    from entropy_rl.config import BASE_DIR, base_seeds
+
+    bases = [
+        json.loads(
+            (
+                results / config["model_name"] / BASE_DIR.format(base=b) / "base_summary.json"
+            ).read_text()
+        )
+        for b in base_seeds(config)
+    ]
+    base = bases[0]
     lm, tab, checks = analysis["lm"], analysis["tabular"], analysis["acceptance"]
     spec = config["train"]["methods"]
     grpo = next(m for m, s in spec.items() if s["loss"] == "grpo")
@@ -281,7 +310,9 @@ def study_report(
     sections = [
         {
             "heading": "Science acceptance (docs/design.md)",
-            "text": f"{passed} of {len(checks)} checks pass on this run of the {config['profile']} profile.",
+            "text": f"{verdict_counts(checks)} rows on this run of the {config['profile']} profile, "
+            f"on {cpu_machine()}. A row passes only when its whole 95% interval holds the claim, "
+            "fails when none of it does, and is inconclusive when the interval straddles the target.",
             "table": acceptance_markdown(checks),
         },
         {
@@ -289,9 +320,12 @@ def study_report(
             "text": (
                 f"The pretrained model {base['model']}."
                 if base.get("source") == "pretrained"
-                else f"A {base['parameters']:,}-parameter Llama-architecture decoder trained from scratch by SFT "
-                f"({base['sft_seconds']:.0f} s): held-out pass@1 at temperature 1 = {base['heldout_pass@1_t1']:.3f}, "
-                f"greedy = {base['heldout_accuracy_greedy']:.3f}, out-of-distribution = {base['ood_pass@1_t1']:.3f}."
+                else f"{len(bases)} {base['parameters']:,}-parameter Llama-architecture decoder(s) trained from "
+                f"scratch by SFT, one per SFT seed ({', '.join(str(b) for b in base_seeds(config))}), "
+                f"{np.mean([b['sft_seconds'] for b in bases]):.0f} s each: held-out pass@1 at temperature 1 = "
+                f"{_spread([b['heldout_pass@1_t1'] for b in bases])}, greedy = "
+                f"{_spread([b['heldout_accuracy_greedy'] for b in bases])}, out-of-distribution = "
+                f"{_spread([b['ood_pass@1_t1'] for b in bases])}."
             ),
         },
         {

@@ -8,7 +8,7 @@
 | ``tensorboard`` | ``torch.utils.tensorboard`` (needs ``tensorboard``) | ``tensorboard/<run name>/`` | ``tensorboard --logdir DIR/tensorboard`` |
 | ``mlflow`` | ``mlflow`` (``mlflow-skinny`` with SQLAlchemy) | ``mlflow.db`` (SQLite), or ``$MLFLOW_TRACKING_URI`` | ``mlflow ui --backend-store-uri sqlite:///DIR/mlflow.db`` |
 
-A run is named ``<profile>/<method>/seed<k>``; in MLflow the profile is the experiment. Each
+A run is named ``<profile>/<method>/base<b>/seed<k>``; in MLflow the profile is the experiment. Each
 library is imported only when chosen, and a missing one is one clear error naming the extra.
 A resumed run continues where its checkpoint left off: TensorBoard purges the events logged after
 that step by the interrupted process (``purge_step``), MLflow continues the same run (its id is
@@ -183,7 +183,7 @@ def open_trackers(
     run_dir: Path | None = None,
 ) -> Trackers:
     """The trackers ``loggers`` names (``jsonl`` needs none: the trainer writes it) for run
-    ``run_name`` (``<profile>/<method>/seed<k>``), writing under ``folder``; ``start`` is the step
+    ``run_name`` (``<profile>/<method>/base<b>/seed<k>``), writing under ``folder``; ``start`` is the step
     the run starts from (a resumed run's checkpoint step); ``run_dir`` keeps the run's tracker ids."""
     folder, run_dir = Path(folder), Path(run_dir or folder)
     trackers: list[Any] = []

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from entropy_rl.analysis.claims import CLAIMS
-from entropy_rl.analysis.stats import binomial_interval, hierarchical_bootstrap, paired_bootstrap
+from entropy_rl.analysis.stats import (
+    binomial_interval,
+    cluster_bootstrap,
+    hierarchical_bootstrap,
+    paired_bootstrap,
+)
 
 
 def _paired_table(rng, base_effects, seeds=2, problems=128, control_rate=0.5):
@@ -105,3 +110,21 @@ def test_a_verdict_needs_the_whole_interval():
     assert claim.verdict(float("nan"), 0.2) == "inconclusive"
     below = CLAIMS["boundary_grpo"]  # < 0
     assert below.verdict(-0.2, -0.01) == "pass" and below.verdict(-0.1, 0.1) == "inconclusive"
+
+
+def test_a_pooled_statistic_is_bootstrapped_over_whole_runs():
+    # per run, points on one line y = x (r 1 within each run); runs of base 1 sit on another line,
+    # so pooled r falls only when base 1's runs are drawn with base 0's
+    line = [[(x, x) for x in range(5)], [(x, x + 0.1) for x in range(5)]]
+    other = [[(x, 4 - x) for x in range(5)]]
+
+    def pooled_r(runs: list[list[tuple[float, float]]]) -> float:
+        points = np.array([p for run in runs for p in run], dtype=float)
+        return float(np.corrcoef(points[:, 0], points[:, 1])[0, 1])
+
+    agree = cluster_bootstrap([line, line], pooled_r, n_boot=400)
+    assert agree["estimate"] > 0.99 and agree["lo"] > 0.99 and agree["bases"] == 2
+    mixed = cluster_bootstrap([line, other], pooled_r, n_boot=400)
+    assert mixed["lo"] < 0 < mixed["hi"] and mixed["seeds"] == 3
+    with pytest.raises(ValueError, match="at least one base model"):
+        cluster_bootstrap([[]], pooled_r)

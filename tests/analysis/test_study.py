@@ -100,30 +100,32 @@ def _checks(kept_greedy: float, base_pass64: float = 0.8):
     return (
         lm,
         analysis,
-        {c["check"]: c for c in acceptance_checks(lm, analysis, {}, methods, {}, base)},
+        {c["check"]: c for c in acceptance_checks(lm, analysis, {}, methods, {}, {0: base})},
     )
 
 
 def test_acceptance_names_headroom_ceiling_payoff_and_boundary_with_numbers():
     _, analysis, checks = _checks(kept_greedy=0.8)
     by_start = {name.split(":")[0]: c for name, c in checks.items()}
-    assert checks["GRPO: held-out evaluations before its entropy halves (fewest of any seed)"][
-        "pass"
-    ]
+    assert (
+        checks["GRPO: held-out evaluations before its entropy halves (fewest of any seed)"][
+            "verdict"
+        ]
+        == "pass"
+    )
     ceiling = by_start["ceiling"]
     assert ceiling["pass"] and ceiling["value"] < 0.95 and "b − a = 0.55" in ceiling["detail"]
     headroom = by_start["headroom"]
     assert headroom["pass"] and headroom["value"] == pytest.approx(0.8 - 0.55, abs=0.08)
     payoff = next(c for name, c in checks.items() if name.startswith("payoff: clip_cov"))
-    assert (
-        payoff["pass"] and "interval +" in payoff["detail"] and "3 seeds × 100" in payoff["detail"]
-    )
+    assert payoff["verdict"] == "pass" and payoff["interval"][0] > 0
+    assert "1 base model, 3 runs × 100 problems" in payoff["detail"]
     assert all(c["pass"] for name, c in checks.items() if name.startswith("boundary"))
     ratio = checks["clip_cov: late-run entropy / GRPO's (LM; mean of the last 10% of steps)"]
     assert ratio["value"] == pytest.approx(4.0)
     assert analysis["methods"]["grpo"]["law_line"]["distinguishable"] is False
     table = acceptance_markdown(list(checks.values()))
-    assert "(interval +" in table and "| pass |" in table
+    assert "| 95% interval |" in table and "| pass |" in table
     assert "late-run entropy (last 10% of steps)" in method_table_markdown(analysis["table"])
 
 
@@ -137,6 +139,7 @@ def test_acceptance_fails_the_payoff_when_the_intervention_does_not_pay():
     assert not next(c for n, c in checks.items() if n.startswith("headroom"))["pass"]
     difference = greedy_difference(lm, "clip_cov", "grpo")
     assert difference["lo"] < 0.05 and difference["seeds"] == 3 and difference["problems"] == 100
+    assert difference["bases"] == 1
 
 
 def test_the_law_is_fitted_on_the_validation_entropy_where_every_evaluation_has_one():
@@ -197,7 +200,7 @@ def test_discovery_rates_get_exact_intervals_and_three_state_verdicts(
     assert (found["discovery_grpo"]["verdict"], found["discovery"]["verdict"]) == verdicts
     assert found["discovery"]["pass"] == (verdicts[1] == "pass")
     n = len(kept_learned)
-    assert f"{sum(kept_learned)} of {n} runs; 95% interval" in found["discovery"]["detail"]
+    assert f"{sum(kept_learned)} of {n} runs on 1 base model;" in found["discovery"]["detail"]
     table = acceptance_markdown(list(found.values()))
     assert f"| {verdicts[0].replace('fail', 'FAIL')} |" in table
 
@@ -205,3 +208,37 @@ def test_discovery_rates_get_exact_intervals_and_three_state_verdicts(
 def test_a_task_without_a_hard_family_has_no_discovery_rows():
     _, _, checks = _checks(kept_greedy=0.8)
     assert not any(name.startswith("discovery") for name in checks)
+
+
+def _bases(pays_on: list[bool], seeds: int = 2):
+    """GRPO and Clip-Cov on one base model per entry of ``pays_on``, ``seeds`` seeds each: Clip-Cov
+    ends +0.25 greedy where its base lets it pay and −0.15 where not."""
+    lm: dict[str, list[Run]] = {"grpo": [], "clip_cov": []}
+    for base, pays in enumerate(pays_on):
+        for seed in range(seeds):
+            grpo, kept = _world(10 * base + seed, 0.55, 0.8 if pays else 0.4)
+            grpo.base = kept.base = base
+            grpo.seed = kept.seed = seed
+            lm["grpo"].append(grpo)
+            lm["clip_cov"].append(kept)
+    methods = {"grpo": {"loss": "grpo"}, "clip_cov": {"loss": "clip_cov"}}
+    bases = {b: {"heldout": {"pass@1": 0.4, "pass@64": 0.8}} for b in range(len(pays_on))}
+    checks = acceptance_checks(lm, analyze_study(lm, methods), {}, methods, {}, bases)
+    return lm, {c["claim"]: c for c in checks}
+
+
+def test_runs_pair_by_base_and_seed_and_base_models_that_disagree_leave_the_payoff_open():
+    lm, agree = _bases([True, True, True, True])
+    assert agree["payoff"]["verdict"] == "pass"
+    assert "4 base models, 8 runs × 100 problems" in agree["payoff"]["detail"]
+    # a pair is the same base and seed: swapping base 1's runs of one method breaks no pair
+    assert greedy_difference(lm, "clip_cov", "grpo")["seeds"] == 8
+    _, split = _bases([True, False, True, False])
+    assert split["payoff"]["verdict"] == "inconclusive"
+    assert split["payoff"]["interval"][0] < 0.05 < split["payoff"]["interval"][1]
+    _, none = _bases([False, False, False, False])
+    assert none["payoff"]["verdict"] == "fail" and none["payoff_any"]["verdict"] == "fail"
+    # every row carries its verdict and (where it is sampled) its interval
+    assert all(c["verdict"] in ("pass", "fail", "inconclusive") for c in agree.values())
+    exact = {"evals_before_half", "payoff_any"}  # a count by design, and a count of rows
+    assert all(c["interval"] is not None for k, c in agree.items() if k not in exact)

@@ -15,6 +15,8 @@ import pytest
 import tomllib
 import yaml
 
+from entropy_rl.config import lm_runs
+
 from .conftest import REPO, offline_env
 
 TINY_MODEL = {
@@ -30,7 +32,7 @@ def tiny_config(repo: Path = REPO) -> dict:
     """A study that runs every rule of the workflow in about a minute on 2 cores: ``repo``'s
     default config made small, its benchmark smoke test on the package's own samples."""
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    config.update(profile="tiny", seeds=[0])
+    config.update(profile="tiny", seeds=[0])  # on two base models: runs pair by base and seed
     config["tabular"].update(seeds=[0, 1], steps=30)
     config["task"].update(n_terms=2, min_value=10, max_value=49, ood_n_terms=3)
     config["base_model"].update(
@@ -44,6 +46,7 @@ def tiny_config(repo: Path = REPO) -> dict:
         },
         eval_problems=16,
         threads=1,
+        seeds=[0, 1],
     )
     config["train"].update(
         steps=8, prompts_per_step=4, group_size=4, mini_batches=2, lr=1e-3, max_new_tokens=24,
@@ -56,8 +59,8 @@ def tiny_config(repo: Path = REPO) -> dict:
         "dr_grpo": {"loss": "dr_grpo", "advantage": "dr_grpo"},
         "entropy_target": {"loss": "entropy_target", "loss_config": {"target": 0.5}},
     }
-    config["train"]["methods"].update(later)
     config["tabular"]["methods"].update(later)
+    config["train"]["methods"].update({m: {**spec, "bases": [1]} for m, spec in later.items()})
     config["evaluate"].update(
         max_new_tokens=24, heldout_problems=16, heldout_k=2, ood_problems=8, ood_k=2,
         benchmarks=["gsm8k", "omni_math"], benchmark_limit=2,
@@ -94,8 +97,10 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
         "pass" in c for c in analysis["acceptance"]
     )
     assert set(analysis["lm"]["methods"]) == set(config["train"]["methods"])
-    for method in config["train"]["methods"]:
-        run = results / "toy" / method / "seed0"
+    runs = lm_runs(config)
+    assert runs["grpo"] == [(0, 0), (1, 0)] and runs["dapo"] == [(1, 0)]
+    for method, (base, seed) in ((m, pairs[-1]) for m, pairs in runs.items()):
+        run = results / "toy" / method / f"base{base}" / f"seed{seed}"
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in rows] == list(range(8))
         evaluation = json.loads((run / "eval" / "summary.json").read_text())
@@ -116,15 +121,15 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     assert "| method |" in (results / "tables" / "methods.md").read_text()
     report = (results / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") >= 8 and "Science acceptance" in report
-    # the acceptance table renders as a table: a header and one 4-cell row per check
+    # the acceptance table renders as a table: a header and one 5-cell row per check
     acceptance = report.split("<h2>Science acceptance", 1)[1].split("</table>", 1)[0]
     rows = [
         re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)
         for r in re.findall(r"<tr>(.*?)</tr>", acceptance)
     ]
-    assert len(rows) == 1 + len(analysis["acceptance"]) and {len(r) for r in rows} == {4}, rows
-    assert rows[0][0] == "check" and {r[3] for r in rows[1:]} <= {"pass", "FAIL", "inconclusive"}
-    assert [r[3] == "pass" for r in rows[1:]] == [c["pass"] for c in analysis["acceptance"]]
+    assert len(rows) == 1 + len(analysis["acceptance"]) and {len(r) for r in rows} == {5}, rows
+    assert rows[0][0] == "check" and {r[4] for r in rows[1:]} <= {"pass", "FAIL", "inconclusive"}
+    assert [r[4] == "pass" for r in rows[1:]] == [c["pass"] for c in analysis["acceptance"]]
     stamp = re.search(r"<p class='stamp'>(.*?)</p>", report).group(1)
     assert "commit: " in stamp and "config: " in stamp and "machine: " in stamp, stamp
     # this config runs the entropy_target controller, so its figure is in the report
@@ -133,7 +138,18 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     for policy in ["base", *config["train"]["methods"]]:
         assert token_page.count(f"<td class='policy'>{policy}</td>") == 4, policy
     assert "Where the entropy sits, token by token" in report and "class='t fork'" in report
-    assert (results / "benchmarks" / "base_model.tsv").read_text().startswith("s\t")
+    for base in (0, 1):  # one SFT per base model, each with its own seed
+        assert (
+            (results / "benchmarks" / "base_model" / f"base{base}.tsv")
+            .read_text()
+            .startswith("s\t")
+        )
+        assert (
+            json.loads((results / "toy" / f"base{base}" / "base_summary.json").read_text())[
+                "base_model"
+            ]["sft"]["seed"]
+            == base
+        )
 
     second = snakemake_run(tmp_path, config, repo=fresh_clone, env=env)
     assert second.returncode == 0
@@ -146,17 +162,17 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     )  # results/ is ignored; nothing tracked moved
 
     # deleting one run's output reruns only what depends on it
-    (results / "toy" / "kl_cov" / "seed0" / "eval" / "summary.json").unlink()
+    (results / "toy" / "kl_cov" / "base1" / "seed0" / "eval" / "summary.json").unlink()
     plan = snakemake_run(tmp_path, config, "--dry-run", repo=fresh_clone, env=env)
     jobs = _job_counts(plan.stdout + plan.stderr)
     assert jobs == {"evaluate_run": 1, "analyze": 1, "report": 1, "all": 1}, (
         plan.stdout + plan.stderr
     )
-    shutil.rmtree(results / "toy" / "grpo" / "seed0")
+    shutil.rmtree(results / "toy" / "grpo" / "base0" / "seed0")
     jobs = _job_counts(
         snakemake_run(tmp_path, config, "--dry-run", repo=fresh_clone, env=env).stdout
     )
-    assert jobs == {  # the token view samples seed 0 of every method
+    assert jobs == {  # the token view samples the first run of every method
         "train_run": 1, "evaluate_run": 2, "token_entropy": 1, "analyze": 1, "report": 1, "all": 1,
     }  # fmt: skip
 
@@ -183,16 +199,16 @@ def test_every_config_in_config_dir_has_the_expected_dag(
     plan = snakemake_run(tmp_path, config, "--dry-run", *extra)
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = _job_counts(plan.stdout + plan.stderr)
-    lm_runs = sum(
-        len(spec.get("seeds", config["seeds"])) for spec in config["train"]["methods"].values()
-    )
+    runs = sum(len(pairs) for pairs in lm_runs(config).values())
     tab_runs = sum(
         len(spec.get("seeds", config["tabular"]["seeds"]))
         for spec in config["tabular"]["methods"].values()
     )
-    assert jobs["train_run"] == lm_runs and jobs["evaluate_run"] == lm_runs
+    assert jobs["train_run"] == runs and jobs["evaluate_run"] == runs
     assert jobs["tabular_run"] == tab_runs
-    assert jobs["base_model"] == jobs["analyze"] == jobs["report"] == jobs["theory"] == 1
+    sft = config["base_model"].get("source", "sft") == "sft"
+    assert jobs.get("base_model", 0) == (len(config["base_model"].get("seeds", [0])) if sft else 1)
+    assert jobs["analyze"] == jobs["report"] == jobs["theory"] == 1
     assert jobs["token_entropy"] == 1
 
 
@@ -324,7 +340,7 @@ def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_r
     results = tmp_path / "results" / "tiny"
     deadline = time.time() + 300
     while time.time() < deadline and not any(
-        results.glob("toy/*/seed0/checkpoint/trainer_state.pt")
+        results.glob("toy/*/base*/seed0/checkpoint/trainer_state.pt")
     ):
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started

@@ -4,10 +4,10 @@
 rule analyze:
     input:
         config=f"{RESULTS}/config/study.yaml",
-        lm=[f"{MODEL_DIR}/{m}/seed{s}/summary.json" for m, s in LM_RUNS],
-        evaluations=[f"{MODEL_DIR}/{m}/seed{s}/eval/summary.json" for m, s in LM_RUNS],
-        base=f"{MODEL_DIR}/base/eval/summary.json",  # the headroom and boundary checks
-        tabular=[f"{RESULTS}/tabular/{m}/seed{s}/summary.json" for m, s in TABULAR_RUNS],
+        lm=lm_files("summary.json"),
+        evaluations=lm_files("eval/summary.json"),
+        base=base_files("eval/summary.json"),  # the headroom and boundary checks
+        tabular=[f"{TAB_RUN.format(method=m, seed=s)}/summary.json" for m, s in TABULAR_RUNS],
     output:
         analysis=f"{RESULTS}/analysis/analysis.json",
         tables=[f"{RESULTS}/tables/{name}.md" for name in DOCS_TABLES],

@@ -1,4 +1,4 @@
-# The base model: the toy world's (char tokenizer, tiny decoder, SFT on the synthetic task), or, with
+# The base models, one per SFT seed (base_model.seeds): the toy world's (char tokenizer, tiny decoder, SFT on the synthetic task), or, with
 # base_model.source: pretrained, a record of the pretrained model the GPU profiles start from.
 
 
@@ -6,11 +6,11 @@ rule base_model:
     input:
         config=f"{RESULTS}/config/base_model.yaml",
     output:
-        summary=f"{MODEL_DIR}/base/base_summary.json",
+        summary=f"{BASE}/base_summary.json",
     log:
-        f"{LOGS}/base_model.log",
+        f"{LOGS}/base_model/base{{base}}.log",
     benchmark:
-        f"{BENCHMARKS}/base_model.tsv"
+        f"{BENCHMARKS}/base_model/base{{base}}.tsv"
     params:
         out=lambda wildcards, output: os.path.dirname(output.summary),
     threads: 2
@@ -20,4 +20,4 @@ rule base_model:
     conda:
         CONDA_ENV
     shell:
-        "entropy-rl sft --config {input.config:q} --out {params.out:q} > {log:q} 2>&1"
+        "entropy-rl sft --config {input.config:q} --seed {wildcards.base:q} --out {params.out:q} > {log:q} 2>&1"

@@ -22,22 +22,38 @@ STUDY_FIGURES = figure_names(config, "analyze")
 
 wildcard_constraints:
     seed=r"\d+",
+    base=r"\d+",
     method=r"[A-Za-z0-9_.-]+",
 
 
-def method_seeds(methods, default_seeds):
-    """(method, seed) pairs: a method's own `seeds:` list, else the section default."""
-    return [(name, seed) for name, spec in methods.items() for seed in spec.get("seeds", default_seeds)]
+# where runs live: one template each (entropy_rl.config), read by the rules and by the analysis
+from entropy_rl.config import BASE_DIR, LM_RUN_DIR, TABULAR_RUN_DIR, base_seeds, lm_runs, method_seeds
 
-
-LM_RUNS = method_seeds(config["train"]["methods"], config["seeds"])
-TABULAR_RUNS = method_seeds(config["tabular"]["methods"], config["tabular"]["seeds"])
+BASES = base_seeds(config)  # the base models, by SFT seed
+BASE = f"{MODEL_DIR}/{BASE_DIR}"  # base model {base}
+LM_RUN = f"{MODEL_DIR}/{LM_RUN_DIR}"  # an RL run: {method}, {base}, {seed}
+TAB_RUN = f"{RESULTS}/tabular/{TABULAR_RUN_DIR}"
+LM_RUNS = [(m, b, s) for m, runs in lm_runs(config).items() for b, s in runs]
+TABULAR_RUNS = [
+    (m, s) for m, seeds in method_seeds(config["tabular"]["methods"], config["tabular"]["seeds"]).items()
+    for s in seeds
+]
 # the benchmarks every evaluation runs, named on its command line so `snakemake -n -p` shows them
 BENCHMARK_LIST = ",".join(config["evaluate"].get("benchmarks", []))
-# the token-entropy view samples the first seed of every method
-FIRST_SEED_RUNS = [
-    (name, spec.get("seeds", config["seeds"])[0]) for name, spec in config["train"]["methods"].items()
-]
+# the token-entropy view samples the first run (base, seed) of every method
+FIRST_RUNS = {m: (b, s) for m, b, s in reversed(LM_RUNS)}
+FIRST_RUNS = [(m, *FIRST_RUNS[m]) for m in config["train"]["methods"]]
+
+
+def lm_files(name, runs=None):
+    """``name`` (a file or folder path inside a run) of every RL run."""
+    return [f"{LM_RUN.format(method=m, base=b, seed=s)}/{name}" for m, b, s in runs or LM_RUNS]
+
+
+def base_files(name):
+    """``name`` inside every base model's folder."""
+    return [f"{BASE.format(base=b)}/{name}" for b in BASES]
+
 
 # What each stage's CLI reads: only its own sections, so editing one section reruns one stage.
 STAGE_SECTIONS = {
@@ -117,12 +133,12 @@ def final_outputs():
     """Everything `rule all` asks for. Every run is a target too, so deleting a run's folder
     reruns that run and what depends on it (not only when the study outputs are missing)."""
     return [
-        *[f"{MODEL_DIR}/{m}/seed{s}/eval/summary.json" for m, s in LM_RUNS],
-        *[f"{RESULTS}/tabular/{m}/seed{s}/summary.json" for m, s in TABULAR_RUNS],
+        *lm_files("eval/summary.json"),
+        *[f"{TAB_RUN.format(method=m, seed=s)}/summary.json" for m, s in TABULAR_RUNS],
         f"{RESULTS}/theory/summary.json",
         *figure_files(THEORY_FIGURES),
         f"{RESULTS}/analysis/analysis.json",
-        f"{MODEL_DIR}/base/eval/summary.json",
+        *base_files("eval/summary.json"),
         *figure_files(STUDY_FIGURES),
         f"{RESULTS}/report.html",
         *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],

@@ -4,11 +4,11 @@
 rule evaluate_base:
     input:
         config=f"{RESULTS}/config/evaluate.yaml",
-        base=f"{MODEL_DIR}/base/base_summary.json",
+        base=f"{BASE}/base_summary.json",
     output:
-        f"{MODEL_DIR}/base/eval/summary.json",
+        f"{BASE}/eval/summary.json",
     log:
-        f"{LOGS}/evaluate/base.log",
+        f"{LOGS}/evaluate/base{{base}}.log",
     params:
         model=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -28,11 +28,11 @@ rule evaluate_base:
 rule evaluate_run:
     input:
         config=f"{RESULTS}/config/evaluate.yaml",
-        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/config.json",  # sharded or not
+        model=f"{LM_RUN}/model/config.json",  # sharded or not
     output:
-        f"{MODEL_DIR}/{{method}}/seed{{seed}}/eval/summary.json",
+        f"{LM_RUN}/eval/summary.json",
     log:
-        f"{LOGS}/evaluate/{{method}}_seed{{seed}}.log",
+        f"{LOGS}/evaluate/{{method}}_base{{base}}_seed{{seed}}.log",
     params:
         model=lambda wildcards, input: os.path.dirname(input.model),
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -49,20 +49,20 @@ rule evaluate_run:
         " --benchmarks {params.benchmarks:q} > {log:q} 2>&1"
 
 
-# Sampled responses of the same held-out prompts from the base model and the first seed of every
-# method, each token shaded by its entropy, forks marked.
+# Sampled responses of the same held-out prompts from the first base model and the first run of
+# every method, each token shaded by its entropy, forks marked.
 rule token_entropy:
     input:
         config=f"{RESULTS}/config/evaluate.yaml",
-        base=f"{MODEL_DIR}/base/base_summary.json",
-        models=[f"{MODEL_DIR}/{m}/seed{s}/model/config.json" for m, s in FIRST_SEED_RUNS],
+        base=base_files("base_summary.json")[0],
+        models=lm_files("model/config.json", FIRST_RUNS),
     output:
         f"{RESULTS}/token_entropy.html",
     log:
         f"{LOGS}/token_entropy.log",
     params:
         policies=lambda wildcards, input: [f"base={base_model_ref(os.path.dirname(input.base))}"]
-        + [f"{m}={os.path.dirname(path)}" for (m, _), path in zip(FIRST_SEED_RUNS, input.models)],
+        + [f"{m}={os.path.dirname(path)}" for (m, _, _), path in zip(FIRST_RUNS, input.models)],
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("evaluate_mem_mb", 2000),

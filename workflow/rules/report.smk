@@ -7,7 +7,7 @@ rule report:
         config=f"{RESULTS}/config/study.yaml",
         analysis=f"{RESULTS}/analysis/analysis.json",
         theory=f"{RESULTS}/theory/summary.json",
-        base=f"{MODEL_DIR}/base/base_summary.json",
+        base=base_files("base_summary.json"),
         figures=figure_files(THEORY_FIGURES + STUDY_FIGURES),
         token_entropy=f"{RESULTS}/token_entropy.html",
     output:

@@ -5,8 +5,8 @@ rule tabular_run:
     input:
         config=f"{RESULTS}/config/tabular.yaml",
     output:
-        metrics=f"{RESULTS}/tabular/{{method}}/seed{{seed}}/metrics.jsonl",
-        summary=f"{RESULTS}/tabular/{{method}}/seed{{seed}}/summary.json",
+        metrics=f"{TAB_RUN}/metrics.jsonl",
+        summary=f"{TAB_RUN}/summary.json",
     log:
         f"{LOGS}/tabular/{{method}}_seed{{seed}}.log",
     params:

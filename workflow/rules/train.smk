@@ -1,23 +1,23 @@
-# One RL run per method and seed, from the base model. A killed run resumes from its checkpoint.
+# One RL run per method, base model and seed, from that base model. A killed run resumes from its checkpoint.
 
 
 rule train_run:
     input:
         config=f"{RESULTS}/config/train.yaml",
-        base=f"{MODEL_DIR}/base/base_summary.json",
+        base=f"{BASE}/base_summary.json",
     output:
-        metrics=f"{MODEL_DIR}/{{method}}/seed{{seed}}/metrics.jsonl",
-        summary=f"{MODEL_DIR}/{{method}}/seed{{seed}}/summary.json",
-        model=f"{MODEL_DIR}/{{method}}/seed{{seed}}/model/config.json",  # sharded or not
+        metrics=f"{LM_RUN}/metrics.jsonl",
+        summary=f"{LM_RUN}/summary.json",
+        model=f"{LM_RUN}/model/config.json",  # sharded or not
     log:
-        f"{LOGS}/train/{{method}}_seed{{seed}}.log",
+        f"{LOGS}/train/{{method}}_base{{base}}_seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/train/{{method}}_seed{{seed}}.tsv"
+        f"{BENCHMARKS}/train/{{method}}_base{{base}}_seed{{seed}}.tsv"
     params:
         out=lambda wildcards, output: os.path.dirname(output.summary),
         base=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
         launcher=train_launcher,
-        run_name=lambda wildcards: f"{config['profile']}/{wildcards.method}/seed{wildcards.seed}",
+        run_name=lambda wildcards: f"{config['profile']}/{wildcards.method}/base{wildcards.base}/seed{wildcards.seed}",
         tracking=TRACKING,
     threads: 1
     resources:

@@ -21,6 +21,7 @@ __all__ = [
     "early_fit_prediction",
     "fit_law",
     "law",
+    "law_coefficients",
 ]
 
 
@@ -68,6 +69,14 @@ def _check(entropy: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndar
 def _coefficients(h: np.ndarray, r: np.ndarray) -> tuple[float, float, float]:
     result = stats.linregress(np.exp(h), r)
     return -float(result.slope), float(result.intercept), float(result.rvalue**2)
+
+
+def law_coefficients(
+    entropy: Sequence[float], accuracy: Sequence[float]
+) -> tuple[float, float, float]:
+    """``(a, b, R²)`` of the least-squares fit of ``R = -a·exp(H) + b`` (no intervals: the
+    bootstraps that refit many times call this)."""
+    return _coefficients(*_check(entropy, accuracy))
 
 
 def fit_law(

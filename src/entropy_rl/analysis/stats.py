@@ -4,11 +4,12 @@ factors, and rates with exact binomial intervals."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["binomial_interval", "hierarchical_bootstrap", "paired_bootstrap"]
+__all__ = ["binomial_interval", "cluster_bootstrap", "hierarchical_bootstrap", "paired_bootstrap"]
 
 
 def paired_bootstrap(
@@ -105,6 +106,53 @@ def hierarchical_bootstrap(
         "bases": len(tables),
         "seeds": sum(t.shape[0] for t in tables),
         "problems": n_problems,
+        "level": level,
+    }
+
+
+T = TypeVar("T")
+
+
+def cluster_bootstrap(
+    bases: Sequence[Sequence[T]],
+    statistic: Callable[[list[T]], float],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """A statistic of runs pooled over base models and seeds (a law fit's R², Lemma 1's pooled
+    Pearson r) with a two-level percentile-bootstrap interval over the runs.
+
+    ``bases[b]`` holds base model ``b``'s runs. The estimate is ``statistic`` of every run; a draw
+    resamples base models with replacement, then runs within each drawn base, and applies
+    ``statistic`` to the pooled runs drawn (a run drawn twice counts twice). Draws where the
+    statistic is undefined (NaN) are left out. Returns ``{"estimate", "lo", "hi", "bases",
+    "seeds", "level"}``.
+    """
+    groups = [list(runs) for runs in bases if len(runs)]
+    if not groups:
+        raise ValueError("cluster_bootstrap needs at least one base model with a run")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        pooled = [
+            groups[i][j]
+            for i in rng.integers(len(groups), size=len(groups))
+            for j in rng.integers(len(groups[i]), size=len(groups[i]))
+        ]
+        draws.append(statistic(pooled))
+    finite = np.array([d for d in draws if np.isfinite(d)], dtype=float)
+    lo, hi = (
+        np.percentile(finite, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+        if len(finite)
+        else (np.nan, np.nan)
+    )
+    return {
+        "estimate": float(statistic([run for runs in groups for run in runs])),
+        "lo": float(lo),
+        "hi": float(hi),
+        "bases": len(groups),
+        "seeds": sum(len(g) for g in groups),
         "level": level,
     }
 

@@ -11,9 +11,15 @@ from typing import Any
 import numpy as np
 
 from entropy_rl.analysis.claims import CLAIMS
-from entropy_rl.analysis.law import compare_with_line, early_fit_prediction, fit_law
+from entropy_rl.analysis.law import (
+    compare_with_line,
+    early_fit_prediction,
+    fit_law,
+    law_coefficients,
+)
 from entropy_rl.analysis.runs import summarize_run
-from entropy_rl.analysis.stats import binomial_interval, paired_bootstrap
+from entropy_rl.analysis.stats import binomial_interval, cluster_bootstrap, hierarchical_bootstrap
+from entropy_rl.config import BASE_DIR, LM_RUN_DIR, TABULAR_RUN_DIR
 from entropy_rl.io import read_jsonl, read_metrics
 
 __all__ = [
@@ -41,14 +47,19 @@ class Run:
     summary: dict[str, Any]
     evaluation: dict[str, Any] = field(default_factory=dict)
     greedy: dict[Any, bool] = field(default_factory=dict)
+    base: int = 0  # the base model it started from (its SFT seed)
 
 
-def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]:
-    """``root/<method>/seed<k>/{metrics.jsonl, summary.json[, eval/summary.json]}`` for each method."""
+def load_runs(
+    root: Path, methods: dict[str, list[tuple[int, int]]], layout: str = LM_RUN_DIR
+) -> dict[str, list[Run]]:
+    """Each method's runs, ``{method: [(base, seed), ...]}``, from ``root/<layout>`` (the
+    :data:`~entropy_rl.config.LM_RUN_DIR` or ``TABULAR_RUN_DIR`` template):
+    ``metrics.jsonl``, ``summary.json`` and, where evaluated, ``eval/summary.json``."""
     runs: dict[str, list[Run]] = {}
-    for method, seeds in methods.items():
-        for seed in seeds:
-            folder = Path(root) / method / f"seed{seed}"
+    for method, pairs in methods.items():
+        for base, seed in pairs:
+            folder = Path(root) / layout.format(method=method, base=base, seed=seed)
             rows = read_metrics(folder / "metrics.jsonl")
             evaluation = folder / "eval" / "summary.json"
             greedy = folder / "eval" / "samples" / "heldout_greedy.jsonl"
@@ -56,6 +67,7 @@ def load_runs(root: Path, methods: dict[str, list[int]]) -> dict[str, list[Run]]
                 Run(
                     method=method,
                     seed=seed,
+                    base=base,
                     rows=rows,
                     summary=summarize_run(rows),
                     evaluation=json.loads(evaluation.read_text()) if evaluation.exists() else {},
@@ -110,7 +122,8 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 def method_table(
     runs: dict[str, list[Run]], methods: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """One row per method: mean ± std over seeds of the final entropy and accuracies."""
+    """One row per method: mean ± std over its runs (base models × seeds) of the final entropy
+    and accuracies."""
     table = []
     for method, method_runs in runs.items():
         spec = methods.get(method, {})
@@ -157,56 +170,92 @@ def method_table(
     return table
 
 
-def base_table_row(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The base model as a row of the method table: its held-out and OOD accuracies (it has no
-    training run, so no entropy columns)."""
-    row: dict[str, Any] = {"method": "base", "loss": "(SFT)", "loss_config": {}, "seeds": 1}
-    one = {"std": 0.0, "n": 1}
-    if "heldout" in evaluation:
-        row["heldout_pass@1"] = {"mean": evaluation["heldout"]["pass@1"], **one}
-        k = _largest_k(evaluation)
-        if k > 1:
-            row[f"heldout_pass@{k}"] = {"mean": evaluation["heldout"][f"pass@{k}"], **one}
-    if "heldout_greedy" in evaluation:
-        greedy = evaluation["heldout_greedy"]
-        row["heldout_greedy"] = {"mean": greedy["pass@1"], **one}
-        for family, value in greedy.get("family_pass@1", {}).items():
-            row[f"heldout_greedy_{family}"] = {"mean": value, **one}
-    if "ood" in evaluation:
-        row["ood_pass@1"] = {"mean": evaluation["ood"]["pass@1"], **one}
+def base_table_row(evaluations: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """The base models as a row of the method table: their held-out and OOD accuracies, mean ± std
+    over base models (they have no training run, so no entropy columns)."""
+    if isinstance(evaluations, dict):
+        evaluations = [evaluations]
+    row: dict[str, Any] = {
+        "method": "base", "loss": "(SFT)", "loss_config": {}, "seeds": len(evaluations),
+    }  # fmt: skip
+
+    def put(name: str, values: list[Any]) -> None:
+        if values and all(v is not None for v in values):
+            row[name] = _mean_std([float(v) for v in values])
+
+    k = _largest_k(evaluations[0])
+    put("heldout_pass@1", [e.get("heldout", {}).get("pass@1") for e in evaluations])
+    if k > 1:
+        put(f"heldout_pass@{k}", [e.get("heldout", {}).get(f"pass@{k}") for e in evaluations])
+    put("heldout_greedy", [e.get("heldout_greedy", {}).get("pass@1") for e in evaluations])
+    families = evaluations[0].get("heldout_greedy", {}).get("family_pass@1", {})
+    for family in families:
+        put(f"heldout_greedy_{family}",
+            [e.get("heldout_greedy", {}).get("family_pass@1", {}).get(family) for e in evaluations])  # fmt: skip
+    put("ood_pass@1", [e.get("ood", {}).get("pass@1") for e in evaluations])
     return row
 
 
-def _per_seed_ratio(
+def _pairs(runs: dict[str, list[Run]], method: str, reference: str) -> list[tuple[Run, Run]]:
+    """``(method's run, reference's run)`` for every base model and seed both ran: the paired
+    comparison every between-method row makes."""
+    by_run = {(r.base, r.seed): r for r in runs[reference]}
+    return [(r, by_run[(r.base, r.seed)]) for r in runs[method] if (r.base, r.seed) in by_run]
+
+
+def _by_base(values: list[tuple[int, float]]) -> list[list[float]]:
+    """``[(base, value), ...]`` → the finite values grouped by base model (the hierarchical
+    bootstrap's input: base models, then seeds)."""
+    groups: dict[int, list[float]] = {}
+    for base, value in values:
+        if np.isfinite(value):
+            groups.setdefault(base, []).append(float(value))
+    return [groups[b] for b in sorted(groups)]
+
+
+NAN_STAT = {
+    "estimate": float("nan"),
+    "lo": float("nan"),
+    "hi": float("nan"),
+    "bases": 0,
+    "seeds": 0,
+}
+
+
+def run_statistic(values: list[tuple[int, float]]) -> dict[str, float]:
+    """The mean of a per-run number over base models and seeds (every base counts equally), with
+    its hierarchical bootstrap 95% interval (:func:`~entropy_rl.analysis.stats.hierarchical_bootstrap`);
+    ``values`` are ``(base, value)`` per run. No runs: NaN."""
+    groups = _by_base(values)
+    return hierarchical_bootstrap(groups) if groups else dict(NAN_STAT)
+
+
+def ratio_statistic(
     runs: dict[str, list[Run]], method: str, reference: str, key: str = "entropy_late"
-) -> float:
-    """Mean over seeds of ``method``'s ``key`` over ``reference``'s of the same seed."""
-    by_seed = {r.seed: r.summary[key] for r in runs[reference]}
-    ratios = [
-        r.summary[key] / by_seed[r.seed]
-        for r in runs[method]
-        if r.seed in by_seed and by_seed[r.seed] > 0
-    ]
-    return float(np.mean(ratios)) if ratios else float("nan")
+) -> dict[str, float]:
+    """``method``'s ``key`` over ``reference``'s on the same base model and seed, averaged over
+    base models and seeds, with its hierarchical bootstrap interval."""
+    return run_statistic(
+        [(r.base, r.summary[key] / o.summary[key]) for r, o in _pairs(runs, method, reference)
+         if o.summary[key] > 0]
+    )  # fmt: skip
 
 
 def greedy_difference(runs: dict[str, list[Run]], method: str, reference: str) -> dict[str, Any]:
-    """Held-out greedy accuracy of ``method`` minus ``reference``'s: the mean over the seeds both
-    ran and the problems both answered, with its paired bootstrap interval
-    (:func:`~entropy_rl.analysis.stats.paired_bootstrap`)."""
-    pairs = {r.seed: r for r in runs[reference]}
-    treated, control = [], []
-    for run in runs[method]:
-        other = pairs.get(run.seed)
-        if other is None or not run.greedy or not other.greedy:
-            continue
-        ids = sorted(set(run.greedy) & set(other.greedy), key=str)
-        treated.append([run.greedy[i] for i in ids])
-        control.append([other.greedy[i] for i in ids])
-    if not treated or len({len(t) for t in treated}) != 1:
-        nan = float("nan")
-        return {"diff": nan, "lo": nan, "hi": nan, "seeds": len(treated)}
-    return paired_bootstrap(treated, control)
+    """Held-out greedy accuracy of ``method`` minus ``reference``'s: the paired difference per
+    problem on each base model and seed both ran (the problems both answered), averaged over
+    base models, seeds and problems, with its hierarchical bootstrap interval that resamples all
+    three (:func:`~entropy_rl.analysis.stats.hierarchical_bootstrap`)."""
+    pairs = [(r, o) for r, o in _pairs(runs, method, reference) if r.greedy and o.greedy]
+    if not pairs:
+        return {**NAN_STAT, "problems": 0}
+    ids = sorted(set.intersection(*(set(r.greedy) & set(o.greedy) for r, o in pairs)), key=str)
+    if not ids:
+        return {**NAN_STAT, "problems": 0}
+    groups: dict[int, list[list[float]]] = {}
+    for r, o in pairs:
+        groups.setdefault(r.base, []).append([float(r.greedy[i]) - float(o.greedy[i]) for i in ids])
+    return hierarchical_bootstrap([groups[b] for b in sorted(groups)])
 
 
 def analyze_study(
@@ -238,7 +287,8 @@ def analyze_study(
         early = []
         for run in method_runs:
             try:
-                early.append(early_fit_prediction(*_law_points([run], accuracy_key, entropy_key)))
+                prediction = early_fit_prediction(*_law_points([run], accuracy_key, entropy_key))
+                early.append({**prediction, "base": run.base, "seed": run.seed})
             except ValueError:
                 continue
         if early:
@@ -257,33 +307,67 @@ def analyze_study(
     return result
 
 
+def _interval_text(stat: dict[str, Any]) -> str:
+    """``over 4 base models, 8 runs`` (``× 128 problems`` where the statistic resampled them);
+    empty for a statistic that does not say what it was computed over."""
+    if "bases" not in stat:
+        return ""
+    bases, runs = stat["bases"], stat.get("seeds", 0)
+    text = f"{bases} base model{'s' if bases != 1 else ''}, {runs} run{'s' if runs != 1 else ''}"
+    return text + (f" × {stat['problems']} problems" if stat.get("problems", 1) > 1 else "")
+
+
 def _check(
     claim_id: str,
-    value: float,
+    value: float | dict[str, Any],
     passed: bool | None = None,
     detail: str = "",
     target: str | None = None,
+    verdict: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """One acceptance row of claim ``claim_id`` (:data:`~entropy_rl.analysis.claims.CLAIMS`):
-    its row name filled with ``fields``, the value, the target, and whether the claim holds
-    (``passed`` where a row combines several claims)."""
+    """One acceptance row of claim ``claim_id`` (:data:`~entropy_rl.analysis.claims.CLAIMS`): its
+    row name filled with ``fields``, the estimate, its 95% interval, the target and a verdict.
+
+    ``value`` is a statistic (``{"estimate", "lo", "hi", ...}``: the verdict is the claim's on the
+    whole interval, :meth:`~entropy_rl.analysis.claims.Claim.verdict`) or a number that has no
+    sampling interval (a count by design; its verdict is the claim at that number). ``verdict``
+    overrides the verdict where a row combines several claims. ``pass`` is ``verdict == "pass"``."""
     claim = CLAIMS[claim_id]
+    if isinstance(value, dict):
+        estimate, interval = float(value["estimate"]), [float(value["lo"]), float(value["hi"])]
+        where = _interval_text(value)
+        detail = "; ".join(part for part in (detail, where) if part)
+        found = claim.verdict(*interval)
+    else:
+        estimate, interval = float(value), None
+        found = "pass" if claim.holds(estimate) else "fail"
+    if passed is not None:
+        found = "pass" if passed else "fail"
+    if verdict is not None:
+        found = verdict
     check = {
         "claim": claim_id,
         "check": claim.row.format(**fields),
-        "value": value,
+        "value": estimate,
+        "interval": interval,
         "target": claim.target if target is None else target,
-        "pass": claim.holds(value) if passed is None else bool(passed),
+        "verdict": found,
+        "pass": found == "pass",
     }
     if detail:
         check["detail"] = detail
     return check
 
 
+def _eval_value(run: Run, split: str, key: str) -> float:
+    """``evaluation[split][key]`` of one run (NaN where it has none)."""
+    return float(run.evaluation.get(split, {}).get(key, np.nan))
+
+
 def _heldout(runs: list[Run], split: str, key: str) -> float:
-    """Mean over seeds of ``evaluation[split][key]`` (NaN where a run has none)."""
-    return float(np.mean([r.evaluation.get(split, {}).get(key, np.nan) for r in runs]))
+    """Mean over base models and seeds of ``evaluation[split][key]`` (NaN where a run has none)."""
+    return run_statistic([(r.base, _eval_value(r, split, key)) for r in runs])["estimate"]
 
 
 def _largest_k(evaluation: dict[str, Any]) -> int:
@@ -300,7 +384,7 @@ def _largest_k(evaluation: dict[str, Any]) -> int:
 def _target_check(runs: list[Run], method: str, key: str, world: str) -> dict[str, Any]:
     """The entropy-target controller held its target: share of steps after warm-up within 10%
     (the LM's per-step entropy is a noisy batch estimate, so it is judged on a 5-step mean)."""
-    held = float(np.mean([r.summary[key] for r in runs]))
+    held = run_statistic([(r.base, r.summary[key]) for r in runs])
     what = "the 5-step mean entropy" if key == "target_rolling_within_10pct" else "entropy"
     return _check("target_held", held, method=method, world=world, what=what)
 
@@ -310,122 +394,189 @@ def methods_with_loss(spec: dict[str, dict[str, Any]], loss: str) -> list[str]:
     return [name for name, entry in spec.items() if entry["loss"] == loss]
 
 
+def _pooled_r(runs: list[Run]) -> float:
+    """Pearson r of measured and predicted entropy change over every Lemma-1 check of ``runs``."""
+    points = [
+        (x["entropy_change"], x["entropy_change_predicted"])
+        for run in runs
+        for x in run.rows
+        if x.get("entropy_change") is not None and x.get("entropy_change_predicted") is not None
+    ]
+    if len(points) < 3:
+        return float("nan")
+    measured, predicted = np.array(points, dtype=float).T
+    if np.std(measured) == 0 or np.std(predicted) == 0:
+        return float("nan")
+    return float(np.corrcoef(measured, predicted)[0, 1])
+
+
+def _pooled_law(runs: list[Run], entropy_key: str, what: str) -> float:
+    """The law fitted on the pooled points of ``runs``: its R² (``what="r2"``) or its ceiling
+    ``b − a`` (NaN where the points cannot be fitted)."""
+    try:
+        _, entropy, accuracy = _law_points(runs, "val_accuracy", entropy_key)
+        a, b, r2 = law_coefficients(entropy, accuracy)
+    except ValueError:
+        return float("nan")
+    return r2 if what == "r2" else b - a
+
+
+def _grouped_runs(runs: list[Run]) -> list[list[Run]]:
+    groups: dict[int, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.base, []).append(run)
+    return [groups[b] for b in sorted(groups)]
+
+
 def _collapse_law_mechanism_checks(
     lm: dict[str, list[Run]], lm_analysis: dict[str, Any], grpo: str
 ) -> list[dict[str, Any]]:
-    """The collapse, the law (fit, early prediction, ceiling) and the mechanism on GRPO's runs."""
+    """The collapse, the law (fit, early prediction, ceiling) and the mechanism on GRPO's runs:
+    per-run numbers over base models and seeds, and the pooled ones (the law's fit, Lemma 1's r)
+    with an interval that resamples the runs."""
     checks: list[dict[str, Any]] = []
-    g = [r.summary for r in lm[grpo]]
+    runs = lm[grpo]
     checks.append(
-        _check(
-            "entropy_drop_first_third", float(np.mean([s["entropy_drop_first_third"] for s in g]))
-        )
-    )
-    val = [
-        [x["val_accuracy"] for x in r.rows if x.get("val_accuracy") is not None] for r in lm[grpo]
-    ]
-    checks.append(_check("accuracy_gain", float(np.mean([v[-1] - v[0] for v in val]))))
-    law = lm_analysis["methods"][grpo].get("law", {})
+        _check("entropy_drop_first_third",
+               run_statistic([(r.base, r.summary["entropy_drop_first_third"]) for r in runs]))
+    )  # fmt: skip
+    gains = []
+    for r in runs:
+        val = [x["val_accuracy"] for x in r.rows if x.get("val_accuracy") is not None]
+        gains.append((r.base, val[-1] - val[0] if val else float("nan")))
+    checks.append(_check("accuracy_gain", run_statistic(gains)))
+    entropy_key = lm_analysis.get("entropy_key", "entropy")
+    groups = _grouped_runs(runs)
     line = lm_analysis["methods"][grpo].get("law_line", {})
+    r2 = cluster_bootstrap(groups, lambda rs: _pooled_law(rs, entropy_key, "r2"))
     checks.append(
         _check(
             "law_r2",
-            law.get("r2", float("nan")),
+            r2,
             detail=f"a straight line: R² {line.get('r2_line', float('nan')):.3f}" if line else "",
         )
     )
-    early = lm_analysis["methods"][grpo].get("early_fit", {})
-    checks.append(_check("early_fit_error", early.get("mean_abs_final_error", float("nan"))))
-    checks.append(_check("lemma1_r", lm_analysis["methods"][grpo]["entropy_change_corr"]["mean"]))
-    checks.append(_check("cov_positive", lm_analysis["methods"][grpo]["cov_positive_frac"]["mean"]))
+    early = lm_analysis["methods"][grpo].get("early_fit", {}).get("runs", [])
     checks.append(
-        _check("evals_before_half", float(min(r.summary["evals_before_half"] for r in lm[grpo])))
-    )
-    ceiling = law.get("ceiling_ci", (float("nan"), float("nan")))
+        _check("early_fit_error",
+               run_statistic([(e["base"], abs(e["final_error"])) for e in early]))
+    )  # fmt: skip
+    checks.append(_check("lemma1_r", cluster_bootstrap(groups, _pooled_r),
+                         detail="pooled over every check of every run"))  # fmt: skip
     checks.append(
-        _check(
-            "ceiling",
-            ceiling[1],
-            detail=f"b − a = {law.get('ceiling', float('nan')):.3f}, "
-            f"interval {ceiling[0]:.3f}–{ceiling[1]:.3f}",
-        )
-    )
+        _check("cov_positive",
+               run_statistic([(r.base, r.summary["cov_positive_frac"]) for r in runs]))
+    )  # fmt: skip
+    fewest = min(r.summary["evals_before_half"] for r in runs)
+    checks.append(_check("evals_before_half", float(fewest), detail=f"fewest of {len(runs)} runs"))
+    ceiling = cluster_bootstrap(groups, lambda rs: _pooled_law(rs, entropy_key, "ceiling"))
+    checks.append(
+        _check("ceiling", {**ceiling, "estimate": ceiling["hi"]},
+               detail=f"b − a = {ceiling['estimate']:.3f}, interval {ceiling['lo']:.3f}–{ceiling['hi']:.3f}")
+    )  # fmt: skip
     return checks
 
 
+def _base_value(bases: dict[int, dict[str, Any]], base: int, key: str) -> float:
+    return float(bases.get(base, {}).get("heldout", {}).get(key, np.nan))
+
+
+def payoff_methods(
+    methods: dict[str, dict[str, Any]], runs: dict[str, list[Run]], grpo: str
+) -> list[str]:
+    """The methods the payoff rows compare with GRPO: Clip-Cov's and KL-Cov's, and each entropy
+    bonus that runs on every base model and seed GRPO runs on (the coefficient chosen on
+    validation; the sweep's other coefficients run on fewer)."""
+    covariance = [m for loss in ("clip_cov", "kl_cov") for m in methods_with_loss(methods, loss)]
+    full = {(r.base, r.seed) for r in runs[grpo]}
+    bonus = [
+        m for m in methods_with_loss(methods, "entropy_bonus")
+        if {(r.base, r.seed) for r in runs.get(m, [])} >= full
+    ]  # fmt: skip
+    return covariance + bonus
+
+
 def _payoff_checks(
-    lm: dict[str, list[Run]], grpo: str, interventions: list[str], base: dict[str, Any] | None
+    lm: dict[str, list[Run]],
+    grpo: str,
+    interventions: list[str],
+    bases: dict[int, dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Headroom, kept entropy, accuracy cost, payoff and boundary of Clip-Cov and KL-Cov."""
+    """Headroom, kept entropy, accuracy cost, payoff and boundary of each intervention, each
+    paired with GRPO on the same base model and seed."""
     checks: list[dict[str, Any]] = []
-    greedy = {m: _heldout(lm[m], "heldout_greedy", "pass@1") for m in lm}
     sampled = {m: _heldout(lm[m], "heldout", "pass@1") for m in lm}
     k = _largest_k(lm[grpo][0].evaluation)
-    if base and k > 1:
-        base_k = float(base.get("heldout", {}).get(f"pass@{k}", np.nan))
+    key = f"pass@{k}"
+    if bases and k > 1:
+        headroom = run_statistic(
+            [(r.base, _base_value(bases, r.base, key) - _eval_value(r, "heldout_greedy", "pass@1"))
+             for r in lm[grpo]]
+        )  # fmt: skip
+        base_k = np.mean([_base_value(bases, b, key) for b in bases])
         checks.append(
-            _check(
-                "headroom",
-                base_k - greedy[grpo],
-                detail=f"base pass@{k} {base_k:.3f}, GRPO greedy {greedy[grpo]:.3f}",
-                k=k,
-            )
-        )
+            _check("headroom", headroom, k=k,
+                   detail=f"base pass@{k} {base_k:.3f}, GRPO greedy {_heldout(lm[grpo], 'heldout_greedy', 'pass@1'):.3f}")
+        )  # fmt: skip
     payoffs = []
+    greedy = {m: _heldout(lm[m], "heldout_greedy", "pass@1") for m in lm}
     for method in interventions:
-        ratio = _per_seed_ratio(lm, method, grpo)
-        checks.append(_check("kept_entropy", ratio, method=method))
-        delta = greedy[method] - greedy[grpo]
-        checks.append(_check("accuracy_cost", delta, method=method))
+        ratio = ratio_statistic(lm, method, grpo)
+        kept = _check("kept_entropy", ratio, method=method)
+        checks.append(kept)
         boot = greedy_difference(lm, method, grpo)
-        paid = (
-            CLAIMS["payoff"].holds(delta)
-            and CLAIMS["payoff_interval"].holds(boot["lo"])
-            and CLAIMS["kept_entropy"].holds(ratio)
-        )
-        payoffs.append((method, paid))
+        checks.append(_check("accuracy_cost", boot, method=method))
+        estimate, lo, hi = boot["estimate"], boot["lo"], boot["hi"]
+        # pass: at least the claimed gain, the whole interval above 0, and the entropy kept;
+        # fail: the whole interval below the claimed gain (or the entropy shown not kept)
+        if (
+            CLAIMS["payoff"].holds(estimate)
+            and CLAIMS["payoff_interval"].holds(lo)
+            and kept["verdict"] == "pass"
+        ):
+            verdict = "pass"
+        elif not CLAIMS["payoff"].holds(hi) or kept["verdict"] == "fail":
+            verdict = "fail"
+        else:
+            verdict = "inconclusive"
+        payoffs.append((method, verdict))
         checks.append(
-            _check(
-                "payoff",
-                delta,
-                paid,
-                detail=f"interval {boot['lo']:+.3f} to {boot['hi']:+.3f} over "
-                f"{boot['seeds']} seeds × {boot.get('problems', 0)} problems; sampled pass@1 "
-                f"{sampled[method] - sampled[grpo]:+.3f}",
-                method=method,
-            )
-        )
+            _check("payoff", boot, verdict=verdict, method=method,
+                   detail=f"sampled pass@1 {sampled[method] - sampled[grpo]:+.3f}")
+        )  # fmt: skip
     if payoffs:
-        checks.append(
-            _check(
-                "payoff_any",
-                float(sum(paid for _, paid in payoffs)),
-                detail=", ".join(m for m, paid in payoffs if paid) or "none",
-            )
+        verdicts = [v for _, v in payoffs]
+        either = (
+            "pass"
+            if "pass" in verdicts
+            else "fail"
+            if set(verdicts) == {"fail"}
+            else "inconclusive"
         )
-    if base and k > 1 and interventions:
-        key = f"pass@{k}"
-        base_k = float(base.get("heldout", {}).get(key, np.nan))
+        checks.append(
+            _check("payoff_any", float(verdicts.count("pass")), verdict=either,
+                   detail=", ".join(m for m, v in payoffs if v == "pass") or "none")
+        )  # fmt: skip
+    if bases and k > 1 and interventions:
         grpo_k = _heldout(lm[grpo], "heldout", key)
+        base_k = float(np.mean([_base_value(bases, b, key) for b in bases]))
+        boundary = run_statistic(
+            [(r.base, _eval_value(r, "heldout", key) - _base_value(bases, r.base, key)) for r in lm[grpo]]
+        )  # fmt: skip
         checks.append(
-            _check(
-                "boundary_grpo",
-                grpo_k - base_k,
-                detail=f"GRPO {grpo_k:.3f}, base {base_k:.3f}",
-                key=key,
-            )
-        )
+            _check("boundary_grpo", boundary, key=key,
+                   detail=f"GRPO {grpo_k:.3f}, base {base_k:.3f}")
+        )  # fmt: skip
         best = max(interventions, key=lambda m: greedy[m])
         best_k = _heldout(lm[best], "heldout", key)
+        widened = run_statistic(
+            [(r.base, _eval_value(r, "heldout", key) - _eval_value(o, "heldout", key))
+             for r, o in _pairs(lm, best, grpo)]
+        )  # fmt: skip
         checks.append(
-            _check(
-                "boundary_intervention",
-                best_k - grpo_k,
-                detail=f"{best} {best_k:.3f}, GRPO {grpo_k:.3f}",
-                method=best,
-                key=key,
-            )
-        )
+            _check("boundary_intervention", widened, method=best, key=key,
+                   detail=f"{best} {best_k:.3f}, GRPO {grpo_k:.3f}")
+        )  # fmt: skip
     return checks
 
 
@@ -455,10 +606,13 @@ def _discovery_checks(
             continue
         lo, hi = binomial_interval(k, n)
         claim = "discovery_grpo" if method == grpo else "discovery"
-        verdict = CLAIMS[claim].verdict(lo, hi)
-        check = _check(claim, k / n, verdict == "pass", method=method,
-                       detail=f"{k} of {n} runs; 95% interval {lo:.2f} to {hi:.2f}")  # fmt: skip
-        checks.append({**check, "verdict": verdict, "interval": [lo, hi]})
+        bases = len({r.base for r in lm[method]})
+        stat = {"estimate": k / n, "lo": lo, "hi": hi}
+        checks.append(
+            _check(claim, stat, method=method,
+                   detail=f"{k} of {n} runs on {bases} base model{'s' if bases != 1 else ''}; "
+                   "exact binomial interval")
+        )  # fmt: skip
     return checks
 
 
@@ -468,24 +622,24 @@ def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list
     checks: list[dict[str, Any]] = []
     if len(bonus) >= 2:
         low, high = bonus[0], bonus[-1]
-        checks.append(_check("bonus_small", _per_seed_ratio(lm, low, grpo), method=low))
-        rises = float(
-            np.mean([r.summary["entropy_late"] / r.summary["entropy_initial"] for r in lm[high]])
+        checks.append(_check("bonus_small", ratio_statistic(lm, low, grpo), method=low))
+        rises = run_statistic(
+            [(r.base, r.summary["entropy_late"] / r.summary["entropy_initial"]) for r in lm[high]]
         )
-        large, cost = CLAIMS["bonus_large"], CLAIMS["bonus_large_cost"]
+        cost = run_statistic(
+            [(r.base, _eval_value(r, "heldout", "pass@1") - _eval_value(o, "heldout", "pass@1"))
+             for r, o in _pairs(lm, high, grpo)]
+        )  # fmt: skip
+        large, costly = CLAIMS["bonus_large"], CLAIMS["bonus_large_cost"]
+        verdicts = {large.verdict(rises["lo"], rises["hi"]), costly.verdict(cost["lo"], cost["hi"])}
+        either = (
+            "pass" if "pass" in verdicts else "fail" if verdicts == {"fail"} else "inconclusive"
+        )
         checks.append(
-            _check(
-                "bonus_large",
-                rises,
-                large.holds(rises)
-                or cost.holds(
-                    _heldout(lm[high], "heldout", "pass@1")
-                    - _heldout(lm[grpo], "heldout", "pass@1")
-                ),
-                target=f"{large.target}, or held-out accuracy falls by > {-cost.threshold:g}",
-                method=high,
-            )
-        )
+            _check("bonus_large", rises, verdict=either, method=high,
+                   target=f"{large.target}, or held-out accuracy falls by > {-costly.threshold:g}",
+                   detail=f"held-out pass@1 minus GRPO's {cost['estimate']:+.3f}")
+        )  # fmt: skip
     return checks
 
 
@@ -496,16 +650,18 @@ def _tabular_checks(
     checks: list[dict[str, Any]] = []
     if tabular:
         tgrpo = methods_with_loss(tabular_losses, "grpo")[0]
-        t = [r.summary for r in tabular[tgrpo]]
+        t = tabular[tgrpo]
         checks.append(
-            _check("tabular_entropy_drop", float(np.mean([s["entropy_drop_frac"] for s in t])))
-        )
+            _check("tabular_entropy_drop",
+                   run_statistic([(r.base, r.summary["entropy_drop_frac"]) for r in t]))
+        )  # fmt: skip
         checks.append(
-            _check("tabular_lemma1_r", float(np.mean([s["entropy_change_corr"] for s in t])))
-        )
+            _check("tabular_lemma1_r",
+                   run_statistic([(r.base, r.summary["entropy_change_corr"]) for r in t]))
+        )  # fmt: skip
         for loss in ("clip_cov", "kl_cov"):
             for method in methods_with_loss(tabular_losses, loss):
-                ratio = _per_seed_ratio(tabular, method, tgrpo)
+                ratio = ratio_statistic(tabular, method, tgrpo)
                 checks.append(_check("tabular_kept_entropy", ratio, method=method))
         for method in methods_with_loss(tabular_losses, "entropy_target"):
             checks.append(_target_check(tabular[method], method, "target_within_10pct", "tabular"))
@@ -518,16 +674,19 @@ def acceptance_checks(
     tabular: dict[str, list[Run]],
     methods: dict[str, dict[str, Any]],
     tabular_methods: dict[str, dict[str, Any]],
-    base: dict[str, Any] | None = None,
+    bases: dict[int, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The science acceptance of docs/design.md as numbers with pass/fail. Methods are found by their registered loss;
-    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``base``
-    is the base model's evaluation summary (the headroom and boundary rows need it)."""
+    """The science acceptance of docs/design.md: each row's estimate, 95% interval, target and
+    three-state verdict (pass, fail, inconclusive). Methods are found by their registered loss;
+    ``methods`` maps a method name to its ``{loss, loss_config}`` entry of the config; ``bases``
+    maps each base model (SFT seed) to its evaluation summary (the headroom and boundary rows)."""
+    bases = bases or {}
     grpo = methods_with_loss(methods, "grpo")[0]
-    interventions = [m for loss in ("clip_cov", "kl_cov") for m in methods_with_loss(methods, loss)]
+    compared = payoff_methods(methods, lm, grpo)
+    covariance = [m for m in compared if methods[m]["loss"] in ("clip_cov", "kl_cov")]
     checks = _collapse_law_mechanism_checks(lm, lm_analysis, grpo)
-    checks += _payoff_checks(lm, grpo, interventions, base)
-    checks += _discovery_checks(lm, grpo, interventions)
+    checks += _payoff_checks(lm, grpo, compared, bases)
+    checks += _discovery_checks(lm, grpo, covariance)
     for method in methods_with_loss(methods, "entropy_target"):
         checks.append(_target_check(lm[method], method, "target_rolling_within_10pct", "LM"))
     bonus = sorted(
@@ -542,8 +701,8 @@ def acceptance_checks(
 @dataclass
 class Study:
     """A pipeline run's runs and analyses: the language-model (``lm``) and tabular (``tab``) runs
-    by method, their analyses, the acceptance checks, the base model's evaluation (or None) and
-    the config's method entries of each world."""
+    by method, their analyses, the acceptance checks, the first base model's evaluation (or None),
+    the config's method entries of each world, and every base model's evaluation by SFT seed."""
 
     lm: dict[str, list[Run]]
     tab: dict[str, list[Run]]
@@ -553,21 +712,30 @@ class Study:
     base: dict[str, Any] | None
     lm_spec: dict[str, dict[str, Any]]
     tab_spec: dict[str, dict[str, Any]]
+    bases: dict[int, dict[str, Any]] = field(default_factory=dict)  # by SFT seed
 
 
 def load_study(config: dict[str, Any], results: Path) -> Study:
     """Load and analyse the runs a pipeline config names under ``results`` (results/<profile>)."""
-    from entropy_rl.config import method_seeds
+    from entropy_rl.config import base_seeds, lm_runs, method_seeds
 
     lm_spec = config["train"]["methods"]
     tab_spec = config["tabular"]["methods"]
-    lm = load_runs(results / config["model_name"], method_seeds(lm_spec, config["seeds"]))
-    tab = load_runs(results / "tabular", method_seeds(tab_spec, config["tabular"]["seeds"]))
+    lm = load_runs(results / config["model_name"], lm_runs(config))
+    tabular_runs = {
+        m: [(0, s) for s in seeds]
+        for m, seeds in method_seeds(tab_spec, config["tabular"]["seeds"]).items()
+    }
+    tab = load_runs(results / "tabular", tabular_runs, TABULAR_RUN_DIR)
     lm_analysis = analyze_study(lm, lm_spec)
     tab_analysis = analyze_study(tab, tab_spec, accuracy_key="accuracy")
-    base_eval = results / config["model_name"] / "base" / "eval" / "summary.json"
-    base = json.loads(base_eval.read_text()) if base_eval.exists() else None
-    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec, base=base)
-    if base:  # the base model's accuracies head the method table (not its plots)
-        lm_analysis["base_row"] = base_table_row(base)
-    return Study(lm, tab, lm_analysis, tab_analysis, checks, base, lm_spec, tab_spec)
+    bases = {}
+    for b in base_seeds(config):
+        path = results / config["model_name"] / BASE_DIR.format(base=b) / "eval" / "summary.json"
+        if path.exists():
+            bases[b] = json.loads(path.read_text())
+    checks = acceptance_checks(lm, lm_analysis, tab, lm_spec, tab_spec, bases=bases)
+    if bases:  # the base models' accuracies head the method table (not its plots)
+        lm_analysis["base_row"] = base_table_row(list(bases.values()))
+    base = next(iter(bases.values()), None)
+    return Study(lm, tab, lm_analysis, tab_analysis, checks, base, lm_spec, tab_spec, bases)

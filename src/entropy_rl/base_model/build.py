@@ -34,6 +34,9 @@ class BaseModelSettings(Settings):
         ""  # with source: pretrained, a hub id (e.g. Qwen/Qwen2.5-7B) or a local folder
     )
     template: str = "toy"
+    # the base models of the study, by SFT seed (the pipeline trains one per seed; `sft --seed`
+    # trains one): a random factor of every claim, like the RL seed
+    seeds: list[int] = field(default_factory=lambda: [0])
     model: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
     eval_problems: int = integer(256, 1, doc="held-out problems for the base model's accuracy")

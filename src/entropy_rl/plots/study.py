@@ -144,7 +144,12 @@ def plot_law(
         h, acc = zip(*points, strict=True)
         h_all += h
         ax.scatter(
-            h, acc, s=18, alpha=0.75, color=FALLBACK[i % len(FALLBACK)], label=f"seed {run.seed}"
+            h,
+            acc,
+            s=18,
+            alpha=0.75,
+            color=FALLBACK[i % len(FALLBACK)],
+            label=f"base {run.base}, seed {run.seed}",
         )
     if fit is not None:
         grid = np.linspace(0, max(h_all) * 1.05, 200)
