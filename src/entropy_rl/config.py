@@ -152,7 +152,8 @@ def _check_bases(config: dict[str, Any]) -> None:
     methods = train.get("methods") if isinstance(train, dict) else None
     if not isinstance(methods, dict):
         return
-    known = base_seeds(config)
+    # a stage's config (train.yaml) holds no base_model section: its bases were checked with it
+    known = base_seeds(config) if "base_model" in config else None
     for name, spec in methods.items():
         if isinstance(name, str) and _RESERVED_METHOD.fullmatch(name):
             raise ValueError(
@@ -160,7 +161,7 @@ def _check_bases(config: dict[str, Any]) -> None:
                 "(base, base0, base1, ...); choose another name"
             )
         bases = spec.get("bases") if isinstance(spec, dict) else None
-        if isinstance(bases, list) and not set(bases) <= set(known):
+        if known is not None and isinstance(bases, list) and not set(bases) <= set(known):
             raise ValueError(
                 f"train.methods.{name}.bases {bases!r} names base models that base_model.seeds "
                 f"{known!r} does not train; use some of {known!r}"
