@@ -69,6 +69,10 @@ FIGURES: dict[str, Figure] = {
         Figure("pass_at_k", "analyze",
                "pass@k of the base model (dashed) and the final policies on the held-out split: "
                "where a curve ends below the base's, RL has narrowed what the model can reach."),
+        Figure("runs", "analyze",
+               "Every run's final held-out greedy accuracy by method, coloured by the base model "
+               "it started from (a marker per RL seed); on the right, the hard family and the "
+               "bar a run must reach to have learned it."),
         Figure("tabular_methods", "analyze",
                "The same losses on a tabular softmax policy (exact entropy and accuracy)."),
         Figure("tabular_law", "analyze", "The law on the tabular GRPO runs."),

@@ -242,3 +242,19 @@ def test_runs_pair_by_base_and_seed_and_base_models_that_disagree_leave_the_payo
     assert all(c["verdict"] in ("pass", "fail", "inconclusive") for c in agree.values())
     exact = {"evals_before_half", "payoff_any"}  # a count by design, and a count of rows
     assert all(c["interval"] is not None for k, c in agree.items() if k not in exact)
+
+
+def test_the_runs_figure_shows_every_run_and_the_hard_family_where_there_is_one(tmp_path):
+    import matplotlib.image
+
+    from entropy_rl.plots.study import plot_runs
+
+    lm, _ = _bases([True, False])
+    plot_runs(lm, tmp_path / "overall")
+    for method, learned in (("grpo", [False] * 4), ("clip_cov", [True, True, False, False])):
+        _with_hard_family(lm[method], learned)
+    plot_runs(lm, tmp_path / "families")
+    one = matplotlib.image.imread(tmp_path / "overall.png")
+    two = matplotlib.image.imread(tmp_path / "families.png")
+    assert (tmp_path / "families.pdf").stat().st_size > 0
+    assert two.shape[1] > 1.8 * one.shape[1] and two.shape[0] == one.shape[0]  # a second panel

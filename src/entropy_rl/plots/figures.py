@@ -18,6 +18,7 @@ from entropy_rl.plots.study import (
     plot_law,
     plot_methods,
     plot_pass_at_k,
+    plot_runs,
 )
 
 __all__ = ["draw_study_figures"]
@@ -50,11 +51,12 @@ def draw_study_figures(config: dict[str, Any], study: Study, figures: Path) -> N
         {"toy language model (probe batch)": lm[grpo], "tabular simulator": tab[tab_grpo]},
         figures / "entropy_change",
     )
-    pass_curves = {"base": [base]} if base else {}
+    pass_curves = {"base": list(study.bases.values()) or [base]} if base else {}
     pass_curves.update(
         {m: [r.evaluation for r in lm[m]] for m in lm if all(r.evaluation for r in lm[m])}
     )
     plot_pass_at_k(pass_curves, figures / "pass_at_k")
+    plot_runs(lm, figures / "runs")
     plot_methods(
         {m: tab[m] for m in tab if tab_spec[m]["loss"] != "entropy_bonus"},
         figures / "tabular_methods",

@@ -24,6 +24,7 @@ __all__ = [
     "plot_law",
     "plot_methods",
     "plot_pass_at_k",
+    "plot_runs",
 ]
 
 ACCURACY_LABELS = {
@@ -312,6 +313,74 @@ def plot_pass_at_k(
     else:
         ax.set_xticks(ks)
     ax.legend(loc="lower right", fontsize="small")
+    return save(fig, stem)
+
+
+BASE_COLORS = [
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#666666",
+]
+
+
+def plot_runs(
+    runs: dict[str, Sequence[Any]], stem: str | os.PathLike[str], bar: float = 0.5
+) -> list[Path]:
+    """Every run's final held-out greedy accuracy, one column of points per method, coloured by
+    the base model it started from (a marker per RL seed): the spread a verdict's interval sums
+    up. Where the task has a hard family, a second panel shows it, with the bar a run must reach
+    to count as having learned it (the discovery rate's)."""
+    methods = [m for m, rs in runs.items() if all(r.evaluation.get("heldout_greedy") for r in rs)]
+    families = any(
+        "hard" in r.evaluation["heldout_greedy"].get("family_pass@1", {})
+        for m in methods
+        for r in runs[m]
+    )
+    panels = [("held-out greedy accuracy", None)] + (
+        [("hard family: held-out greedy accuracy", "hard")] if families else []
+    )
+    fig, axes = new_figure(ncols=len(panels), width=max(4.6, 0.75 * len(methods) + 1.5), height=3.8)
+    bases = sorted({r.base for m in methods for r in runs[m]})
+    seeds = sorted({r.seed for m in methods for r in runs[m]})
+    markers = "osD^vP*X"
+    for ax, (title, family) in zip(axes[0], panels, strict=True):
+        for x, method in enumerate(methods):
+            for run in runs[method]:
+                greedy = run.evaluation["heldout_greedy"]
+                y = greedy.get("family_pass@1", {}).get(family) if family else greedy["pass@1"]
+                if y is None:
+                    continue
+                offset = (bases.index(run.base) - (len(bases) - 1) / 2) * 0.09
+                offset += (seeds.index(run.seed) - (len(seeds) - 1) / 2) * 0.03
+                ax.scatter(
+                    x + offset, y, s=26, alpha=0.85,
+                    color=BASE_COLORS[bases.index(run.base) % len(BASE_COLORS)],
+                    marker=markers[seeds.index(run.seed) % len(markers)], edgecolor="white", lw=0.5,
+                )  # fmt: skip
+        if family:
+            ax.axhline(bar, color="0.4", ls=":", lw=1)
+            ax.text(-0.45, bar, f"learned (≥ {bar:g})", va="bottom", ha="left",
+                    fontsize="small", color="0.3")  # fmt: skip
+        ax.set_xticks(range(len(methods)), methods, rotation=25, ha="right")
+        ax.set_xlim(-0.5, len(methods) - 0.5)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel("accuracy (final policy)")
+        ax.set_title(title)
+    handles = [
+        ax.scatter([], [], color=BASE_COLORS[i % len(BASE_COLORS)], marker="o", s=26,
+                   label=f"base model {b}")
+        for i, b in enumerate(bases)
+    ] + [
+        ax.scatter([], [], color="0.5", marker=markers[i % len(markers)], s=26, label=f"RL seed {s}")
+        for i, s in enumerate(seeds)
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6),
+               fontsize="small", frameon=False)  # fmt: skip
     return save(fig, stem)
 
 
