@@ -258,3 +258,32 @@ def test_the_runs_figure_shows_every_run_and_the_hard_family_where_there_is_one(
     two = matplotlib.image.imread(tmp_path / "families.png")
     assert (tmp_path / "families.pdf").stat().st_size > 0
     assert two.shape[1] > 1.8 * one.shape[1] and two.shape[0] == one.shape[0]  # a second panel
+
+
+@pytest.mark.parametrize(("tuned", "verdict"), [(0.7, "pass"), (0.5, "fail")])
+def test_the_bonus_in_the_payoff_rows_must_be_the_sweeps_best_on_validation(tuned, verdict):
+    lm, _ = _bases([True, True])
+    validation = {"entropy_bonus_0.01": 0.6, "entropy_bonus_0.3": tuned, "entropy_bonus_2": 0.4}
+    for method, accuracy in validation.items():
+        runs = [
+            r for r in lm["grpo"] if method == "entropy_bonus_0.3" or (r.base, r.seed) == (0, 0)
+        ]
+        lm[method] = []
+        for run in runs:
+            rows = [dict(row) for row in run.rows]
+            rows[-1]["val_accuracy_greedy"] = accuracy
+            lm[method].append(
+                Run(method, run.seed, rows, run.summary, run.evaluation, run.greedy, run.base)
+            )
+    methods = {"grpo": {"loss": "grpo"}, "clip_cov": {"loss": "clip_cov"}}
+    methods |= {m: {"loss": "entropy_bonus", "loss_config": {"coef": float(m.split("_")[-1])}}
+                for m in validation}  # fmt: skip
+    checks = {
+        c["check"]: c for c in acceptance_checks(lm, analyze_study(lm, methods), {}, methods, {})
+    }
+    chosen = [c for c in checks.values() if c["claim"] == "bonus_chosen"]
+    assert [c["verdict"] for c in chosen] == [verdict]
+    assert chosen[0]["value"] == pytest.approx(tuned - 0.6) and "over 1 run" in chosen[0]["detail"]
+    # the full-design bonus is compared with GRPO like Clip-Cov; the sweep's ends are not
+    payoffs = [c["check"] for c in checks.values() if c["claim"] == "payoff"]
+    assert any("entropy_bonus_0.3" in p for p in payoffs) and not any("_2'" in p for p in payoffs)

@@ -109,6 +109,10 @@ CLAIMS: dict[str, Claim] = _claims(
           note=" (entropy rises)"),
     Claim("bonus_large_cost", "{method} (largest coefficient): held-out accuracy minus GRPO's",
           "<", -0.05),
+    Claim("bonus_chosen",
+          "{method}'s coefficient, in the payoff rows: final validation greedy accuracy minus the "
+          "best other coefficient's, on the runs the sweep shares", ">=", 0,
+          note=" (chosen on validation)"),
     # the entropy-target controller
     Claim("target_held",
           "{method} ({world}): share of steps after warm-up with {what} within 10% of the target",

@@ -616,6 +616,43 @@ def _discovery_checks(
     return checks
 
 
+def _final_validation(run: Run) -> float:
+    """The last greedy validation accuracy a run logged in training (NaN if none)."""
+    values = [
+        r["val_accuracy_greedy"] for r in run.rows if r.get("val_accuracy_greedy") is not None
+    ]
+    return float(values[-1]) if values else float("nan")
+
+
+def _bonus_chosen_checks(
+    lm: dict[str, list[Run]], bonus: list[str], chosen: list[str]
+) -> list[dict[str, Any]]:
+    """Each entropy bonus in the payoff rows was the sweep's best on the validation split: its final
+    greedy validation accuracy against every other coefficient's, on the base models and seeds
+    every coefficient ran (a selection, so an exact row)."""
+    checks: list[dict[str, Any]] = []
+    if not bonus or not chosen:
+        return checks
+    shared = set.intersection(*({(r.base, r.seed) for r in lm[m]} for m in bonus))
+    for method in chosen:
+        others = [m for m in bonus if m != method]
+        if not shared or not others:
+            continue
+
+        def score(m: str) -> float:
+            return float(
+                np.mean([_final_validation(r) for r in lm[m] if (r.base, r.seed) in shared])
+            )
+
+        best = max(others, key=score)
+        checks.append(
+            _check("bonus_chosen", score(method) - score(best), method=method,
+                   detail=f"{score(method):.3f} against {best}'s {score(best):.3f} over "
+                   f"{len(shared)} run{'s' if len(shared) != 1 else ''}")
+        )  # fmt: skip
+    return checks
+
+
 def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list[dict[str, Any]]:
     """The entropy bonus's two failure modes: its smallest and largest coefficients (``bonus``
     sorted by coefficient)."""
@@ -694,6 +731,7 @@ def acceptance_checks(
         key=lambda m: float(methods[m].get("loss_config", {}).get("coef", 0)),
     )
     checks += _bonus_checks(lm, grpo, bonus)
+    checks += _bonus_chosen_checks(lm, bonus, [m for m in compared if m in bonus])
     checks += _tabular_checks(tabular, tabular_methods)
     return checks
 
