@@ -424,3 +424,24 @@ def test_snakemake_lint_is_clean(snakemake_run):
     assert result.returncode == 0 and "Lints for" not in result.stdout + result.stderr, (
         result.stdout + result.stderr
     )[-3000:]
+
+
+def test_the_confirmation_overlay_runs_the_default_on_fresh_base_models(tmp_path):
+    """`--configfile config/config.yaml config/overlays/confirmation.yaml`: the default study with
+    only its base models swapped (SFT seeds it was never tuned on), under its own profile."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(tmp_path), "--cores", "1", "--dry-run", "--configfile",
+               str(REPO / "config" / "config.yaml"),
+               str(REPO / "config" / "overlays" / "confirmation.yaml")]  # fmt: skip
+    plan = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    jobs = _job_counts(plan.stdout)
+    assert jobs["train_run"] == sum(len(p) for p in lm_runs(default).values())
+    bases = set(re.findall(r"results/confirmation/toy/base(\d+)/base_summary\.json", plan.stdout))
+    assert bases == {"100", "101", "102", "103"}
+    assert not set(map(int, bases)) & set(default["base_model"]["seeds"])
+    assert "docs/tables/confirmation_acceptance.md" in plan.stdout
