@@ -148,3 +148,22 @@ def test_selection_cost_times_both_selections_side_by_side(tmp_path):
     result = json.loads((tmp_path / "s.json").read_text())["results"]["kl_cov"]
     assert result["batch_s"] > 0 and result["micro_batch_s"] > 0
     assert result["ratio"] == pytest.approx(result["batch_s"] / result["micro_batch_s"])
+
+
+@pytest.mark.slow
+def test_the_world_probe_trains_bases_and_runs_and_tells_which_learned_the_hard_family(tmp_path):
+    tiny = [
+        "base_model.model={hidden_size: 32, num_layers: 1, num_heads: 2, num_kv_heads: 1, intermediate_size: 64}",
+        "base_model.sft={steps: 20, batch_size: 16, lr: 3.0e-3, warmup_steps: 2, train_problems: 200}",
+        "train.steps=2", "train.eval_every=0", "train.lemma_check_every=0", "train.train_problems=300",
+    ]  # fmt: skip
+    out = run("world_probe.py", "--out", str(tmp_path / "w"), "--bases", "0", "1",
+              "--methods", "grpo", "clip_cov", "--k", "2", "--problems", "8",
+              *[a for s in tiny for a in ("--set", s)])  # fmt: skip
+    probe = json.loads((tmp_path / "w" / "probe.json").read_text())
+    assert [(r["base"], r["method"]) for r in probe["runs"]] == [
+        (0, "grpo"), (0, "clip_cov"), (1, "grpo"), (1, "clip_cov")
+    ]  # fmt: skip
+    assert all(0 <= r["greedy_hard"] <= 1 and r["entropy_late"] > 0 for r in probe["runs"])
+    assert set(probe["bases"]) == {"0", "1"} and "| base | base: hard solved per sample |" in out
+    assert "grpo: learned the hard family on" in out
