@@ -229,6 +229,51 @@ def render_report(
     return "\n".join(parts)
 
 
+def runs_markdown(study: Any) -> str:
+    """Every base model and every run as markdown: each base model's held-out pass@k and its
+    sampled accuracy per family (how rare the hard family's path is), then each run's late-run
+    entropy and final greedy accuracy, overall and per family, by base model and seed."""
+    lines = []
+    if study.bases:
+        first = next(iter(study.bases.values()))
+        k = max(
+            (int(key.split("@")[1]) for key in first.get("heldout", {}) if key.startswith("pass@")),
+            default=1,
+        )
+        families = list(first.get("heldout", {}).get("family_pass@1", {}))
+        lines += [
+            "| base model (SFT seed) | held-out pass@"
+            + str(k)
+            + " | "
+            + " | ".join(f"{f}: solved per sample" for f in families)
+            + " |",
+            "|---|---|" + "---|" * len(families),
+        ]
+        for b, evaluation in study.bases.items():
+            held = evaluation.get("heldout", {})
+            cells = [str(b), f"{held.get(f'pass@{k}', float('nan')):.3f}"]
+            cells += [f"{held.get('family_pass@1', {}).get(f, float('nan')):.4f}" for f in families]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    families = sorted({f for runs in study.lm.values() for r in runs
+                       for f in r.evaluation.get("heldout_greedy", {}).get("family_pass@1", {})})  # fmt: skip
+    lines += [
+        "| method | base model | seed | late-run entropy | held-out greedy | "
+        + "".join(f"greedy: {f} | " for f in families),
+        "|---|---|---|---|---|" + "---|" * len(families),
+    ]
+    for method, runs in study.lm.items():
+        for r in sorted(runs, key=lambda run: (run.base, run.seed)):
+            greedy = r.evaluation.get("heldout_greedy", {})
+            cells = [method, str(r.base), str(r.seed), f"{r.summary['entropy_late']:.4f}",
+                     f"{greedy.get('pass@1', float('nan')):.3f}"]  # fmt: skip
+            cells += [
+                f"{greedy.get('family_pass@1', {}).get(f, float('nan')):.2f}" for f in families
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_study_tables(tables: Path, study: Any) -> None:
     """The run's tables under ``tables``: methods (the base model first), tabular methods,
     acceptance and law as markdown, and every method metric as ``methods.csv``."""
@@ -247,6 +292,7 @@ def write_study_tables(tables: Path, study: Any) -> None:
         + acceptance_markdown(study.checks),
     )
     write_text(tables / "law.md", law_table_markdown(lm_analysis["methods"]))
+    write_text(tables / "runs.md", runs_markdown(study))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["method", "loss", "metric", "mean", "std", "n"])

@@ -24,7 +24,7 @@ INJECTION = "Qwen/x$(touch PWNED)"
 
 def _pretrained(value: str) -> dict:
     config = copy.deepcopy(DEFAULT)
-    config["base_model"].update(source="pretrained", pretrained=value)
+    config["base_model"].update(source="pretrained", pretrained=value, seeds=[0])  # one model
     return config
 
 
