@@ -118,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     def judged(job: tuple[int, str, int]) -> dict:
         b, method, seed = job
         folder = out / method / f"base{b}" / f"seed{seed}"
-        rows = [json.loads(line) for line in (folder / "metrics.jsonl").open()]
-        late = rows[-max(1, len(rows) // 10) :]
-        return {"entropy_late": sum(r["entropy"] for r in late) / len(late),
+        from entropy_rl.analysis.runs import late_mean
+        from entropy_rl.io import read_metrics
+
+        entropy = [r["entropy"] for r in read_metrics(folder / "metrics.jsonl")]
+        return {"entropy_late": late_mean(entropy),
                 **_validation(folder / "model", config, 1, temperature)}  # fmt: skip
 
     # the jobs run in processes side by side; models are loaded and judged here, one at a time

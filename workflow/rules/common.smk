@@ -41,8 +41,7 @@ TABULAR_RUNS = [
 # the benchmarks every evaluation runs, named on its command line so `snakemake -n -p` shows them
 BENCHMARK_LIST = ",".join(config["evaluate"].get("benchmarks", []))
 # the token-entropy view samples the first run (base, seed) of every method
-FIRST_RUNS = {m: (b, s) for m, b, s in reversed(LM_RUNS)}
-FIRST_RUNS = [(m, *FIRST_RUNS[m]) for m in config["train"]["methods"]]
+FIRST_RUNS = [(m, *runs[0]) for m, runs in lm_runs(config).items()]
 
 
 def lm_files(name, runs=None):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LATE_FRACTION", "late_mean", "summarize_run", "target_tracking"]
+__all__ = ["LATE_FRACTION", "late_mean", "pearson", "summarize_run", "target_tracking"]
 
 LATE_FRACTION = 0.1  # the late run: its last 10% of steps
 
@@ -21,7 +21,8 @@ def late_mean(values: Sequence[float], fraction: float = LATE_FRACTION) -> float
     return float(array[-max(1, int(np.ceil(fraction * len(array)))) :].mean())
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r of ``x`` and ``y``; NaN with fewer than 3 points or a constant side."""
     if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
@@ -113,7 +114,7 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "accuracy_initial": float(accuracy[0]),
         "accuracy_final": float(accuracy[-1]),
         "accuracy_max": float(accuracy.max()),
-        "entropy_change_corr": _pearson(measured, predicted),
+        "entropy_change_corr": pearson(measured, predicted),
         "entropy_change_checks": len(checked),
         "cov_positive_frac": float(np.mean(cov > 0)) if len(cov) else float("nan"),
     }

@@ -4,9 +4,10 @@ science-acceptance checks of docs/design.md with pass/fail against their targets
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from entropy_rl.analysis.law import (
     fit_law,
     law_coefficients,
 )
-from entropy_rl.analysis.runs import summarize_run
+from entropy_rl.analysis.runs import pearson, summarize_run
 from entropy_rl.analysis.stats import binomial_interval, cluster_bootstrap, hierarchical_bootstrap
 from entropy_rl.config import BASE_DIR, LM_RUN_DIR, TABULAR_RUN_DIR
 from entropy_rl.io import read_jsonl, read_metrics
@@ -34,6 +35,9 @@ __all__ = [
     "method_table",
     "methods_with_loss",
 ]
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -170,11 +174,9 @@ def method_table(
     return table
 
 
-def base_table_row(evaluations: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+def base_table_row(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
     """The base models as a row of the method table: their held-out and OOD accuracies, mean ± std
     over base models (they have no training run, so no entropy columns)."""
-    if isinstance(evaluations, dict):
-        evaluations = [evaluations]
     row: dict[str, Any] = {
         "method": "base", "loss": "(SFT)", "loss_config": {}, "seeds": len(evaluations),
     }  # fmt: skip
@@ -203,14 +205,17 @@ def _pairs(runs: dict[str, list[Run]], method: str, reference: str) -> list[tupl
     return [(r, by_run[(r.base, r.seed)]) for r in runs[method] if (r.base, r.seed) in by_run]
 
 
-def _by_base(values: list[tuple[int, float]]) -> list[list[float]]:
-    """``[(base, value), ...]`` → the finite values grouped by base model (the hierarchical
-    bootstrap's input: base models, then seeds)."""
-    groups: dict[int, list[float]] = {}
-    for base, value in values:
-        if np.isfinite(value):
-            groups.setdefault(base, []).append(float(value))
+def _by_base(items: Iterable[tuple[int, T]]) -> list[list[T]]:
+    """``[(base, item), ...]`` → the items grouped by base model, in base order (the bootstraps'
+    input: base models, then seeds within each)."""
+    groups: dict[int, list[T]] = {}
+    for base, item in items:
+        groups.setdefault(base, []).append(item)
     return [groups[b] for b in sorted(groups)]
+
+
+def _finite_by_base(values: list[tuple[int, float]]) -> list[list[float]]:
+    return _by_base((b, float(v)) for b, v in values if np.isfinite(v))
 
 
 NAN_STAT = {
@@ -226,7 +231,7 @@ def run_statistic(values: list[tuple[int, float]]) -> dict[str, float]:
     """The mean of a per-run number over base models and seeds (every base counts equally), with
     its hierarchical bootstrap 95% interval (:func:`~entropy_rl.analysis.stats.hierarchical_bootstrap`);
     ``values`` are ``(base, value)`` per run. No runs: NaN."""
-    groups = _by_base(values)
+    groups = _finite_by_base(values)
     return hierarchical_bootstrap(groups) if groups else dict(NAN_STAT)
 
 
@@ -320,7 +325,6 @@ def _interval_text(stat: dict[str, Any]) -> str:
 def _check(
     claim_id: str,
     value: float | dict[str, Any],
-    passed: bool | None = None,
     detail: str = "",
     target: str | None = None,
     verdict: str | None = None,
@@ -342,8 +346,6 @@ def _check(
     else:
         estimate, interval = float(value), None
         found = "pass" if claim.holds(estimate) else "fail"
-    if passed is not None:
-        found = "pass" if passed else "fail"
     if verdict is not None:
         found = verdict
     check = {
@@ -366,8 +368,10 @@ def _eval_value(run: Run, split: str, key: str) -> float:
 
 
 def _heldout(runs: list[Run], split: str, key: str) -> float:
-    """Mean over base models and seeds of ``evaluation[split][key]`` (NaN where a run has none)."""
-    return run_statistic([(r.base, _eval_value(r, split, key)) for r in runs])["estimate"]
+    """Mean over base models (each counted equally) and seeds of ``evaluation[split][key]``, as
+    :func:`run_statistic` estimates it, without its interval (NaN where no run has it)."""
+    groups = _finite_by_base([(r.base, _eval_value(r, split, key)) for r in runs])
+    return float(np.mean([np.mean(g) for g in groups])) if groups else float("nan")
 
 
 def _largest_k(evaluation: dict[str, Any]) -> int:
@@ -402,12 +406,10 @@ def _pooled_r(runs: list[Run]) -> float:
         for x in run.rows
         if x.get("entropy_change") is not None and x.get("entropy_change_predicted") is not None
     ]
-    if len(points) < 3:
+    if not points:
         return float("nan")
     measured, predicted = np.array(points, dtype=float).T
-    if np.std(measured) == 0 or np.std(predicted) == 0:
-        return float("nan")
-    return float(np.corrcoef(measured, predicted)[0, 1])
+    return pearson(measured, predicted)
 
 
 def _pooled_law(runs: list[Run], entropy_key: str, what: str) -> float:
@@ -419,13 +421,6 @@ def _pooled_law(runs: list[Run], entropy_key: str, what: str) -> float:
     except ValueError:
         return float("nan")
     return r2 if what == "r2" else b - a
-
-
-def _grouped_runs(runs: list[Run]) -> list[list[Run]]:
-    groups: dict[int, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(run.base, []).append(run)
-    return [groups[b] for b in sorted(groups)]
 
 
 def _collapse_law_mechanism_checks(
@@ -446,7 +441,7 @@ def _collapse_law_mechanism_checks(
         gains.append((r.base, val[-1] - val[0] if val else float("nan")))
     checks.append(_check("accuracy_gain", run_statistic(gains)))
     entropy_key = lm_analysis.get("entropy_key", "entropy")
-    groups = _grouped_runs(runs)
+    groups = _by_base((r.base, r) for r in runs)
     line = lm_analysis["methods"][grpo].get("law_line", {})
     r2 = cluster_bootstrap(groups, lambda rs: _pooled_law(rs, entropy_key, "r2"))
     checks.append(
