@@ -6,6 +6,7 @@ respect to every ``logp[b][t]``, written out by hand from each paper's formula.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -17,7 +18,6 @@ from entropy_rl.advantages import compute_advantages, informative_groups
 from entropy_rl.losses import (
     available_policy_losses,
     get_policy_loss,
-    make_controller,
     make_loss_config,
 )
 from entropy_rl.losses.interventions import next_coef
@@ -274,19 +274,24 @@ def test_controller_is_a_clamped_pi_step_towards_the_target(entropy, target, int
     assert 0.0 <= coef <= 1.0
 
 
-def test_controller_state_round_trips_and_only_entropy_target_has_one():
+def test_controller_is_explicit_state_and_only_entropy_target_has_one():
     config = make_loss_config("entropy_target", {"target": 0.4, "coef_init": 0.01})
-    controller = make_controller(config)
-    assert controller.coef == pytest.approx(0.01)
-    controller.update(0.2)  # below target: the coefficient grows
-    assert controller.coef > 0.01
-    again = make_controller(config, controller.state_dict())
-    assert (again.integral, again.coef) == (controller.integral, controller.coef)
-    assert make_controller(make_loss_config("entropy_bonus")) is None
+    controller = get_policy_loss("entropy_target").controller
+    state = controller.init(config)
+    assert controller.loss_kwargs(config, state) == {"coef": pytest.approx(0.01)}
+    new, metrics = controller.update(config, state, {"entropy": 0.2})  # below target: it grows
+    assert state == {"integral": 0.01, "coef": 0.01}  # the old state is not changed
+    assert metrics == {"entropy_target": 0.4, "entropy_coef_next": new["coef"]}
+    assert controller.loss_kwargs(config, new)["coef"] == new["coef"] > 0.01
+    assert json.loads(json.dumps(new)) == new  # a checkpoint stores it as it is
+    assert all(
+        get_policy_loss(name).controller is None
+        for name in available_policy_losses() if name != "entropy_target"
+    )  # fmt: skip
     with pytest.raises(ValueError, match=r"entropy_target.coef_init \(2\) must be <= "):
         make_loss_config("entropy_target", {"coef_init": 2.0})
     with pytest.raises(ValueError, match="controller inputs must be finite"):
-        controller.update(float("nan"))
+        controller.update(config, new, {"entropy": float("nan")})
 
 
 # -- DAPO's dynamic-sampling filter --------------------------------------------------------

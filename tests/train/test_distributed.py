@@ -19,7 +19,6 @@ from transformers import AutoModelForCausalLM
 
 from entropy_rl.io import read_jsonl
 from entropy_rl.tasks import ArithmeticTask
-from entropy_rl.train import RLSettings
 from entropy_rl.train.distributed import World
 from entropy_rl.train.loop import _check_world, train
 
@@ -148,9 +147,9 @@ def _select_on_rank(rank: int, size: int, init: str, model_dir: str, out: str) -
 
 def _choose(model_dir: str, world: World, rows: slice) -> dict[str, torch.Tensor]:
     """The tokens each selecting loss chooses for ``rows`` of one fixed 8-row mini-batch."""
-    from entropy_rl.losses import make_loss_config
-    from entropy_rl.train.batch import TokenBatch
-    from entropy_rl.train.loop import _select_over_mini_batch
+    from entropy_rl.losses import get_policy_loss, make_loss_config
+    from entropy_rl.step import Update, select_over_mini_batch
+    from entropy_rl.train.batch import LanguagePolicy, TokenBatch
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     g = torch.Generator().manual_seed(0)
@@ -164,12 +163,11 @@ def _choose(model_dir: str, world: World, rows: slice) -> dict[str, torch.Tensor
     chosen = {}
     for name, values in (("clip_cov", {"r": 0.05, "omega_low": -100.0, "omega_high": 100.0}),
                          ("kl_cov", {"k": 0.05}), ("forking_tokens", {"top_fraction": 0.1})):  # fmt: skip
-        settings = RLSettings(model=model_dir, loss=name, loss_config=values)
+        plan = Update(get_policy_loss(name), make_loss_config(name, values), 1, 1)
         index = torch.arange(8)[rows]
-        chosen[name] = _select_over_mini_batch(
-            model, mini.select(index), [torch.arange(len(index))], old[index], settings,
-            make_loss_config(name, values), torch.Generator().manual_seed(7), world,
-            on_policy=False,
+        chosen[name] = select_over_mini_batch(
+            LanguagePolicy(model, world=world), mini.take(index), [torch.arange(len(index))],
+            old[index], plan, torch.Generator().manual_seed(7), world,
         )  # fmt: skip
     return chosen
 

@@ -24,8 +24,8 @@ from entropy_rl.losses.config import (
     KLCovConfig,
     LossConfig,
 )
-from entropy_rl.losses.interventions import EntropyController, make_controller
 from entropy_rl.losses.registry import (
+    Controller,
     PolicyLoss,
     available_policy_losses,
     get_policy_loss,
@@ -38,8 +38,8 @@ __all__ = [
     "AGGREGATIONS",
     "ClipCovConfig",
     "ClipHigherConfig",
+    "Controller",
     "EntropyBonusConfig",
-    "EntropyController",
     "GRPOConfig",
     "KLCovConfig",
     "LossConfig",
@@ -48,7 +48,6 @@ __all__ = [
     "available_policy_losses",
     "get_policy_loss",
     "kl_estimate",
-    "make_controller",
     "make_loss_config",
     "masked_mean",
     "ppo_token_losses",

@@ -18,7 +18,7 @@ option (see :func:`entropy_rl.advantages.informative_groups`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -30,18 +30,16 @@ from entropy_rl.losses.config import (
     EntropyAdvantageConfig,
     EntropyTargetConfig,
     ForkingTokensConfig,
-    LossConfig,
     PosNegWeightConfig,
 )
-from entropy_rl.losses.registry import register_policy_loss
+from entropy_rl.losses.registry import Controller, register_policy_loss
 
 __all__ = [
-    "EntropyController",
+    "ENTROPY_TARGET",
     "dr_grpo_loss",
     "entropy_advantage_loss",
     "entropy_target_loss",
     "forking_tokens_loss",
-    "make_controller",
     "next_coef",
     "pos_neg_weight_loss",
     "shaped_advantages",
@@ -185,36 +183,6 @@ def pos_neg_weight_loss(
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
-@register_policy_loss("entropy_target", EntropyTargetConfig)
-def entropy_target_loss(
-    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
-    config: EntropyTargetConfig, *, entropy: Tensor | None = None, coef: float | None = None,
-    **extras: Any,
-) -> tuple[Tensor, dict]:  # fmt: skip
-    """Entropy-target control (ours): GRPO minus ``coef_t`` times the mean token entropy, where the
-    trainer's :class:`EntropyController` sets ``coef_t`` each step to hold ``target`` nats.
-
-        L = L_GRPO - coef_t · agg_t H_t
-        e_t = (target - H_t) / target,   I_{t+1} = clamp(I_t + ki · e_t, 0, coef_max),
-        coef_{t+1} = clamp(I_{t+1} + kp · e_t, 0, coef_max)
-
-    The entropy bonus with a fixed coefficient either collapses or explodes (the paper's Figure);
-    the controller closes the loop. Entropy responds to the coefficient like an integrator (the
-    bonus moves the logits step after step), so a pure integral controller, such as SAC's
-    temperature update, oscillates around the target; the proportional term damps it. The
-    coefficient never goes below 0: the controller can stop a collapse, not speed one up. ``coef``
-    defaults to ``coef_init`` (a trainer without the controller gets a plain entropy bonus).
-    """
-    entropy = _need_entropy("entropy_target", entropy, logp)
-    coef = config.coef_init if coef is None else coef
-    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
-    loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
-    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), {
-        **metrics,
-        "entropy_coef": coef,
-    }
-
-
 def next_coef(
     integral: float, entropy: float, target: float, kp: float, ki: float, coef_max: float
 ) -> tuple[float, float]:
@@ -237,33 +205,56 @@ def next_coef(
     return integral, min(coef_max, max(0.0, integral + kp * error))
 
 
-@dataclass
-class EntropyController:
-    """The entropy coefficient of an ``entropy_target`` run and its update; state is
-    ``(integral, coef)``."""
-
-    config: EntropyTargetConfig
-    integral: float
-    coef: float
-
-    def update(self, entropy: float) -> float:
-        """Move the coefficient after a step whose policy had mean token entropy ``entropy``."""
-        c = self.config
-        self.integral, self.coef = next_coef(
-            self.integral, entropy, c.target, c.kp, c.ki, c.coef_max
-        )
-        return self.coef
-
-    def state_dict(self) -> dict[str, float]:
-        return {"integral": self.integral, "coef": self.coef}
+def _target_init(config: EntropyTargetConfig) -> dict[str, float]:
+    return {"integral": config.coef_init, "coef": config.coef_init}
 
 
-def make_controller(
-    config: LossConfig, state: dict[str, float] | None = None
-) -> EntropyController | None:
-    """The controller a loss needs (``None`` for a loss without one), optionally restored."""
-    if not isinstance(config, EntropyTargetConfig):
-        return None
-    if state:
-        return EntropyController(config, state["integral"], state["coef"])
-    return EntropyController(config, config.coef_init, config.coef_init)
+def _target_update(
+    config: EntropyTargetConfig, state: dict[str, float], row: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """After a step whose policy had mean token entropy ``row["entropy"]``: the next state, and
+    the target and the next step's coefficient for the metrics row."""
+    integral, coef = next_coef(
+        state["integral"], row["entropy"], config.target, config.kp, config.ki, config.coef_max
+    )
+    return {"integral": integral, "coef": coef}, {
+        "entropy_target": config.target,
+        "entropy_coef_next": coef,
+    }
+
+
+ENTROPY_TARGET = Controller(
+    init=_target_init,
+    update=_target_update,
+    loss_kwargs=lambda config, state: {"coef": state["coef"]},
+)
+
+
+@register_policy_loss("entropy_target", EntropyTargetConfig, controller=ENTROPY_TARGET)
+def entropy_target_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: EntropyTargetConfig, *, entropy: Tensor | None = None, coef: float | None = None,
+    **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """Entropy-target control (ours): GRPO minus ``coef_t`` times the mean token entropy, where the
+    loss's controller (``ENTROPY_TARGET``) sets ``coef_t`` each step to hold ``target`` nats.
+
+        L = L_GRPO - coef_t · agg_t H_t
+        e_t = (target - H_t) / target,   I_{t+1} = clamp(I_t + ki · e_t, 0, coef_max),
+        coef_{t+1} = clamp(I_{t+1} + kp · e_t, 0, coef_max)
+
+    The entropy bonus with a fixed coefficient either collapses or explodes (the paper's Figure);
+    the controller closes the loop. Entropy responds to the coefficient like an integrator (the
+    bonus moves the logits step after step), so a pure integral controller, such as SAC's
+    temperature update, oscillates around the target; the proportional term damps it. The
+    coefficient never goes below 0: the controller can stop a collapse, not speed one up. ``coef``
+    defaults to ``coef_init`` (a trainer without the controller gets a plain entropy bonus).
+    """
+    entropy = _need_entropy("entropy_target", entropy, logp)
+    coef = config.coef_init if coef is None else coef
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
+    loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
+    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), {
+        **metrics,
+        "entropy_coef": coef,
+    }

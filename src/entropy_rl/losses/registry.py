@@ -41,6 +41,7 @@ from entropy_rl.losses.common import (
 from entropy_rl.losses.config import LossConfig
 
 __all__ = [
+    "Controller",
     "PolicyLoss",
     "available_policy_losses",
     "get_policy_loss",
@@ -52,6 +53,22 @@ __all__ = [
 LossFn = Callable[..., tuple[Tensor, dict[str, float]]]
 # (logp, old_logp, advantages, mask, config, *, entropy, generator, cov) -> bool [batch, seq]
 Selector = Callable[..., Tensor]
+State = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Controller:
+    """A loss's state across steps as pure functions of an explicit, JSON-able state (optax style).
+
+    ``init(config) -> state`` at step 0; ``loss_kwargs(config, state)`` is what the loss takes from
+    the state each step (e.g. ``{"coef": 0.01}``); ``update(config, state, row) -> (state,
+    metrics)`` after each step, ``row`` being the step's metrics row and ``metrics`` what the
+    controller adds to it. The trainers call, log and checkpoint it without knowing which loss it
+    belongs to."""
+
+    init: Callable[[LossConfig], State]
+    update: Callable[[LossConfig, State, Mapping[str, Any]], tuple[State, dict[str, Any]]]
+    loss_kwargs: Callable[[LossConfig, State], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,7 @@ class PolicyLoss:
     the selector of the tokens it trains, for a loss that chooses them by a batch statistic, and
     whether it needs old log-probabilities recomputed exactly (``exact_old_logp``: a loss whose
     gradient is large at any nonzero ``logp - old_logp``, so that the sampler's float rounding
-    would move the policy)."""
+    would move the policy), and the :class:`Controller` of a loss with state across steps."""
 
     name: str
     fn: LossFn
@@ -68,6 +85,7 @@ class PolicyLoss:
     summary: str
     selector: Selector | None = None
     exact_old_logp: bool = False
+    controller: Controller | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, float]]:
         return self.fn(*args, **kwargs)
@@ -142,9 +160,11 @@ def register_policy_loss(
     config_cls: type[LossConfig] | None = None,
     selector: Selector | None = None,
     exact_old_logp: bool = False,
+    controller: Controller | None = None,
 ) -> Callable[[LossFn], PolicyLoss]:
-    """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass) and, for a
-    loss that trains a chosen subset of tokens, the ``selector`` that chooses them."""
+    """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass), for a
+    loss that trains a chosen subset of tokens the ``selector`` that chooses them, and for a loss
+    with state across steps its ``controller``."""
     if config_cls is None:
         config_cls = dataclasses.make_dataclass(
             f"{name.title().replace('_', '')}Config",
@@ -208,7 +228,8 @@ def register_policy_loss(
 
         summary = (fn.__doc__ or name).strip().splitlines()[0]
         spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
-                          selector=selector, exact_old_logp=exact_old_logp)  # fmt: skip
+                          selector=selector, exact_old_logp=exact_old_logp,
+                          controller=controller)  # fmt: skip
         _REGISTRY[name] = spec
         return spec
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from entropy_rl.rows import Rows
 
 __all__ = ["Generation", "Generator"]
 
 
 @dataclass(frozen=True)
-class Generation:
+class Generation(Rows):
     """``n`` samples per prompt, prompt-major: sample ``i`` answers prompt ``i // n``.
 
     ``response_ids`` end with the EOS token when the response finished (``finished``), and
@@ -28,15 +30,6 @@ class Generation:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-    def select(self, rows: Sequence[int]) -> Generation:
-        """The samples at ``rows``, in that order."""
-        columns = (getattr(self, f.name) for f in fields(self))
-        return Generation(*([column[i] for i in rows] if column else [] for column in columns))
-
-    def __add__(self, other: Generation) -> Generation:
-        """These samples, then ``other``'s."""
-        return Generation(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 
 @runtime_checkable

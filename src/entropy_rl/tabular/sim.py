@@ -13,16 +13,26 @@ a response token is emitted in each state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
-from entropy_rl.advantages import compute_advantages, dynamic_sampling, get_advantage_estimator
-from entropy_rl.losses import get_policy_loss, make_controller, make_loss_config
+from entropy_rl.advantages import get_advantage_estimator
+from entropy_rl.losses import get_policy_loss, make_loss_config
 from entropy_rl.metrics import token_entropy
+from entropy_rl.rows import Rows
 from entropy_rl.settings import Settings, choice, integer, number
+from entropy_rl.step import (
+    Update,
+    controller_kwargs,
+    controller_metrics,
+    controller_start,
+    draw_groups,
+    ppo_update,
+)
 from entropy_rl.tabular.world import ChainWorld, Rollouts
 from entropy_rl.theory import entropy as state_entropy
 from entropy_rl.theory import exact_entropy_change, lemma1_entropy_change, state_weighted_mean
@@ -88,9 +98,34 @@ class TabularConfig(Settings):
         )  # fmt: skip
 
 
-def _mini_batches(n: int, count: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    order = torch.randperm(n, generator=generator)
-    yield from order.chunk(count)
+@dataclass(frozen=True)
+class TableBatch(Rows):
+    """A step's responses as the update sees them: ``states``/``actions`` ``[B, T]``, each
+    response's advantage on its ``T`` tokens, every token a response token."""
+
+    states: torch.Tensor
+    actions: torch.Tensor
+    advantages: torch.Tensor
+    response_mask: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+
+class TablePolicy(torch.nn.Module):
+    """The tabular softmax policy ``softmax(z[s])`` as the shared RL step's :class:`Policy`."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(logits, dtype=torch.float64))
+
+    def forward(self, batch: TableBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        table = self.logits[batch.states]
+        logp = torch.log_softmax(table, -1).gather(-1, batch.actions[..., None]).squeeze(-1)
+        return logp, token_entropy(table)
+
+    def parts(self, batch: TableBatch) -> list[torch.Tensor]:
+        return [torch.arange(len(batch))]  # a table's mini-batch is one pass
 
 
 def run_tabular(
@@ -100,95 +135,76 @@ def run_tabular(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     world = config.world()
-    logits = torch.nn.Parameter(torch.tensor(world.base_logits, dtype=torch.float64))
+    policy = TablePolicy(world.base_logits)
     opt_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
-    optimizer = opt_cls([logits], lr=config.lr)
-    loss_fn = get_policy_loss(config.loss)
-    loss_cfg = make_loss_config(config.loss, config.loss_config)
-    controller = make_controller(loss_cfg)  # entropy_target only
+    optimizer = opt_cls(policy.parameters(), lr=config.lr)
+    loss = get_policy_loss(config.loss)
+    plan = Update(loss, make_loss_config(config.loss, config.loss_config), config.epochs,
+                  config.mini_batches, batch_selection=False)  # fmt: skip
+    control = controller_start(loss, plan.loss_config)
+
+    def draw(round_: int) -> Rollouts:  # fresh prompts each round (round 0: the step's batch)
+        prompts = torch.randperm(config.n_prompts, generator=generator)
+        return world.sample(
+            policy.logits.detach(), prompts[: config.prompts_per_step], config.group_size, generator
+        )
 
     rows = []
     for step in range(config.steps):
         start = time.perf_counter()
-        z_before = logits.detach().numpy().copy()
-        visitation = world.token_distribution(z_before)
-
-        def draw(round_: int) -> Rollouts:  # fresh prompts each round (round 0: the step's batch)
-            prompts = torch.randperm(config.n_prompts, generator=generator)
-            return world.sample(
-                logits.detach(), prompts[: config.prompts_per_step], config.group_size, generator
-            )
-
-        if config.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
-            batch, rounds = dynamic_sampling(
-                draw, config.prompts_per_step, config.group_size, config.sampling_rounds
-            )
-        else:
-            batch = draw(0)
-        advantages, adv_metrics = compute_advantages(
-            config.advantage, batch.rewards.view(-1, config.group_size)
-        )
-        if config.dynamic_sampling:
-            adv_metrics["sampling_rounds"] = rounds
-            adv_metrics["sampled_groups"] = len(batch.rewards) // config.group_size
-        token_adv = advantages.view(-1, 1).expand_as(batch.actions).contiguous()
-        mask = torch.ones_like(batch.actions, dtype=torch.bool)
+        z_before = policy.logits.detach().numpy().copy()
+        rollouts, advantages, adv_metrics = draw_groups(
+            draw, config.prompts_per_step, config.group_size, config.advantage,
+            config.dynamic_sampling, config.sampling_rounds,
+        )  # fmt: skip
+        batch = TableBatch(
+            rollouts.states, rollouts.actions,
+            advantages.view(-1, 1).expand_as(rollouts.actions).contiguous(),
+            torch.ones_like(rollouts.actions, dtype=torch.bool),
+        )  # fmt: skip
         with torch.no_grad():
-            old_logp = (
-                torch.log_softmax(logits[batch.states], -1)
-                .gather(-1, batch.actions[..., None])
-                .squeeze(-1)
-            )
+            old_logp, _ = policy(batch)
         rollout_s = time.perf_counter() - start
-
         start = time.perf_counter()
-        sums: dict[str, float] = {}
-        n_updates = 0
-        for _ in range(config.epochs):
-            for idx in _mini_batches(len(batch.rewards), config.mini_batches, generator):
-                states, actions = batch.states[idx], batch.actions[idx]
-                table = logits[states]
-                logp = torch.log_softmax(table, -1).gather(-1, actions[..., None]).squeeze(-1)
-                loss, metrics = loss_fn(
-                    logp, old_logp[idx], token_adv[idx], mask[idx], loss_cfg,
-                    entropy=token_entropy(table), generator=generator,
-                    coef=controller.coef if controller else None,
-                )  # fmt: skip
-                optimizer.zero_grad()
-                loss.backward()
-                metrics["grad_norm"] = float(logits.grad.norm())
-                optimizer.step()
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                n_updates += 1
+        update, _ = ppo_update(
+            policy, batch, old_logp, optimizer, plan, step, shuffle=generator, pick=generator,
+            loss_kwargs=controller_kwargs(loss, plan.loss_config, control),
+        )  # fmt: skip
         update_s = time.perf_counter() - start
-
-        delta = logits.detach().numpy() - z_before
-        update_metrics = {key: value / n_updates for key, value in sums.items()}
-        row = {
-            "step": step,
-            "entropy": state_weighted_mean(state_entropy(z_before), visitation),
-            "reward_mean": float(batch.rewards.mean()),
-            "accuracy": world.accuracy(z_before),
-            "response_length": float(config.length),
-            "entropy_batch": update_metrics.pop("entropy"),  # mean over the sampled tokens
-            **update_metrics,
-            "entropy_change": state_weighted_mean(
-                exact_entropy_change(z_before, delta), visitation
-            ),
-            "entropy_change_predicted": state_weighted_mean(
-                lemma1_entropy_change(z_before, delta), visitation
-            ),
-            "lr": config.lr,
-            "time_rollout_s": rollout_s,
-            "time_update_s": update_s,
-            "tokens_per_s": batch.actions.numel() * config.epochs / max(rollout_s + update_s, 1e-9),
-            **adv_metrics,
-        }
-        if controller is not None:  # the coefficient of the next step
-            row["entropy_target"] = controller.config.target
-            row["entropy_coef_next"] = controller.update(row["entropy"])
+        row = _row(config, world, step, z_before, policy.logits.detach().numpy() - z_before,
+                   rollouts, update, adv_metrics, rollout_s, update_s)  # fmt: skip
+        control, more = controller_metrics(loss, plan.loss_config, control, row)
+        row.update(more)  # the coefficient of the next step
         rows.append(row)
         if on_step is not None:
             on_step(row)
     return rows
+
+
+def _row(
+    config: TabularConfig, world: ChainWorld, step: int, z_before: np.ndarray, delta: np.ndarray,
+    rollouts: Rollouts, update: dict[str, float], adv_metrics: dict[str, float],
+    rollout_s: float, update_s: float,
+) -> dict[str, float]:  # fmt: skip
+    """The step's metrics row: the policy's exact entropy and accuracy before the update, the
+    loss's metrics, and the exact and predicted (Lemma 1) entropy change of the update, weighted
+    by how often a response token is emitted in each state."""
+    visitation = world.token_distribution(z_before)
+    return {
+        "step": step,
+        "entropy": state_weighted_mean(state_entropy(z_before), visitation),
+        "reward_mean": float(rollouts.rewards.mean()),
+        "accuracy": world.accuracy(z_before),
+        "response_length": float(config.length),
+        "entropy_batch": update.pop("entropy"),  # mean over the sampled tokens
+        **update,
+        "entropy_change": state_weighted_mean(exact_entropy_change(z_before, delta), visitation),
+        "entropy_change_predicted": state_weighted_mean(
+            lemma1_entropy_change(z_before, delta), visitation
+        ),
+        "lr": config.lr,
+        "time_rollout_s": rollout_s,
+        "time_update_s": update_s,
+        "tokens_per_s": rollouts.actions.numel() * config.epochs / max(rollout_s + update_s, 1e-9),
+        **adv_metrics,
+    }

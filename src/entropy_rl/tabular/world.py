@@ -20,32 +20,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from entropy_rl.rows import Rows
 from entropy_rl.theory import softmax
 
 __all__ = ["ChainWorld", "Rollouts"]
 
 
 @dataclass(frozen=True)
-class Rollouts:
+class Rollouts(Rows):
     """Sampled responses: ``prompts [B]``, ``states [B, T]`` and ``actions [B, T]``, ``rewards [B]``."""
 
     prompts: Tensor
     states: Tensor
     actions: Tensor
     rewards: Tensor
-
-    def _parts(self) -> tuple[Tensor, ...]:
-        return self.prompts, self.states, self.actions, self.rewards
-
-    def take(self, index: Tensor) -> Rollouts:
-        """The responses at ``index``, in that order."""
-        return Rollouts(*(part[index] for part in self._parts()))
-
-    def join(self, other: Rollouts) -> Rollouts:
-        """These responses, then ``other``'s."""
-        return Rollouts(
-            *(torch.cat(pair) for pair in zip(self._parts(), other._parts(), strict=True))
-        )
 
 
 class ChainWorld:

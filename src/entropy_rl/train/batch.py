@@ -7,6 +7,7 @@ is aligned with the *predicted* tokens ``input_ids[:, 1:]``: position ``t`` hold
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -14,9 +15,12 @@ from torch import Tensor
 from transformers import PreTrainedModel
 
 from entropy_rl.metrics import token_entropy, token_logprobs
+from entropy_rl.ranks import SINGLE, World
 from entropy_rl.rollout import Generation
+from entropy_rl.rows import Rows
 
 __all__ = [
+    "LanguagePolicy",
     "TokenBatch",
     "collate",
     "on_response_tokens",
@@ -27,7 +31,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class TokenBatch:
+class TokenBatch(Rows):
     """``input_ids``/``attention_mask`` ``[B, L]``; ``response_mask``/``advantages`` ``[B, L-1]``."""
 
     input_ids: Tensor
@@ -38,15 +42,8 @@ class TokenBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def _tensors(self) -> tuple[Tensor, ...]:
-        return self.input_ids, self.attention_mask, self.response_mask, self.advantages
-
-    def select(self, index: Tensor) -> TokenBatch:
-        index = index.to(self.input_ids.device)
-        return TokenBatch(*(t[index] for t in self._tensors()))
-
     def to(self, device: torch.device | str) -> TokenBatch:
-        return TokenBatch(*(t.to(device) for t in self._tensors()))
+        return TokenBatch(*(t.to(device) for t in self._columns()))
 
 
 def collate(generation: Generation, sequence_advantages: Tensor, pad_id: int) -> TokenBatch:
@@ -127,3 +124,40 @@ def policy_forward(
     logp = token_logprobs(logits, batch.input_ids[:, 1:])
     entropy = token_entropy(logits) if with_entropy else None
     return logp, entropy
+
+
+@dataclass(frozen=True)
+class LanguagePolicy:
+    """A causal language model as the shared RL step's policy (:class:`entropy_rl.step.Policy`):
+    ``pi = softmax(z / T)`` on a :class:`TokenBatch` (:func:`policy_forward`), a mini-batch split
+    into micro-batches of about ``micro_batch_tokens`` padded tokens (0: one pass)."""
+
+    model: PreTrainedModel
+    temperature: float = 1.0
+    autocast_dtype: torch.dtype | None = None
+    micro_batch_tokens: int = 0
+    world: World = SINGLE
+
+    def forward(self, batch: TokenBatch) -> tuple[Tensor, Tensor]:
+        logp, entropy = policy_forward(
+            self.model, batch, autocast_dtype=self.autocast_dtype, temperature=self.temperature
+        )
+        return logp, entropy  # type: ignore[return-value]
+
+    def parts(self, batch: TokenBatch) -> list[Tensor]:
+        """Row indices of a mini-batch's micro-batches: ``max(1, micro_batch_tokens // width)``
+        rows each (the rows share one padded width), or the whole mini-batch when micro-batching
+        is off. Sharded, every rank runs as many forward passes: the largest count of any rank,
+        in equal parts (every rank's mini-batch has the same number of rows, so none is empty)."""
+        rows, width = len(batch), batch.input_ids.shape[1]
+        per_part = max(1, self.micro_batch_tokens // width) if self.micro_batch_tokens else rows
+        parts = list(torch.arange(rows).split(per_part))
+        if self.world.active:
+            parts = list(torch.arange(rows).tensor_split(self.world.max(len(parts))))
+        return parts
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        return self.model.parameters()
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        return self.model.named_parameters()

@@ -33,20 +33,29 @@ from typing import Any
 
 import torch
 
-from entropy_rl.advantages import compute_advantages, dynamic_sampling
 from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
-from entropy_rl.losses import get_policy_loss, make_controller, select_tokens
-from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
+from entropy_rl.losses import get_policy_loss
 from entropy_rl.metrics import lemma1_check
 from entropy_rl.rewards import grade, graded_reward
 from entropy_rl.rollout import Generation, HFGenerator, load_model, load_tokenizer
 from entropy_rl.rollout.lean import LeanGenerator
+from entropy_rl.rows import Rows
+from entropy_rl.step import (
+    COUNT_METRICS,
+    NonFiniteError,
+    Update,
+    controller_kwargs,
+    controller_metrics,
+    controller_start,
+    draw_groups,
+    ppo_update,
+)
 from entropy_rl.tasks import ArithmeticTask, Problem
 from entropy_rl.train.batch import (
+    LanguagePolicy,
     TokenBatch,
     collate,
-    policy_forward,
     sampler_entropies,
     sampler_logprobs,
 )
@@ -71,17 +80,8 @@ from entropy_rl.train.settings import RLSettings
 __all__ = ["NonFiniteError", "RunChangedError", "clear_run", "run_identity", "train"]
 
 
-class NonFiniteError(FloatingPointError):
-    """A NaN or inf in the rollout logits, the loss or the gradients; the message names the step
-    and the tensor."""
-
-
 class RunChangedError(ValueError):
     """``--resume`` found a checkpoint of another run (other settings, task or base model)."""
-
-
-# loss metrics that count tokens: summed over micro-batches (the others are weighted means)
-COUNT_METRICS = frozenset({"n_valid_tokens", "cov_selected_count", "cov_band_count"})
 
 
 def _seed(settings: RLSettings, step: int, stream: int) -> int:
@@ -215,33 +215,6 @@ def _holds_a_run(out: Path) -> bool:
     return latest_checkpoint(out / "checkpoint") is not None
 
 
-def _check_finite(
-    step: int, losses: list[torch.Tensor], grad_norm: torch.Tensor, model: torch.nn.Module,
-    world: World,
-) -> None:  # fmt: skip
-    """Stop on a NaN/inf loss or gradient of a mini-batch; every rank stops when one finds one.
-
-    The total gradient norm (which the clip needs anyway) is non-finite exactly when some gradient
-    element is, so the walk over the parameters that names the tensor runs only then."""
-    problem = None
-    bad = [loss for loss in losses if not torch.isfinite(loss)] if losses else []
-    if bad:
-        problem = f"step {step}: the policy loss is {bad[0].item()} (non-finite); run stopped"
-    elif not torch.isfinite(grad_norm):
-        for name, param in model.named_parameters():
-            grad = param.grad
-            grad = grad.to_local() if hasattr(grad, "to_local") else grad  # a rank's shard (FSDP)
-            if grad is not None and not torch.isfinite(grad).all():
-                problem = f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
-                break
-        else:  # the non-finite shard is another rank's
-            problem = f"step {step}: another process found a NaN/inf gradient; run stopped"
-    if world.active and world.sum([float(problem is not None)])[0] and problem is None:
-        problem = f"step {step}: another process found a NaN/inf loss or gradient; run stopped"
-    if problem is not None:
-        raise NonFiniteError(problem)
-
-
 def _accuracy(
     generator: HFGenerator,
     problems: list[Problem],
@@ -265,6 +238,30 @@ def _accuracy(
     return accuracy, (sum(tokens) / len(tokens) if tokens else None)
 
 
+@dataclass
+class _Run:
+    """What a run's steps share: the policy, its optimizer and sampler, the problems, the probe of
+    the Lemma-1 check, the loss's controller state and the metrics rows so far."""
+
+    settings: RLSettings
+    out: Path
+    world: World
+    device: str
+    identity: dict[str, Any]
+    tokenizer: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    policy: LanguagePolicy
+    plan: Update
+    sampler: Any
+    train_problems: list[Problem]
+    eval_problems: list[Problem]
+    probe: TokenBatch
+    control: dict[str, float] | None
+    rows: list[dict[str, Any]]
+    start: int
+
+
 def train(
     settings: RLSettings,
     out: Path,
@@ -283,45 +280,45 @@ def train(
     ``on_start(step)`` is told the step the run starts from (0, or the checkpoint's step on resume);
     ``on_step(row)`` gets each metrics row as it is written.
     """
-    out = Path(out)
+    run = _set_up(settings, Path(out), task, resume, restart_if_changed)
+    if on_start is not None:
+        on_start(run.start)
+    for step in range(run.start, settings.steps):
+        row = _step(run, step)
+        if run.world.is_main:
+            append_jsonl(run.out / "metrics.jsonl", row)
+        run.rows.append(row)
+        if on_step is not None:
+            on_step(row)
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            _checkpoint(run, step + 1)
+    _save_policy(run, task)
+    return run.rows
+
+
+def _set_up(
+    settings: RLSettings, out: Path, task: ArithmeticTask, resume: bool, restart_if_changed: bool
+) -> _Run:
+    """Check the settings, load the policy (the base model, or the checkpoint a resumed run
+    continues), its optimizer, sampler and problems, and rewrite ``metrics.jsonl`` up to the
+    step the run starts from."""
     model_path = settings.check_model()
     device = settings.torch_device()
     world = init_world(device)  # several ranks under torchrun, else one
     _check_world(settings, world)
     _check_rollout(settings, device)
-    device, autocast = world.device(device), settings.autocast_dtype()
-    metrics_path, checkpoint_dir = out / "metrics.jsonl", out / "checkpoint"
+    device = world.device(device)
     torch.set_num_threads(settings.threads)
-
-    # -- the policy, its optimizer and where to start ------------------------------------------
     tokenizer = load_tokenizer(model_path)
-    checkpoint = latest_checkpoint(checkpoint_dir) if resume else None
     identity = run_identity(settings, task, model_path)
-    differences = identity_differences(saved_identity(checkpoint), identity) if checkpoint else []
-    if differences:
-        shown = "; ".join(differences[:3]) + (
-            f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
-        )
-        if not restart_if_changed:
-            raise RunChangedError(
-                f"{out} holds a run with other settings or another base model ({shown}); nothing "
-                "was removed: pass --restart to start it over from step 0, or choose another --out"
-            )
-        world.barrier()  # every rank has read the identity before rank 0 removes it
-        if world.is_main:
-            print(f"{out}: the settings changed ({shown}); starting this run over from step 0",
-                  file=sys.stderr)  # fmt: skip
-            clear_run(out)
-        checkpoint = None
+    checkpoint = _checkpoint_to_resume(out, identity, world, resume, restart_if_changed)
     shard = functools.partial(shard_model, world=world)
     if checkpoint is not None:
         model, optimizer, state = load_checkpoint(
             checkpoint, _optimizer(settings), device, prepare=shard
         )
-        start = state["step"]
-        rows = list(state["rows"])  # the metrics up to the checkpoint travel with it
-        probe = TokenBatch(**state["probe"])
-        controller_state = state.get("controller")
+        start, rows, control = state["step"], list(state["rows"]), state.get("controller")
+        probe = TokenBatch(**state["probe"])  # the metrics up to the checkpoint travel with it
     else:
         if not resume and _holds_a_run(out):
             raise ValueError(
@@ -329,242 +326,179 @@ def train(
             )
         model = shard(load_model(model_path).to(device))
         optimizer = _optimizer(settings)(model)
-        start, rows, probe, controller_state = 0, [], None, None
+        start, rows, probe, control = 0, [], None, None
     if settings.gradient_checkpointing:  # active in train mode; sampling switches to eval
         model.activation_checkpointing_enable({"use_reentrant": False})
         model.train()
     world.barrier()  # no rank reads the run's files after rank 0 starts rewriting them
     if world.is_main:
-        write_jsonl(metrics_path, rows)  # rows logged after the checkpoint are recomputed
-    if on_start is not None:
-        on_start(start)
-    generator = _make_generator(settings, model, tokenizer, model_path, world)
-    loss_fn = get_policy_loss(settings.loss)
-    loss_config = settings.loss_settings()
-    batch_selection = settings.selection == "batch" and loss_fn.selector is not None
-    controller = make_controller(loss_config, controller_state)  # entropy_target only
-    from_sampler = settings.old_logp_from_sampler()
-
-    train_problems = task.problems("train", settings.train_problems, settings.seed)
+        write_jsonl(out / "metrics.jsonl", rows)  # rows logged after the checkpoint are recomputed
+    sampler = _make_generator(settings, model, tokenizer, model_path, world)
+    loss = get_policy_loss(settings.loss)
+    plan = Update(loss, settings.loss_settings(), settings.epochs, settings.mini_batches,
+                  settings.grad_clip, batch_selection=settings.selection == "batch")  # fmt: skip
     # the same for every run, from the validation split: the held-out split is the final test's
     eval_problems = task.problems("validation", settings.eval_problems, 0)
     if probe is None:  # a fixed batch of base-model responses on which Lemma 1 is checked
-        probe_gen = generator.generate(
+        probe_gen = sampler.generate(
             [render_prompt(settings.template, p.problem) for p in eval_problems[: settings.probe_size]],
             1, settings.temperature, settings.top_p, settings.max_new_tokens, seed=_seed(settings, 0, 15),
         )  # fmt: skip
         probe = collate(probe_gen, torch.zeros(len(probe_gen)), tokenizer.pad_token_id)
-    probe = probe.to(device)
+    policy = LanguagePolicy(model, settings.temperature, settings.autocast_dtype(),
+                            settings.micro_batch_tokens, world)  # fmt: skip
+    return _Run(
+        settings, out, world, device, identity, tokenizer, model, optimizer, policy, plan, sampler,
+        task.problems("train", settings.train_problems, settings.seed), eval_problems,
+        probe.to(device), controller_start(loss, plan.loss_config, control), rows, start,
+    )  # fmt: skip
 
-    for step in range(start, settings.steps):
-        # -- validation accuracy of the policy that samples this step (its entropy is the row's) --
-        evaluation = {}
-        if _is_eval_step(settings, step):
-            # the policy being trained: its accuracy, and its entropy on these fixed problems
-            # (free of the rollout batch's prompt mix; the law's fit can use either, docs/law.md)
-            evaluation["val_accuracy"], evaluation["val_entropy"] = _accuracy(
-                generator,
-                eval_problems,
-                settings.template,
-                settings.temperature,
-                settings.max_new_tokens,
-                seed=12345,
-                k=settings.eval_k,
-            )
-            evaluation["val_accuracy_greedy"], _ = _accuracy(
-                generator, eval_problems, settings.template, 0.0, settings.max_new_tokens, seed=0
-            )
-        for group in optimizer.param_groups:  # a function of the step: a resumed run agrees
-            group["lr"] = settings.lr_at(step)
-        t0 = time.perf_counter()
-        # -- prompts → rollouts → rewards → advantages ----------------------------------------
-        draw = functools.partial(_rollout, settings, generator, train_problems, step, world=world)
-        if settings.dynamic_sampling:  # DAPO: keep informative groups, sample more until full
-            kept, rounds = dynamic_sampling(
-                draw, settings.prompts_per_step, settings.group_size, settings.sampling_rounds
-            )
-        else:
-            kept = draw(0)
-        generation, rewards, correct = kept.generation, kept.rewards, kept.correct
-        advantages, adv_metrics = compute_advantages(
-            settings.advantage, rewards.view(-1, settings.group_size)
+
+def _checkpoint_to_resume(
+    out: Path, identity: dict[str, Any], world: World, resume: bool, restart_if_changed: bool
+) -> Path | None:
+    """The checkpoint a resumed run continues: ``None`` without ``resume`` or a checkpoint, or
+    when the checkpoint is another run's and ``restart_if_changed`` (its files are then removed);
+    another run's checkpoint without it raises :class:`RunChangedError`."""
+    checkpoint = latest_checkpoint(out / "checkpoint") if resume else None
+    differences = identity_differences(saved_identity(checkpoint), identity) if checkpoint else []
+    if not differences:
+        return checkpoint
+    shown = "; ".join(differences[:3]) + (
+        f"; and {len(differences) - 3} more" if len(differences) > 3 else ""
+    )
+    if not restart_if_changed:
+        raise RunChangedError(
+            f"{out} holds a run with other settings or another base model ({shown}); nothing "
+            "was removed: pass --restart to start it over from step 0, or choose another --out"
         )
-        if settings.dynamic_sampling:
-            adv_metrics["sampling_rounds"] = rounds
-            adv_metrics["sampled_groups"] = len(kept.rewards) // settings.group_size
-        batch = collate(generation, advantages.flatten(), tokenizer.pad_token_id).to(device)
-
-        # -- old log-probabilities (and the entropy of the policy that sampled) ----------------
-        # sum and count of |trainer − sampler| log-probability, where the two should agree
-        gap_totals: list[float] | None = None
-        response_mask = batch.response_mask.cpu()
-        if from_sampler:  # the sampler is this policy: what a no-grad pass would recompute
-            old_logp = sampler_logprobs(generation, response_mask).to(device)
-            old_entropy = sampler_entropies(generation, response_mask).to(device)
-            gap_totals = [0.0, 0.0]  # measured on the first update's forward pass, below
-        else:
-            with torch.no_grad():
-                old_logp, old_entropy = policy_forward(
-                    model, batch, autocast_dtype=autocast, temperature=settings.temperature
-                )
-            # the hf sampler reports the tempered policy's log-probabilities, vLLM the raw model's
-            if settings.top_p == 1.0 and (settings.rollout == "hf" or settings.temperature == 1.0):
-                sampled = sampler_logprobs(generation, response_mask).to(device)
-                gap = (old_logp - sampled).abs()[batch.response_mask]
-                gap_totals = [float(gap.sum()), float(gap.numel())]
-        t1 = time.perf_counter()
-        probe_logits = (
-            _probe_logits(model, probe, settings.temperature)
-            if _is_check_step(settings, step)
-            else None
-        )
-
-        # -- PPO epochs over mini-batches with the registered loss ------------------------------
-        sums: dict[str, float] = {}
-        updates = 0
-        shuffle, pick = _generator(_seed(settings, step, 2)), _generator(_seed(settings, step, 3))
-        for _ in range(settings.epochs):
-            for index in torch.randperm(len(batch), generator=shuffle).chunk(settings.mini_batches):
-                mini: TokenBatch = batch.select(index)
-                optimizer.zero_grad(set_to_none=True)
-                metrics: dict[str, float] = {}
-                parts = _micro_batches(len(mini), mini.input_ids.shape[1], settings, world)
-                part_logps, part_losses = [], []
-                selected = None  # the tokens a selecting loss trains, chosen over the mini-batch
-                if batch_selection and (len(parts) > 1 or world.active):
-                    # before the step's first update the policy is the one whose log-probabilities
-                    # and entropies the rollout pass (or the sampler) already gave
-                    known = (old_logp[index], old_entropy[index]) if updates == 0 else None
-                    selected = _select_over_mini_batch(
-                        model, mini, parts, old_logp[index], settings, loss_config, pick, world,
-                        on_policy=from_sampler and updates == 0, known=known,
-                    )  # fmt: skip
-                for part in parts:
-                    micro = mini.select(part)
-                    logp, entropy = policy_forward(
-                        model, micro, autocast_dtype=autocast, temperature=settings.temperature
-                    )
-                    if from_sampler and updates == 0:
-                        # the first update is on-policy: this pass is the policy that sampled, so
-                        # its log-probabilities are the old ones exactly (ratio 1, KL-Cov's
-                        # |logp - old_logp| 0 with no gradient) and replace the sampler's
-                        # (~1e-5 away: float rounding), which the other mini-batches keep
-                        gap = (logp.detach() - old_logp[index][part]).abs()[micro.response_mask]
-                        gap_totals = [gap_totals[0] + float(gap.sum()), gap_totals[1] + gap.numel()]
-                        old_logp[index[part]] = logp.detach()
-                    loss, part_metrics = loss_fn(
-                        logp,
-                        old_logp[index][part],
-                        micro.advantages,
-                        micro.response_mask,
-                        loss_config,
-                        entropy=entropy,
-                        generator=pick,
-                        coef=controller.coef if controller else None,
-                        selected=None if selected is None else selected[part],
-                    )
-                    part_logps.append(logp.detach())
-                    scope = (
-                        micro.response_mask,
-                        mini.response_mask,
-                    )  # what the loss's mean is over
-                    if selected is not None and loss_config.aggregates_selected():
-                        scope = (selected[part], selected)
-                    share = aggregation_share(*scope, loss_config.loss_agg_mode)
-                    (loss * share).backward()
-                    part_losses.append(loss.detach())
-                    tokens = aggregation_share(  # the metrics are means over valid tokens
-                        micro.response_mask, mini.response_mask, "token-mean"
-                    )
-                    for key, value in part_metrics.items():  # counts add up
-                        weight = 1.0 if key in COUNT_METRICS else tokens
-                        metrics[key] = metrics.get(key, 0.0) + weight * value
-                if len(parts) > 1:  # a batch statistic: over the whole mini-batch, as without parts
-                    cov = token_covariance(
-                        torch.cat(part_logps), mini.advantages, mini.response_mask
-                    )
-                    metrics["cov_mean"] = float(masked_mean(cov, mini.response_mask))
-                grads = [p.grad for p in model.parameters() if p.grad is not None]
-                grad_norm = torch.nn.utils.get_total_norm(grads)  # the norm clip_grad_norm_ takes
-                total = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-                _check_finite(step, part_losses, total, model, world)  # FSDP: a DTensor, whole
-                torch.nn.utils.clip_grads_with_norm_(
-                    model.parameters(), settings.grad_clip, grad_norm
-                )
-                metrics["grad_norm"] = float(total)
-                optimizer.step()
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                updates += 1
-        if settings.rollout == "vllm":  # the next rollouts sample from the updated policy
-            generator.load_weights(full_weights(model))
-        rollout_gap = None
-        if gap_totals is not None:
-            gap_sum, gap_count = world.sum(gap_totals)
-            rollout_gap = gap_sum / max(gap_count, 1.0)
-        t2 = time.perf_counter()
-
-        # -- metrics --------------------------------------------------------------------------
-        mask = batch.response_mask
-        update = {key: value / updates for key, value in sums.items()}
-        update.pop("entropy", None)  # the entropy of the sampling policy is logged below
-        row: dict[str, Any] = {
-            "step": step,
-            "entropy": float(old_entropy[mask].mean()),
-            "reward_mean": float(rewards.mean()),
-            "accuracy": float(correct.mean()),
-            "response_length": float(mask.sum(1).float().mean()),
-            "finished_frac": sum(generation.finished) / len(generation),
-            **update,
-            "entropy_change": None,
-            "entropy_change_predicted": None,
-            "lr": settings.lr_at(step),
-            **adv_metrics,
-        }
-        response_tokens = float(mask.sum())
-        if world.active:  # the step's numbers over every rank's responses
-            response_tokens = _reduce_row(
-                row, world, float(old_entropy[mask].sum()), response_tokens
-            )
-        if controller is not None:  # the coefficient of the next step
-            row["entropy_target"] = controller.config.target
-            row["entropy_coef_next"] = controller.update(row["entropy"])
-        if probe_logits is not None:
-            measured, predicted = lemma1_check(
-                probe_logits, _probe_logits(model, probe, settings.temperature)
-            )
-            probe_mask = probe.response_mask
-            row["entropy_change"] = float(measured[probe_mask].mean())
-            row["entropy_change_predicted"] = float(predicted[probe_mask].mean())
-        row.update(evaluation)
-        row["time_rollout_s"] = t1 - t0
-        row["time_update_s"] = t2 - t1
-        row["tokens_per_s"] = response_tokens * settings.epochs / max(t2 - t0, 1e-9)
-        row["rollout_logp_gap"] = rollout_gap
-        if world.is_main:
-            append_jsonl(metrics_path, row)
-        rows.append(row)
-        if on_step is not None:
-            on_step(row)
-
-        # -- checkpoint -----------------------------------------------------------------------
-        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(
-                checkpoint_dir, model, optimizer, step + 1,
-                {"probe": {f.name: getattr(probe, f.name) for f in dataclasses.fields(probe)}, "rows": rows,
-                 "controller": controller.state_dict() if controller else None},
-                identity, world,
-            )  # fmt: skip
-
-    # the final policy, gathered whole on rank 0 when sharded
-    state_dict = full_model_state(model, world)
+    world.barrier()  # every rank has read the identity before rank 0 removes it
     if world.is_main:
-        with atomic_dir(out / "model") as folder:
-            model.save_pretrained(folder, state_dict=state_dict)
-            tokenizer.save_pretrained(folder)
-        write_json(out / "config.json", {"train": settings.to_dict(), "task": task.to_dict()})
-    world.barrier()  # the run's files are complete when any rank returns
-    return rows
+        print(f"{out}: the settings changed ({shown}); starting this run over from step 0",
+              file=sys.stderr)  # fmt: skip
+        clear_run(out)
+    return None
+
+
+def _step(run: _Run, step: int) -> dict[str, Any]:
+    """One step: validation (on its schedule), rollouts, rewards, advantages, old
+    log-probabilities, the PPO update, the Lemma-1 check, the controller; its metrics row."""
+    settings, world = run.settings, run.world
+    evaluation = _evaluate(run) if _is_eval_step(settings, step) else {}
+    for group in run.optimizer.param_groups:  # a function of the step: a resumed run agrees
+        group["lr"] = settings.lr_at(step)
+    t0 = time.perf_counter()
+    draw = functools.partial(_rollout, settings, run.sampler, run.train_problems, step, world=world)
+    kept, advantages, adv_metrics = draw_groups(
+        draw, settings.prompts_per_step, settings.group_size, settings.advantage,
+        settings.dynamic_sampling, settings.sampling_rounds,
+    )  # fmt: skip
+    batch = collate(kept.generation, advantages, run.tokenizer.pad_token_id).to(run.device)
+    from_sampler = settings.old_logp_from_sampler()
+    old_logp, old_entropy, gap_totals = _old_logprobs(run, kept.generation, batch, from_sampler)
+    t1 = time.perf_counter()
+    check = _is_check_step(settings, step)
+    probe_logits = _probe_logits(run.model, run.probe, settings.temperature) if check else None
+    update, first_gap = ppo_update(
+        run.policy, batch, old_logp, run.optimizer, run.plan, step,
+        shuffle=_generator(_seed(settings, step, 2)), pick=_generator(_seed(settings, step, 3)),
+        loss_kwargs=controller_kwargs(run.plan.loss, run.plan.loss_config, run.control),
+        old_entropy=old_entropy, on_policy_first=from_sampler, world=world,
+    )  # fmt: skip
+    if settings.rollout == "vllm":  # the next rollouts sample from the updated policy
+        run.sampler.load_weights(full_weights(run.model))
+    gap_totals = first_gap if first_gap is not None else gap_totals
+    rollout_gap = None
+    if gap_totals is not None:
+        gap_sum, gap_count = world.sum(list(gap_totals))
+        rollout_gap = gap_sum / max(gap_count, 1.0)
+    t2 = time.perf_counter()
+
+    mask = batch.response_mask
+    update.pop("entropy", None)  # the entropy of the sampling policy is logged below
+    row: dict[str, Any] = {
+        "step": step,
+        "entropy": float(old_entropy[mask].mean()),
+        "reward_mean": float(kept.rewards.mean()),
+        "accuracy": float(kept.correct.mean()),
+        "response_length": float(mask.sum(1).float().mean()),
+        "finished_frac": sum(kept.generation.finished) / len(kept.generation),
+        **update,
+        "entropy_change": None,
+        "entropy_change_predicted": None,
+        "lr": settings.lr_at(step),
+        **adv_metrics,
+    }
+    response_tokens = float(mask.sum())
+    if world.active:  # the step's numbers over every rank's responses
+        response_tokens = _reduce_row(row, world, float(old_entropy[mask].sum()), response_tokens)
+    run.control, more = controller_metrics(run.plan.loss, run.plan.loss_config, run.control, row)
+    row.update(more)  # the coefficient of the next step
+    if probe_logits is not None:
+        measured, predicted = lemma1_check(
+            probe_logits, _probe_logits(run.model, run.probe, settings.temperature)
+        )
+        row["entropy_change"] = float(measured[run.probe.response_mask].mean())
+        row["entropy_change_predicted"] = float(predicted[run.probe.response_mask].mean())
+    row.update(evaluation)
+    row["time_rollout_s"] = t1 - t0
+    row["time_update_s"] = t2 - t1
+    row["tokens_per_s"] = response_tokens * settings.epochs / max(t2 - t0, 1e-9)
+    row["rollout_logp_gap"] = rollout_gap
+    return row
+
+
+def _evaluate(run: _Run) -> dict[str, float | None]:
+    """Validation accuracy of the policy that samples this step, sampled and greedy, and its
+    entropy on these fixed problems (free of the rollout batch's prompt mix; the law's fit can
+    use either, docs/law.md)."""
+    s = run.settings
+    accuracy, entropy = _accuracy(run.sampler, run.eval_problems, s.template, s.temperature,
+                                  s.max_new_tokens, seed=12345, k=s.eval_k)  # fmt: skip
+    greedy, _ = _accuracy(run.sampler, run.eval_problems, s.template, 0.0, s.max_new_tokens, seed=0)
+    return {"val_accuracy": accuracy, "val_entropy": entropy, "val_accuracy_greedy": greedy}
+
+
+def _old_logprobs(
+    run: _Run, generation: Generation, batch: TokenBatch, from_sampler: bool
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float] | None]:
+    """The old log-probabilities and the entropies of the policy that sampled, and ``(sum,
+    count)`` of ``|trainer - sampler|`` log-probability where the two should agree (measured on
+    the first update's pass when the sampler's values are used, so ``None`` here)."""
+    settings = run.settings
+    response_mask = batch.response_mask.cpu()
+    if from_sampler:  # the sampler is this policy: what a no-grad pass would recompute
+        old_logp = sampler_logprobs(generation, response_mask).to(run.device)
+        old_entropy = sampler_entropies(generation, response_mask).to(run.device)
+        return old_logp, old_entropy, None
+    with torch.no_grad():
+        old_logp, old_entropy = run.policy.forward(batch)
+    # the hf sampler reports the tempered policy's log-probabilities, vLLM the raw model's
+    if settings.top_p == 1.0 and (settings.rollout == "hf" or settings.temperature == 1.0):
+        sampled = sampler_logprobs(generation, response_mask).to(run.device)
+        gap = (old_logp - sampled).abs()[batch.response_mask]
+        return old_logp, old_entropy, (float(gap.sum()), float(gap.numel()))
+    return old_logp, old_entropy, None
+
+
+def _checkpoint(run: _Run, steps_done: int) -> None:
+    probe = {f.name: getattr(run.probe, f.name) for f in dataclasses.fields(run.probe)}
+    extra = {"probe": probe, "rows": run.rows, "controller": run.control}
+    save_checkpoint(run.out / "checkpoint", run.model, run.optimizer, steps_done, extra,
+                    run.identity, run.world)  # fmt: skip
+
+
+def _save_policy(run: _Run, task: ArithmeticTask) -> None:
+    """The final policy, gathered whole on rank 0 when sharded, and the run's config."""
+    state_dict = full_model_state(run.model, run.world)
+    if run.world.is_main:
+        with atomic_dir(run.out / "model") as folder:
+            run.model.save_pretrained(folder, state_dict=state_dict)
+            run.tokenizer.save_pretrained(folder)
+        write_json(
+            run.out / "config.json", {"train": run.settings.to_dict(), "task": task.to_dict()}
+        )
+    run.world.barrier()  # the run's files are complete when any rank returns
 
 
 def _reduce_row(row: dict[str, Any], world: World, entropy_sum: float, tokens: float) -> float:
@@ -584,26 +518,12 @@ def _reduce_row(row: dict[str, Any], world: World, entropy_sum: float, tokens: f
 
 
 @dataclass(frozen=True)
-class _Groups:
+class _Groups(Rows):
     """Graded rollouts (G responses per prompt): what dynamic sampling keeps or drops."""
 
     generation: Generation
     rewards: torch.Tensor  # [groups · G]
     correct: torch.Tensor  # [groups · G]
-
-    def take(self, index: torch.Tensor) -> _Groups:
-        """The responses at ``index``, in that order."""
-        return _Groups(
-            self.generation.select(index.tolist()), self.rewards[index], self.correct[index]
-        )
-
-    def join(self, other: _Groups) -> _Groups:
-        """These responses, then ``other``'s."""
-        return _Groups(
-            self.generation + other.generation,
-            torch.cat([self.rewards, other.rewards]),
-            torch.cat([self.correct, other.correct]),
-        )
 
 
 def _rollout(
@@ -643,62 +563,6 @@ def _rollout(
     rewards = torch.tensor([r for r, _ in graded])
     correct = torch.tensor([c for _, c in graded], dtype=torch.float32)
     return _Groups(generation, rewards, correct)
-
-
-def _micro_batches(
-    rows: int, width: int, settings: RLSettings, world: World = SINGLE
-) -> list[torch.Tensor]:
-    """Row indices of a mini-batch's micro-batches: ``max(1, micro_batch_tokens // width)`` rows
-    each (the rows share one padded width), or the whole mini-batch when micro-batching is off.
-    Sharded, every rank runs as many forward passes: the largest count of any rank, in equal parts
-    (every rank's mini-batch has the same number of rows, so none is empty)."""
-    per_part = max(1, settings.micro_batch_tokens // width) if settings.micro_batch_tokens else rows
-    parts = list(torch.arange(rows).split(per_part))
-    if world.active:
-        parts = list(torch.arange(rows).tensor_split(world.max(len(parts))))
-    return parts
-
-
-def _select_over_mini_batch(
-    model, mini: TokenBatch, parts: list[torch.Tensor], old_logp: torch.Tensor,
-    settings: RLSettings, loss_config, pick: torch.Generator, world: World, on_policy: bool,
-    known: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> torch.Tensor:  # fmt: skip
-    """The tokens the loss selects (Clip-Cov, KL-Cov, forking tokens), chosen once over the whole
-    mini-batch of every rank, as the paper defines them, not within each micro-batch or process.
-
-    A no-grad pass over the same micro-batches gives the policy's log-probabilities and entropies
-    (the update's forward passes then give the same numbers: the same model on the same inputs);
-    every rank gathers all ranks' valid tokens in rank order, runs the loss's selector on them
-    with the same generator, and keeps its own share. Returns a bool ``[rows, seq]`` mask.
-
-    ``known``: the policy's log-probabilities and entropies where they are known without a pass
-    (before a step's first update: the rollout's no-grad pass, or the sampler's values, which
-    agree with a pass to float rounding)."""
-    if known is None:
-        with torch.no_grad():
-            passes = [
-                policy_forward(model, mini.select(part), autocast_dtype=settings.autocast_dtype(),
-                               temperature=settings.temperature)
-                for part in parts
-            ]  # fmt: skip
-        logp = torch.cat([lp for lp, _ in passes])  # the parts split the rows in order
-        entropy = torch.cat([h for _, h in passes])
-    else:
-        logp, entropy = known
-    old = logp if on_policy else old_logp  # the first update's old log-probabilities are its own
-    valid = mini.response_mask.to(torch.bool)
-    local = [t[valid] for t in (logp, old, mini.advantages, entropy)]
-    gathered = [world.gather_cat(t) for t in local]
-    start = gathered[0][1]
-    flat = [whole[None] for whole, _ in gathered]  # one row of all valid tokens
-    chosen = select_tokens(
-        settings.loss, flat[0], flat[1], flat[2], torch.ones_like(flat[0], dtype=torch.bool),
-        loss_config, entropy=flat[3], generator=pick,
-    )[0]  # fmt: skip
-    selected = torch.zeros_like(valid)
-    selected[valid] = chosen[start : start + local[0].numel()]
-    return selected
 
 
 def _is_eval_step(settings: RLSettings, step: int) -> bool:

@@ -1,0 +1,310 @@
+"""One RL step, shared by the language-model trainer and the tabular simulator.
+
+    groups, advantages ← draw G graded responses per prompt (DAPO: keep informative groups and
+                         draw more); the registered estimator gives each response its advantage
+    update             ← for each epoch, for each mini-batch: the registered loss on the policy's
+                         log-probabilities and entropies, gradients clipped and checked, one
+                         optimizer step
+    controller         ← a loss's state across steps (the entropy-target coefficient), updated
+                         from the step's metrics row
+
+What differs between the trainers is behind a small :class:`Policy` interface: the log-
+probabilities and entropies of a batch's tokens, and how a mini-batch splits into the forward
+passes one process runs (micro-batches). Drawing responses, the old log-probabilities, the
+metrics row and checkpoints stay with each trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import torch
+from torch import Tensor
+
+from entropy_rl.advantages import compute_advantages, dynamic_sampling
+from entropy_rl.losses import LossConfig, PolicyLoss, select_tokens
+from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
+from entropy_rl.ranks import SINGLE, World
+
+__all__ = [
+    "COUNT_METRICS",
+    "NonFiniteError",
+    "Policy",
+    "Update",
+    "controller_metrics",
+    "controller_start",
+    "draw_groups",
+    "ppo_update",
+    "select_over_mini_batch",
+]
+
+# loss metrics that count tokens: summed over micro-batches (the others are weighted means)
+COUNT_METRICS = frozenset({"n_valid_tokens", "cov_selected_count", "cov_band_count"})
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or inf in the rollout logits, the loss or the gradients; the message names the step
+    and the tensor."""
+
+
+class Batch(Protocol):
+    """Responses as token tensors: ``response_mask`` and ``advantages`` ``[rows, seq]``."""
+
+    response_mask: Tensor
+    advantages: Tensor
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: Tensor) -> Batch: ...
+
+
+class Policy(Protocol):
+    """What the update needs of a policy: the log-probabilities of a batch's tokens and the
+    entropies of the distributions they come from (both ``[rows, seq]``, with gradients), the
+    row indices of the forward passes a mini-batch is split into, and its parameters."""
+
+    def forward(self, batch: Any) -> tuple[Tensor, Tensor]: ...
+
+    def parts(self, batch: Any) -> list[Tensor]: ...
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.nn.Parameter]]: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+
+G = TypeVar("G")
+
+
+def draw_groups(
+    draw: Callable[[int], G], prompts: int, group_size: int, advantage: str,
+    dynamic: bool = False, rounds: int = 1,
+) -> tuple[G, Tensor, dict[str, float]]:  # fmt: skip
+    """A step's graded responses, their advantages and the estimator's metrics.
+
+    ``draw(round)`` samples ``prompts`` prompts, ``group_size`` responses each, graded (a batch
+    of rows with a ``rewards`` column). With ``dynamic`` (DAPO), groups whose rewards are all
+    equal are dropped and more drawn, up to ``rounds`` draws. The advantages are the registered
+    estimator's over each group of ``rewards``, flattened to one per response."""
+    if dynamic:
+        kept, drawn = dynamic_sampling(draw, prompts, group_size, rounds)
+    else:
+        kept = draw(0)
+    rewards: Tensor = kept.rewards  # type: ignore[attr-defined]
+    advantages, metrics = compute_advantages(advantage, rewards.view(-1, group_size))
+    if dynamic:
+        metrics["sampling_rounds"] = drawn
+        metrics["sampled_groups"] = len(rewards) // group_size
+    return kept, advantages.flatten(), metrics
+
+
+@dataclass(frozen=True)
+class Update:
+    """How a step updates the policy: ``epochs`` passes over ``mini_batches`` mini-batches of the
+    step's responses, each an optimizer step on ``loss``. ``grad_clip``: the largest total
+    gradient norm (``inf``: no clipping). ``batch_selection``: a selecting loss (Clip-Cov,
+    KL-Cov, forking tokens) chooses its tokens over the whole mini-batch of every rank, however
+    it is split into forward passes."""
+
+    loss: PolicyLoss
+    loss_config: LossConfig
+    epochs: int
+    mini_batches: int
+    grad_clip: float = math.inf
+    batch_selection: bool = True
+
+
+def ppo_update(
+    policy: Policy, batch: Batch, old_logp: Tensor, optimizer: torch.optim.Optimizer,
+    plan: Update, step: int, shuffle: torch.Generator, pick: torch.Generator,
+    loss_kwargs: dict[str, Any] | None = None, old_entropy: Tensor | None = None,
+    on_policy_first: bool = False, world: World = SINGLE,
+) -> tuple[dict[str, float], tuple[float, float] | None]:  # fmt: skip
+    """The step's PPO epochs over mini-batches; returns the loss metrics averaged over updates.
+
+    Each mini-batch (``torch.randperm`` by ``shuffle``, per epoch) runs the policy's forward
+    passes (``policy.parts``) and backpropagates each part's loss weighted by its share of the
+    mini-batch's aggregate, so the gradient is the whole mini-batch's; ``pick`` draws the
+    loss's random choices. Token metrics are token-weighted means over the parts (counts add
+    up); ``cov_mean`` is taken over the whole mini-batch. A non-finite loss or gradient raises
+    :class:`NonFiniteError` naming the step and the tensor.
+
+    ``on_policy_first``: ``old_logp`` came from the sampler, and the first update's forward pass
+    is the very policy that sampled, so its log-probabilities replace ``old_logp`` (in place)
+    for the rest of the step; the second value returned is then ``(sum, count)`` of
+    ``|pass - sampler|`` over the response tokens (else ``None``). ``old_entropy``: the sampling
+    policy's entropies, which spare the token selection a forward pass before the first update.
+    """
+    loss_kwargs = loss_kwargs or {}
+    config = plan.loss_config
+    selecting = plan.batch_selection and plan.loss.selector is not None
+    sums: dict[str, float] = {}
+    updates = 0
+    gap = [0.0, 0.0] if on_policy_first else None
+    for _ in range(plan.epochs):
+        for index in torch.randperm(len(batch), generator=shuffle).chunk(plan.mini_batches):
+            mini = batch.take(index)
+            first = on_policy_first and updates == 0
+            optimizer.zero_grad(set_to_none=True)
+            metrics: dict[str, float] = {}
+            parts = policy.parts(mini)
+            part_logps, part_losses = [], []
+            selected = None  # the tokens a selecting loss trains, chosen over the mini-batch
+            if selecting and (len(parts) > 1 or world.active):
+                # before the step's first update the policy is the one whose log-probabilities
+                # and entropies the rollout pass (or the sampler) already gave
+                known = (
+                    (old_logp[index], old_entropy[index])
+                    if updates == 0 and old_entropy is not None
+                    else None
+                )
+                selected = select_over_mini_batch(
+                    policy, mini, parts, old_logp[index], plan, pick, world,
+                    on_policy=first, known=known,
+                )  # fmt: skip
+            for part in parts:
+                micro = mini.take(part)
+                logp, entropy = policy.forward(micro)
+                if first:
+                    # the first update is on-policy: this pass is the policy that sampled, so its
+                    # log-probabilities are the old ones exactly (ratio 1, KL-Cov's
+                    # |logp - old_logp| 0 with no gradient) and replace the sampler's (~1e-5
+                    # away: float rounding), which the other mini-batches keep
+                    diff = (logp.detach() - old_logp[index][part]).abs()[micro.response_mask]
+                    gap = [gap[0] + float(diff.sum()), gap[1] + diff.numel()]  # type: ignore[index]
+                    old_logp[index[part]] = logp.detach()
+                loss, part_metrics = plan.loss(
+                    logp, old_logp[index][part], micro.advantages, micro.response_mask, config,
+                    entropy=entropy, generator=pick,
+                    selected=None if selected is None else selected[part], **loss_kwargs,
+                )  # fmt: skip
+                part_logps.append(logp.detach())
+                scope = (micro.response_mask, mini.response_mask)  # what the loss's mean is over
+                if selected is not None and config.aggregates_selected():
+                    scope = (selected[part], selected)
+                (loss * aggregation_share(*scope, config.loss_agg_mode)).backward()
+                part_losses.append(loss.detach())
+                tokens = aggregation_share(  # the metrics are means over valid tokens
+                    micro.response_mask, mini.response_mask, "token-mean"
+                )
+                for key, value in part_metrics.items():  # counts add up
+                    weight = 1.0 if key in COUNT_METRICS else tokens
+                    metrics[key] = metrics.get(key, 0.0) + weight * value
+            if len(parts) > 1:  # a batch statistic: over the whole mini-batch, as without parts
+                cov = token_covariance(torch.cat(part_logps), mini.advantages, mini.response_mask)
+                metrics["cov_mean"] = float(masked_mean(cov, mini.response_mask))
+            metrics["grad_norm"] = _clipped_step(policy, optimizer, plan, step, part_losses, world)
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+            updates += 1
+    averaged = {key: value / updates for key, value in sums.items()}
+    return averaged, None if gap is None else (gap[0], gap[1])
+
+
+def _clipped_step(
+    policy: Policy, optimizer: torch.optim.Optimizer, plan: Update, step: int,
+    losses: list[Tensor], world: World,
+) -> float:  # fmt: skip
+    """Check, clip and apply the mini-batch's gradients; return their total norm before clipping."""
+    grads = [p.grad for p in policy.parameters() if p.grad is not None]
+    grad_norm = torch.nn.utils.get_total_norm(grads)  # the norm clip_grad_norm_ takes
+    total = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+    check_finite(step, losses, total, policy, world)  # FSDP: a DTensor, whole
+    torch.nn.utils.clip_grads_with_norm_(policy.parameters(), plan.grad_clip, grad_norm)
+    optimizer.step()
+    return float(total)
+
+
+def check_finite(
+    step: int, losses: list[Tensor], grad_norm: Tensor, policy: Policy, world: World = SINGLE
+) -> None:
+    """Stop on a NaN/inf loss or gradient of a mini-batch; every rank stops when one finds one.
+
+    The total gradient norm (which the clip needs anyway) is non-finite exactly when some gradient
+    element is, so the walk over the parameters that names the tensor runs only then."""
+    problem = None
+    bad = [loss for loss in losses if not torch.isfinite(loss)] if losses else []
+    if bad:
+        problem = f"step {step}: the policy loss is {bad[0].item()} (non-finite); run stopped"
+    elif not torch.isfinite(grad_norm):
+        for name, param in policy.named_parameters():
+            grad = param.grad
+            grad = grad.to_local() if hasattr(grad, "to_local") else grad  # a rank's shard (FSDP)
+            if grad is not None and not torch.isfinite(grad).all():
+                problem = f"step {step}: the gradient of {name} has NaN/inf values; run stopped"
+                break
+        else:  # the non-finite shard is another rank's
+            problem = f"step {step}: another process found a NaN/inf gradient; run stopped"
+    if world.active and world.sum([float(problem is not None)])[0] and problem is None:
+        problem = f"step {step}: another process found a NaN/inf loss or gradient; run stopped"
+    if problem is not None:
+        raise NonFiniteError(problem)
+
+
+def select_over_mini_batch(
+    policy: Policy, mini: Batch, parts: list[Tensor], old_logp: Tensor, plan: Update,
+    pick: torch.Generator, world: World = SINGLE, on_policy: bool = False,
+    known: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:  # fmt: skip
+    """The tokens the loss selects (Clip-Cov, KL-Cov, forking tokens), chosen once over the whole
+    mini-batch of every rank, as the paper defines them, not within each micro-batch or process.
+
+    A no-grad pass over the same parts gives the policy's log-probabilities and entropies (the
+    update's forward passes then give the same numbers: the same model on the same inputs);
+    every rank gathers all ranks' valid tokens in rank order, runs the loss's selector on them
+    with the same generator, and keeps its own share. Returns a bool ``[rows, seq]`` mask.
+
+    ``known``: the policy's log-probabilities and entropies where they are known without a pass
+    (before a step's first update: the rollout's no-grad pass, or the sampler's values, which
+    agree with a pass to float rounding)."""
+    if known is None:
+        with torch.no_grad():
+            passes = [policy.forward(mini.take(part)) for part in parts]
+        logp = torch.cat([lp for lp, _ in passes])  # the parts split the rows in order
+        entropy = torch.cat([h for _, h in passes])
+    else:
+        logp, entropy = known
+    old = logp if on_policy else old_logp  # the first update's old log-probabilities are its own
+    valid = mini.response_mask.to(torch.bool)
+    local = [t[valid] for t in (logp, old, mini.advantages, entropy)]
+    gathered = [world.gather_cat(t) for t in local]
+    start = gathered[0][1]
+    flat = [whole[None] for whole, _ in gathered]  # one row of all valid tokens
+    chosen = select_tokens(
+        plan.loss.name, flat[0], flat[1], flat[2], torch.ones_like(flat[0], dtype=torch.bool),
+        plan.loss_config, entropy=flat[3], generator=pick,
+    )[0]  # fmt: skip
+    selected = torch.zeros_like(valid)
+    selected[valid] = chosen[start : start + local[0].numel()]
+    return selected
+
+
+def controller_start(
+    loss: PolicyLoss, config: LossConfig, saved: dict[str, float] | None = None
+) -> dict[str, float] | None:
+    """The state of ``loss``'s controller at the run's start (``saved``: a checkpoint's), or
+    ``None`` for a loss without one."""
+    if loss.controller is None:
+        return None
+    return dict(saved) if saved else loss.controller.init(config)
+
+
+def controller_metrics(
+    loss: PolicyLoss, config: LossConfig, state: dict[str, float] | None, row: dict[str, Any]
+) -> tuple[dict[str, float] | None, dict[str, Any]]:
+    """The controller's next state after a step whose metrics are ``row``, and what it adds to
+    the row (``{}`` and ``None`` without a controller)."""
+    if loss.controller is None or state is None:
+        return state, {}
+    return loss.controller.update(config, state, row)
+
+
+def controller_kwargs(
+    loss: PolicyLoss, config: LossConfig, state: dict[str, float] | None
+) -> dict[str, Any]:
+    """What the controller's state passes to the loss (the entropy coefficient), ``{}`` without one."""
+    if loss.controller is None or state is None:
+        return {}
+    return loss.controller.loss_kwargs(config, state)
