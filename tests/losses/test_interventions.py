@@ -20,7 +20,7 @@ from entropy_rl.losses import (
     get_policy_loss,
     make_loss_config,
 )
-from entropy_rl.losses.interventions import next_coef
+from entropy_rl.losses.interventions import adaptive_coef, next_coef
 
 from . import reference
 from .conftest import token_batches
@@ -240,13 +240,14 @@ def test_pos_neg_weight_scales_positive_and_negative_advantages(w_pos, w_neg, ba
 # -- the entropy-target controller ----------------------------------------------------------
 
 
-@given(batch=token_batches(), coef=st.sampled_from([0.0, 0.01, 0.3]), seed=st.integers(0, 50))
-def test_entropy_target_is_the_entropy_bonus_with_the_controllers_coefficient(batch, coef, seed):
+@pytest.mark.parametrize("name", ["entropy_target", "adaptive_entropy"])
+@given(batch=token_batches(), coef=st.sampled_from([0.0, 0.004, 0.3]), seed=st.integers(0, 50))
+def test_a_controlled_loss_is_the_entropy_bonus_with_the_controllers_coefficient(
+    name, batch, coef, seed
+):
     logp, old, adv, mask = batch
     entropy = entropies_for(logp, seed)
-    target, target_grad, metrics = run(
-        "entropy_target", logp, old, adv, mask, {}, entropy=entropy, coef=coef
-    )
+    target, target_grad, metrics = run(name, logp, old, adv, mask, {}, entropy=entropy, coef=coef)
     bonus, bonus_grad, _ = run(
         "entropy_bonus", logp, old, adv, mask, {"coef": coef}, entropy=entropy
     )
@@ -274,7 +275,7 @@ def test_controller_is_a_clamped_pi_step_towards_the_target(entropy, target, int
     assert 0.0 <= coef <= 1.0
 
 
-def test_controller_is_explicit_state_and_only_entropy_target_has_one():
+def test_controller_is_explicit_state_and_only_the_controlled_losses_have_one():
     config = make_loss_config("entropy_target", {"target": 0.4, "coef_init": 0.01})
     controller = get_policy_loss("entropy_target").controller
     state = controller.init(config)
@@ -286,12 +287,46 @@ def test_controller_is_explicit_state_and_only_entropy_target_has_one():
     assert json.loads(json.dumps(new)) == new  # a checkpoint stores it as it is
     assert all(
         get_policy_loss(name).controller is None
-        for name in available_policy_losses() if name != "entropy_target"
+        for name in available_policy_losses() if name not in ("entropy_target", "adaptive_entropy")
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"entropy_target.coef_init \(2\) must be <= "):
         make_loss_config("entropy_target", {"coef_init": 2.0})
     with pytest.raises(ValueError, match="controller inputs must be finite"):
         controller.update(config, new, {"entropy": float("nan")})
+
+
+@given(
+    coef=st.floats(0.0, 0.01),
+    entropy=st.floats(0.0, 2.0),
+    target=st.floats(0.05, 1.0),
+    delta=st.floats(1e-5, 1e-3),
+)
+def test_adaptive_entropy_steps_the_coefficient_by_delta_towards_more_entropy(
+    coef, entropy, target, delta
+):
+    """Skywork-OR1's ``EntController.update``, written out: up by delta under the target, down
+    over it, clipped, and the bonus on only under it."""
+    new, on = adaptive_coef(coef, entropy, target, delta, 0.0, 0.005)
+    expected = coef + delta if entropy < target else coef - delta
+    assert new == pytest.approx(min(0.005, max(0.0, expected)))
+    assert on == (entropy < target)
+
+
+def test_adaptive_entropy_switches_its_bonus_off_over_the_target():
+    config = make_loss_config("adaptive_entropy", {"target": 0.5, "coef_init": 0.002})
+    controller = get_policy_loss("adaptive_entropy").controller
+    state = controller.init(config)
+    assert controller.loss_kwargs(config, state) == {"coef": 0.002}  # on at the start
+    low, metrics = controller.update(config, state, {"entropy": 0.1})
+    assert controller.loss_kwargs(config, low)["coef"] == pytest.approx(0.0021)
+    assert metrics["entropy_coef_next"] == pytest.approx(0.0021)
+    high, metrics = controller.update(config, low, {"entropy": 0.9})
+    assert high["coef"] == pytest.approx(0.002) and controller.loss_kwargs(config, high) == {
+        "coef": 0.0
+    }
+    assert metrics == {"entropy_target": 0.5, "entropy_coef_next": 0.0}
+    with pytest.raises(ValueError, match="coef_min <= coef_init <= coef_max"):
+        make_loss_config("adaptive_entropy", {"coef_init": 0.01})
 
 
 # -- DAPO's dynamic-sampling filter --------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -155,6 +156,22 @@ def test_entropy_target_holds_the_exact_entropy_within_ten_percent():
         steps=300, loss="entropy_target", loss_config={"target": 0.5, "kp": 0.0, "ki": 0.0}, seed=0
     )
     assert summarize_run(run_tabular(open_loop))["target_within_10pct"] < 0.5
+
+
+def test_adaptive_entropy_holds_entropy_near_its_target_where_grpo_collapses():
+    """Skywork-OR1's rule on the table (steps of 0.01 here, where a coefficient of ~0.5 is what
+    holds the entropy): GRPO ends far under the target, the controlled run within 10% of it."""
+    grpo = run_tabular(TabularConfig(steps=300, loss="grpo", seed=0))
+    adaptive = run_tabular(TabularConfig(steps=300, loss="adaptive_entropy", seed=0,
+                                         loss_config={"target": 0.5, "delta": 0.01, "coef_max": 1.0}))  # fmt: skip
+    assert grpo[-1]["entropy"] < 0.25
+    late = [row["entropy"] for row in adaptive[-50:]]
+    assert 0.45 < sum(late) / len(late) < 0.55
+    # the coefficient ramps while the entropy is under the target, the bonus off while over it
+    for row, following in itertools.pairwise(adaptive):
+        assert following["entropy_coef"] == pytest.approx(row["entropy_coef_next"])
+        if row["entropy"] >= 0.5:
+            assert row["entropy_coef_next"] == 0.0
 
 
 def test_dynamic_sampling_keeps_only_informative_groups():

@@ -21,6 +21,8 @@ def rl_config(model_dir: Path, **train) -> dict:
             "clip_cov": {"loss": "clip_cov", "loss_config": {"r": 0.1, "omega_low": 0.1}},
             "entropy_bonus": {"loss": "entropy_bonus", "loss_config": {"coef": 0.01}},
             "entropy_target": {"loss": "entropy_target", "loss_config": {"target": 1.0}},
+            "adaptive_entropy": {"loss": "adaptive_entropy", "loss_config": {
+                "target": 1.0, "coef_init": 0.01, "delta": 0.005, "coef_max": 0.05}},
             "dapo": {"loss": "clip_higher", "dynamic_sampling": True},
             "dr_grpo": {"loss": "dr_grpo", "advantage": "dr_grpo"},
         },

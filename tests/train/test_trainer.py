@@ -16,7 +16,7 @@ from entropy_rl.cli import main
 from entropy_rl.config import run_section
 from entropy_rl.io import read_jsonl
 from entropy_rl.losses import get_policy_loss
-from entropy_rl.losses.interventions import next_coef
+from entropy_rl.losses.interventions import adaptive_coef, next_coef
 from entropy_rl.tasks import ArithmeticTask
 from entropy_rl.train import NonFiniteError, RLSettings, train
 from entropy_rl.train import loop as loop_module
@@ -88,7 +88,9 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["clip_cov", "entropy_target"])  # random picks; controller state
+@pytest.mark.parametrize(
+    "method", ["clip_cov", "entropy_target", "adaptive_entropy"]
+)  # random picks; controller state
 def test_a_run_killed_after_a_checkpoint_resumes_to_identical_metrics(tiny_base, tmp_path, method):
     config = settings(tiny_base, method, steps=6)
     task = ArithmeticTask(**TINY_TASK)
@@ -280,7 +282,7 @@ def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
         (
             {},
             ["--method", "ppo"],
-            "unknown method 'ppo' in train.methods; known methods: clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov",
+            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov",
         ),
         (
             {"group_size": 0},
@@ -333,6 +335,20 @@ def test_entropy_target_logs_its_controller(tiny_base, tmp_path):
         assert row["entropy_coef_next"] == pytest.approx(coef)
         if following is not None:
             assert following["entropy_coef"] == pytest.approx(coef)
+
+
+def test_a_second_controller_runs_with_no_trainer_change(tiny_base, tmp_path):
+    """Skywork-OR1's adaptive entropy: its state (coefficient, on/off) travels only through the
+    loss's registered controller, fed each step's measured entropy."""
+    rows = train(settings(tiny_base, "adaptive_entropy"), tmp_path, ArithmeticTask(**TINY_TASK))
+    assert rows[0]["entropy_coef"] == 0.01  # coef_init, and the bonus is on at the start
+    coef = 0.01
+    for row, following in zip(rows, [*rows[1:], None], strict=True):
+        coef, on = adaptive_coef(coef, row["entropy"], 1.0, 0.005, 0.0, 0.05)
+        assert row["entropy_target"] == 1.0
+        assert row["entropy_coef_next"] == pytest.approx(coef * on)
+        if following is not None:
+            assert following["entropy_coef"] == pytest.approx(coef * on)
 
 
 def test_gradient_checkpointing_gives_the_same_run(tiny_base, tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 Importing this package registers the paper's losses (``grpo``, ``clip_higher``, ``entropy_bonus``,
 ``clip_cov``, ``kl_cov``) and the later interventions (``dr_grpo``, ``forking_tokens``,
-``entropy_advantage``, ``pos_neg_weight``, ``entropy_target``).
+``entropy_advantage``, ``pos_neg_weight``, ``entropy_target``, ``adaptive_entropy``).
 """
 
 from entropy_rl.losses import interventions as _later  # noqa: F401  (registers later interventions)

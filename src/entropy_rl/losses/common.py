@@ -19,9 +19,11 @@ __all__ = [
     "aggregate",
     "aggregation_share",
     "clip_metrics",
+    "entropy_bonus_terms",
     "horizon",
     "kl_estimate",
     "masked_mean",
+    "need_entropy",
     "ppo_terms",
     "ppo_token_losses",
     "selection_count",
@@ -253,3 +255,32 @@ def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str) -> Tensor:
     if estimator == "k3":
         return torch.exp(log_ratio) - log_ratio - 1.0
     raise ValueError(f"kl_estimator must be one of k1, k2, k3, got {estimator!r}")
+
+
+def need_entropy(name: str, entropy: Tensor | None, logp: Tensor) -> Tensor:
+    """The token entropy a loss called ``name`` needs, checked: given, and shaped like ``logp``."""
+    if entropy is None:
+        raise ValueError(
+            f"{name} needs extras['entropy']: the [batch, seq] token entropy computed from the "
+            "logits with gradient (entropy_rl.metrics.token_entropy)"
+        )
+    if entropy.shape != logp.shape:
+        raise ValueError(
+            f"entropy has shape {tuple(entropy.shape)} but logp has {tuple(logp.shape)}"
+        )
+    return entropy
+
+
+def entropy_bonus_terms(
+    name: str, logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: LossConfig, entropy: Tensor | None, coef: float,
+) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
+    """GRPO's clipped surrogate minus ``coef`` times the aggregated token entropy (the paper's
+    entropy-loss baseline, with a fixed or a controlled coefficient):
+
+        L = L_GRPO - coef · agg_t H_t,   H_t = -sum_v pi(v|s_t) log pi(v|s_t)
+    """
+    entropy = need_entropy(name, entropy, logp)
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
+    loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
+    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), metrics

@@ -205,3 +205,29 @@ class EntropyTargetConfig(LossConfig):
                 f"entropy_target.coef_init ({self.coef_init:g}) must be <= entropy_target.coef_max "
                 f"({self.coef_max:g})"
             )
+
+
+@dataclass(frozen=True)
+class AdaptiveEntropyConfig(LossConfig):
+    """Skywork-OR1's adaptive entropy control: an entropy bonus that acts only while the entropy
+    is under ``target``, its coefficient moved by ``delta`` a step, up while under, down while over.
+
+    The defaults are the authors' scripts' for 7B and 32B models (target 0.2, coefficient in
+    ``[0, 0.005]``, steps of 1e-4); see ``losses/interventions.py``.
+    """
+
+    section: ClassVar[str] = "adaptive_entropy"
+    target: float = number(
+        0.2, 0.0, low_open=True, doc="entropy below which the bonus acts (nats per token)"
+    )
+    coef_init: float = number(0.0, 0.0, doc="the coefficient at step 0")
+    coef_min: float = number(0.0, 0.0, doc="smallest coefficient")
+    coef_max: float = number(0.005, 0.0, low_open=True, doc="largest coefficient")
+    delta: float = number(1e-4, 0.0, low_open=True, doc="change of the coefficient per step")
+
+    def check(self) -> None:
+        if not self.coef_min <= self.coef_init <= self.coef_max:
+            raise ValueError(
+                f"adaptive_entropy needs coef_min <= coef_init <= coef_max, got {self.coef_min:g}, "
+                f"{self.coef_init:g}, {self.coef_max:g}"
+            )

@@ -9,7 +9,9 @@
 - ``pos_neg_weight``: Zhu et al., 2025, *The Surprising Effectiveness of Negative Reinforcement in
   LLM Reasoning* (W-REINFORCE) — positive samples down-weighted;
 - ``entropy_target``: ours — an entropy bonus whose coefficient a PI controller adapts each step
-  to hold a target entropy, in the spirit of SAC's automatic temperature (Haarnoja et al., 2018).
+  to hold a target entropy, in the spirit of SAC's automatic temperature (Haarnoja et al., 2018);
+- ``adaptive_entropy``: He et al., 2025, *Skywork Open Reasoner 1 Technical Report* — an entropy
+  bonus on only while the entropy is under a target, its coefficient stepped up or down each step.
 
 DAPO's dynamic sampling (Yu et al., 2025) is not a loss: it is the trainers' ``dynamic_sampling``
 option (see :func:`entropy_rl.advantages.informative_groups`).
@@ -24,8 +26,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from entropy_rl.losses.common import aggregate, horizon, masked_mean, ppo_terms, top_n_mask
+from entropy_rl.losses.common import (
+    aggregate,
+    entropy_bonus_terms,
+    horizon,
+    masked_mean,
+    need_entropy,
+    ppo_terms,
+    top_n_mask,
+)
 from entropy_rl.losses.config import (
+    AdaptiveEntropyConfig,
     DrGRPOConfig,
     EntropyAdvantageConfig,
     EntropyTargetConfig,
@@ -35,7 +46,10 @@ from entropy_rl.losses.config import (
 from entropy_rl.losses.registry import Controller, register_policy_loss
 
 __all__ = [
+    "ADAPTIVE_ENTROPY",
     "ENTROPY_TARGET",
+    "adaptive_coef",
+    "adaptive_entropy_loss",
     "dr_grpo_loss",
     "entropy_advantage_loss",
     "entropy_target_loss",
@@ -44,19 +58,6 @@ __all__ = [
     "pos_neg_weight_loss",
     "shaped_advantages",
 ]
-
-
-def _need_entropy(name: str, entropy: Tensor | None, logp: Tensor) -> Tensor:
-    if entropy is None:
-        raise ValueError(
-            f"{name} needs extras['entropy']: the [batch, seq] token entropy "
-            "(entropy_rl.metrics.token_entropy of the logits)"
-        )
-    if entropy.shape != logp.shape:
-        raise ValueError(
-            f"entropy has shape {tuple(entropy.shape)} but logp has {tuple(logp.shape)}"
-        )
-    return entropy
 
 
 @register_policy_loss("dr_grpo", DrGRPOConfig)
@@ -84,7 +85,7 @@ def forking_selection(
 ) -> Tensor:  # fmt: skip
     """The forking tokens: the ``ceil(rho · N)`` valid tokens of highest entropy (ties: the
     earlier token of the flattened ``[batch, seq]``)."""
-    entropy = _need_entropy("forking_tokens", entropy, logp).detach()
+    entropy = need_entropy("forking_tokens", entropy, logp).detach()
     valid = mask.to(torch.bool)
     n_valid = int(valid.sum())
     n_pick = min(n_valid, math.ceil(round(config.top_fraction * n_valid, 9)))
@@ -113,7 +114,7 @@ def forking_tokens_loss(
     ``ceil(rho · N)``). ``normalizer: all`` keeps the mean over every valid token, as TRL's
     ``top_entropy_quantile`` does: the same direction, ``1 / rho`` times smaller at equal lr.
     """
-    entropy = _need_entropy("forking_tokens", entropy, logp).detach()
+    entropy = need_entropy("forking_tokens", entropy, logp).detach()
     valid = mask.to(torch.bool)
     n_valid = int(valid.sum())
     forking = selected & valid  # forking_selection's, unless the caller chose over a larger batch
@@ -152,7 +153,7 @@ def entropy_advantage_loss(
     Unlike the entropy bonus, no gradient flows through the entropy: high-entropy tokens of a
     response simply get a larger (positive) push, and a zero advantage stays zero.
     """
-    entropy = _need_entropy("entropy_advantage", entropy, logp)
+    entropy = need_entropy("entropy_advantage", entropy, logp)
     shaped = shaped_advantages(advantages, entropy, config.alpha, config.kappa)
     token_losses, metrics = ppo_terms(logp, old_logp, shaped, mask, config)
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), {
@@ -250,11 +251,71 @@ def entropy_target_loss(
     coefficient never goes below 0: the controller can stop a collapse, not speed one up. ``coef``
     defaults to ``coef_init`` (a trainer without the controller gets a plain entropy bonus).
     """
-    entropy = _need_entropy("entropy_target", entropy, logp)
     coef = config.coef_init if coef is None else coef
-    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
-    loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
-    return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), {
-        **metrics,
-        "entropy_coef": coef,
+    loss, metrics = entropy_bonus_terms(
+        "entropy_target", logp, old_logp, advantages, mask, config, entropy, coef
+    )
+    return loss, {**metrics, "entropy_coef": coef}
+
+
+def adaptive_coef(
+    coef: float, entropy: float, target: float, delta: float, low: float, high: float
+) -> tuple[float, bool]:
+    """One step of Skywork-OR1's rule: ``(coef, on)`` after a step whose policy had entropy
+    ``entropy``.
+
+        coef' = clip(coef + delta, low, high)  if H < target,   clip(coef - delta, low, high)  else
+        on'   = H < target   (the bonus acts with coef' on the next step only while on')
+    """
+    if not all(math.isfinite(x) for x in (coef, entropy, target, delta)):
+        raise ValueError(
+            f"controller inputs must be finite, got coef={coef}, entropy={entropy}, "
+            f"target={target}, delta={delta}"
+        )
+    under = entropy < target
+    return min(high, max(low, coef + (delta if under else -delta))), under
+
+
+def _adaptive_update(
+    config: AdaptiveEntropyConfig, state: dict[str, float], row: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, float]]:
+    c = config
+    coef, on = adaptive_coef(
+        state["coef"], row["entropy"], c.target, c.delta, c.coef_min, c.coef_max
+    )
+    return {"coef": coef, "on": float(on)}, {
+        "entropy_target": c.target,
+        "entropy_coef_next": coef * on,
     }
+
+
+ADAPTIVE_ENTROPY = Controller(
+    init=lambda config: {"coef": config.coef_init, "on": 1.0},  # the first step's bonus acts
+    update=_adaptive_update,
+    loss_kwargs=lambda config, state: {"coef": state["coef"] * state["on"]},
+)
+
+
+@register_policy_loss("adaptive_entropy", AdaptiveEntropyConfig, controller=ADAPTIVE_ENTROPY)
+def adaptive_entropy_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: AdaptiveEntropyConfig, *, entropy: Tensor | None = None, coef: float | None = None,
+    **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """Adaptive entropy control (Skywork-OR1, He et al., 2025, arXiv 2505.22312; TRL's
+    ``use_adaptive_entropy``): GRPO minus ``coef_t`` times the aggregated token entropy, where the
+    loss's controller (``ADAPTIVE_ENTROPY``, :func:`adaptive_coef`) raises ``coef_t`` by ``delta``
+    after each step whose entropy was under ``target``, lowers it otherwise, and switches the
+    bonus off while the entropy is over the target.
+
+        L = L_GRPO - coef_t · on_t · agg_t H_t
+
+    Unlike ``entropy_target``'s PI controller, the step is fixed in size and sign only, so the
+    coefficient ramps linearly while the entropy stays low (the authors' code:
+    ``verl/trainer/ppo/core_algos.py``, ``EntController``). ``coef`` defaults to ``coef_init``.
+    """
+    coef = config.coef_init if coef is None else coef
+    loss, metrics = entropy_bonus_terms(
+        "adaptive_entropy", logp, old_logp, advantages, mask, config, entropy, coef
+    )
+    return loss, {**metrics, "entropy_coef": coef}

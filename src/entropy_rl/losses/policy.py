@@ -15,6 +15,7 @@ from torch import Tensor
 from entropy_rl.losses.common import (
     aggregate,
     clip_metrics,
+    entropy_bonus_terms,
     horizon,
     masked_mean,
     ppo_terms,
@@ -94,19 +95,9 @@ def entropy_bonus_loss(
     ``-coef · dH/dz``, which raises the entropy of every token alike — the paper shows the outcome
     is very sensitive to ``coef`` (too small: collapse; too large: entropy explodes).
     """
-    if entropy is None:
-        raise ValueError(
-            "entropy_bonus needs extras['entropy']: the [batch, seq] token entropy computed from "
-            "the logits with gradient (entropy_rl.metrics.token_entropy)"
-        )
-    if entropy.shape != logp.shape:
-        raise ValueError(
-            f"entropy has shape {tuple(entropy.shape)} but logp has {tuple(logp.shape)}"
-        )
-    loss, metrics = _ppo(logp, old_logp, advantages, mask, config)
-    return loss - config.coef * aggregate(
-        entropy, mask, config.loss_agg_mode, horizon(config)
-    ), metrics
+    return entropy_bonus_terms(
+        "entropy_bonus", logp, old_logp, advantages, mask, config, entropy, config.coef
+    )
 
 
 def _clip_cov_candidates(cov: Tensor, clipped: Tensor, mask: Tensor, config: ClipCovConfig):
