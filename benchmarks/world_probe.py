@@ -134,28 +134,40 @@ def main(argv: list[str] | None = None) -> int:
     runs = {job: judged(job) for job in jobs}
     minutes = (time.perf_counter() - start) / 60
 
-    lines = [f"probe {out.name}: {' '.join(args.set) or 'the default world'}; {minutes:.1f} min",
-             "", "| base | base: hard solved per sample | method | seed | late entropy | "
-             "validation greedy | easy | hard | learned |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (b, method, seed), run in runs.items():
-        hard = run.get("greedy_hard", float("nan"))
-        lines.append(
-            f"| {b} | {bases[b].get('sampled_hard', float('nan')):.4f} | {method} | {seed} | "
-            f"{run['entropy_late']:.4f} | {run['greedy']:.3f} | {run.get('greedy_easy', float('nan')):.3f} | "
-            f"{hard:.3f} | {'yes' if hard >= 0.5 else 'no'} |"
-        )
-    for method in args.methods:
-        learned = [r.get("greedy_hard", 0) >= 0.5 for (_, m, _), r in runs.items() if m == method]
-        lines.append(
-            f"\n{method}: learned the hard family on {sum(learned)} of {len(learned)} runs"
-        )
+    lines = _table(out.name, args.set, minutes, bases, runs, args.methods)
     table = "\n".join(lines)
     print(table)
+    (out / "probe.md").write_text(table + "\n")
     (out / "probe.json").write_text(json.dumps(
         {"set": args.set, "minutes": minutes, "bases": bases,
          "runs": [{"base": b, "method": m, "seed": s, **r} for (b, m, s), r in runs.items()],
          "table": table}, indent=1))  # fmt: skip
     return 0
+
+
+def _table(
+    name: str, sets: list[str], minutes: float, bases: dict, runs: dict, methods: list[str]
+) -> list[str]:
+    """The probe's table: accuracies to two decimals (128 problems a family), rates in percent."""
+    from entropy_rl.provenance import cpu_machine
+
+    lines = [f"*probe {name}: {' '.join(sets) or 'the default world'}; {minutes:.1f} min, "
+             f"{cpu_machine()}*", "", "| base | base: hard solved per sample | method | seed | "
+             "late entropy | validation greedy | easy | hard | learned |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (b, method, seed), run in runs.items():
+        hard = run.get("greedy_hard", float("nan"))
+        lines.append(
+            f"| {b} | {100 * bases[b].get('sampled_hard', float('nan')):.2f}% | {method} | {seed} "
+            f"| {run['entropy_late']:.4f} | {run['greedy']:.2f} | "
+            f"{run.get('greedy_easy', float('nan')):.2f} | {hard:.2f} | {'yes' if hard >= 0.5 else 'no'} |"
+        )
+    for method in methods:
+        learned = [r.get("greedy_hard", 0) >= 0.5 for (_, m, _), r in runs.items() if m == method]
+        lines.append(
+            f"\n{method}: learned the hard family on {sum(learned)} of {len(learned)} runs"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -302,9 +302,10 @@ def adaptive_entropy_loss(
     config: AdaptiveEntropyConfig, *, entropy: Tensor | None = None, coef: float | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:  # fmt: skip
-    """Adaptive entropy control (Skywork-OR1, He et al., 2025, arXiv 2505.22312; TRL's
-    ``use_adaptive_entropy``): GRPO minus ``coef_t`` times the aggregated token entropy, where the
-    loss's controller (``ADAPTIVE_ENTROPY``, :func:`adaptive_coef`) raises ``coef_t`` by ``delta``
+    """Adaptive entropy control (Skywork-OR1): an entropy bonus on while entropy is under a target.
+
+    He et al., 2025, arXiv 2505.22312; TRL's ``use_adaptive_entropy``. GRPO minus ``coef_t``
+    times the aggregated token entropy, where the loss's controller (``ADAPTIVE_ENTROPY``, :func:`adaptive_coef`) raises ``coef_t`` by ``delta``
     after each step whose entropy was under ``target``, lowers it otherwise, and switches the
     bonus off while the entropy is over the target.
 
