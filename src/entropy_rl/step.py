@@ -138,7 +138,6 @@ def ppo_update(
     policy's entropies, which spare the token selection a forward pass before the first update.
     """
     loss_kwargs = loss_kwargs or {}
-    config = plan.loss_config
     selecting = plan.batch_selection and plan.loss.selector is not None
     sums: dict[str, float] = {}
     updates = 0
@@ -148,9 +147,7 @@ def ppo_update(
             mini = batch.take(index)
             first = on_policy_first and updates == 0
             optimizer.zero_grad(set_to_none=True)
-            metrics: dict[str, float] = {}
             parts = policy.parts(mini)
-            part_logps, part_losses = [], []
             selected = None  # the tokens a selecting loss trains, chosen over the mini-batch
             if selecting and (len(parts) > 1 or world.active):
                 # before the step's first update the policy is the one whose log-probabilities
@@ -164,34 +161,11 @@ def ppo_update(
                     policy, mini, parts, old_logp[index], plan, pick, world,
                     on_policy=first, known=known,
                 )  # fmt: skip
-            for part in parts:
-                micro = mini.take(part)
-                logp, entropy = policy.forward(micro)
-                if first:
-                    # the first update is on-policy: this pass is the policy that sampled, so its
-                    # log-probabilities are the old ones exactly (ratio 1, KL-Cov's
-                    # |logp - old_logp| 0 with no gradient) and replace the sampler's (~1e-5
-                    # away: float rounding), which the other mini-batches keep
-                    diff = (logp.detach() - old_logp[index][part]).abs()[micro.response_mask]
-                    gap = [gap[0] + float(diff.sum()), gap[1] + diff.numel()]  # type: ignore[index]
-                    old_logp[index[part]] = logp.detach()
-                loss, part_metrics = plan.loss(
-                    logp, old_logp[index][part], micro.advantages, micro.response_mask, config,
-                    entropy=entropy, generator=pick,
-                    selected=None if selected is None else selected[part], **loss_kwargs,
-                )  # fmt: skip
-                part_logps.append(logp.detach())
-                scope = (micro.response_mask, mini.response_mask)  # what the loss's mean is over
-                if selected is not None and config.aggregates_selected():
-                    scope = (selected[part], selected)
-                (loss * aggregation_share(*scope, config.loss_agg_mode)).backward()
-                part_losses.append(loss.detach())
-                tokens = aggregation_share(  # the metrics are means over valid tokens
-                    micro.response_mask, mini.response_mask, "token-mean"
-                )
-                for key, value in part_metrics.items():  # counts add up
-                    weight = 1.0 if key in COUNT_METRICS else tokens
-                    metrics[key] = metrics.get(key, 0.0) + weight * value
+            metrics, part_logps, part_losses, diff = _backward_parts(
+                policy, mini, index, parts, old_logp, selected, plan, pick, loss_kwargs, first
+            )
+            if gap is not None:
+                gap = [gap[0] + diff[0], gap[1] + diff[1]]
             if len(parts) > 1:  # a batch statistic: over the whole mini-batch, as without parts
                 cov = token_covariance(torch.cat(part_logps), mini.advantages, mini.response_mask)
                 metrics["cov_mean"] = float(masked_mean(cov, mini.response_mask))
@@ -201,6 +175,46 @@ def ppo_update(
             updates += 1
     averaged = {key: value / updates for key, value in sums.items()}
     return averaged, None if gap is None else (gap[0], gap[1])
+
+
+def _backward_parts(
+    policy: Policy, mini: Batch, index: Tensor, parts: list[Tensor], old_logp: Tensor,
+    selected: Tensor | None, plan: Update, pick: torch.Generator, loss_kwargs: dict[str, Any],
+    first: bool,
+) -> tuple[dict[str, float], list[Tensor], list[Tensor], tuple[float, float]]:  # fmt: skip
+    """Backpropagate a mini-batch's loss part by part, each weighted by its share of the
+    mini-batch's aggregate. Returns the token-weighted loss metrics (counts summed), each part's
+    log-probabilities and loss, and ``(sum, count)`` of ``|pass - old|`` on the first update."""
+    config, metrics = plan.loss_config, {}
+    part_logps, part_losses, gap = [], [], (0.0, 0.0)
+    for part in parts:
+        micro = mini.take(part)
+        logp, entropy = policy.forward(micro)
+        if first:
+            # the first update is on-policy: this pass is the policy that sampled, so its
+            # log-probabilities are the old ones exactly (ratio 1, KL-Cov's |logp - old_logp| 0
+            # with no gradient) and replace the sampler's (~1e-5 away: float rounding), which
+            # the other mini-batches keep
+            diff = (logp.detach() - old_logp[index][part]).abs()[micro.response_mask]
+            gap = (gap[0] + float(diff.sum()), gap[1] + diff.numel())
+            old_logp[index[part]] = logp.detach()
+        loss, part_metrics = plan.loss(
+            logp, old_logp[index][part], micro.advantages, micro.response_mask, config,
+            entropy=entropy, generator=pick,
+            selected=None if selected is None else selected[part], **loss_kwargs,
+        )  # fmt: skip
+        part_logps.append(logp.detach())
+        scope = (micro.response_mask, mini.response_mask)  # what the loss's mean is over
+        if selected is not None and config.aggregates_selected():
+            scope = (selected[part], selected)
+        (loss * aggregation_share(*scope, config.loss_agg_mode)).backward()
+        part_losses.append(loss.detach())
+        # the metrics are means over valid tokens; counts add up
+        tokens = aggregation_share(micro.response_mask, mini.response_mask, "token-mean")
+        for key, value in part_metrics.items():
+            weight = 1.0 if key in COUNT_METRICS else tokens
+            metrics[key] = metrics.get(key, 0.0) + weight * value
+    return metrics, part_logps, part_losses, gap
 
 
 def _clipped_step(
