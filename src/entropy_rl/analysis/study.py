@@ -516,29 +516,9 @@ def _payoff_checks(
     payoffs = []
     greedy = {m: _heldout(lm[m], "heldout_greedy", "pass@1") for m in lm}
     for method in interventions:
-        ratio = ratio_statistic(lm, method, grpo)
-        kept = _check("kept_entropy", ratio, method=method)
-        checks.append(kept)
-        boot = greedy_difference(lm, method, grpo)
-        checks.append(_check("accuracy_cost", boot, method=method))
-        estimate, lo, hi = boot["estimate"], boot["lo"], boot["hi"]
-        # pass: at least the claimed gain, the whole interval above 0, and the entropy kept;
-        # fail: the whole interval below the claimed gain (or the entropy shown not kept)
-        if (
-            CLAIMS["payoff"].holds(estimate)
-            and CLAIMS["payoff_interval"].holds(lo)
-            and kept["verdict"] == "pass"
-        ):
-            verdict = "pass"
-        elif not CLAIMS["payoff"].holds(hi) or kept["verdict"] == "fail":
-            verdict = "fail"
-        else:
-            verdict = "inconclusive"
-        payoffs.append((method, verdict))
-        checks.append(
-            _check("payoff", boot, verdict=verdict, method=method,
-                   detail=f"sampled pass@1 {sampled[method] - sampled[grpo]:+.3f}")
-        )  # fmt: skip
+        rows = _payoff_rows(lm, method, grpo, sampled[method] - sampled[grpo])
+        checks.extend(rows)
+        payoffs.append((method, rows[-1]["verdict"]))
     if payoffs:
         verdicts = [v for _, v in payoffs]
         either = (
@@ -573,6 +553,32 @@ def _payoff_checks(
                    detail=f"{best} {best_k:.3f}, GRPO {grpo_k:.3f}")
         )  # fmt: skip
     return checks
+
+
+def _payoff_rows(
+    lm: dict[str, list[Run]], method: str, grpo: str, sampled_gain: float
+) -> list[dict[str, Any]]:
+    """An intervention's kept-entropy, accuracy-cost and payoff rows, paired with GRPO. The
+    payoff passes at the claimed gain with the whole interval above 0 and the entropy kept; it
+    fails when the whole interval is under the claimed gain or the entropy is shown not kept."""
+    kept = _check("kept_entropy", ratio_statistic(lm, method, grpo), method=method)
+    boot = greedy_difference(lm, method, grpo)
+    if (
+        CLAIMS["payoff"].holds(boot["estimate"])
+        and CLAIMS["payoff_interval"].holds(boot["lo"])
+        and kept["verdict"] == "pass"
+    ):
+        verdict = "pass"
+    elif not CLAIMS["payoff"].holds(boot["hi"]) or kept["verdict"] == "fail":
+        verdict = "fail"
+    else:
+        verdict = "inconclusive"
+    return [
+        kept,
+        _check("accuracy_cost", boot, method=method),
+        _check("payoff", boot, verdict=verdict, method=method,
+               detail=f"sampled pass@1 {sampled_gain:+.3f}"),
+    ]  # fmt: skip
 
 
 DISCOVERY_BAR = 0.5  # a run has learned a family when its greedy accuracy on it ends at least here

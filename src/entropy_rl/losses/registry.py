@@ -155,6 +155,44 @@ def select_tokens(
                          entropy=entropy, generator=generator, cov=cov)  # fmt: skip
 
 
+def _with_reference_kl(
+    name: str, cfg: LossConfig, loss: Tensor, logp: Tensor, old_logp: Tensor, mask: Tensor,
+    cov: Tensor, specific: Mapping[str, Any], extras: Mapping[str, Any],
+) -> tuple[Tensor, dict[str, float]]:  # fmt: skip
+    """A registered loss's total (its own plus ``kl_coef`` times the KL to the reference policy)
+    and the metrics every loss reports, then its own (``specific``), as floats."""
+    stats: dict[str, Tensor | float] = {
+        "pg_clipfrac": 0.0,
+        "cov_selected_frac": 0.0,
+        "cov_selected_count": 0.0,
+        "approx_kl": masked_mean(old_logp.detach() - logp.detach(), mask),
+        "cov_mean": masked_mean(cov, mask),
+        "n_valid_tokens": mask.sum(),
+    }
+    if extras.get("entropy") is not None:
+        stats["entropy"] = masked_mean(extras["entropy"].detach(), mask)
+    if cfg.kl_coef > 0:
+        if extras.get("ref_logp") is None:
+            raise ValueError(
+                f"{name}.kl_coef = {cfg.kl_coef:g} needs extras['ref_logp'] (log-probs of "
+                "the reference policy); pass it or set kl_coef: 0"
+            )
+        kl = aggregate(
+            kl_estimate(logp, extras["ref_logp"], cfg.kl_estimator),
+            mask,
+            cfg.loss_agg_mode,
+            horizon(cfg),
+        )
+        loss = loss + cfg.kl_coef * kl
+        stats["kl_ref"] = kl.detach()
+    stats.update(specific)
+    metrics = {
+        key: float(value.item()) if isinstance(value, Tensor) else float(value)
+        for key, value in stats.items()
+    }
+    return loss, metrics
+
+
 def register_policy_loss(
     name: str,
     config_cls: type[LossConfig] | None = None,
@@ -195,36 +233,7 @@ def register_policy_loss(
                     logp.detach(), old_logp, advantages, mask, cfg, entropy=extras.get("entropy"),
                     generator=extras.get("generator"), cov=cov)}  # fmt: skip
             loss, specific = fn(logp, old_logp, advantages, mask, cfg, **{"cov": cov, **extras})
-            stats: dict[str, Tensor | float] = {
-                "pg_clipfrac": 0.0,
-                "cov_selected_frac": 0.0,
-                "cov_selected_count": 0.0,
-                "approx_kl": masked_mean(old_logp.detach() - logp.detach(), mask),
-                "cov_mean": masked_mean(cov, mask),
-                "n_valid_tokens": mask.sum(),
-            }
-            if extras.get("entropy") is not None:
-                stats["entropy"] = masked_mean(extras["entropy"].detach(), mask)
-            if cfg.kl_coef > 0:
-                if extras.get("ref_logp") is None:
-                    raise ValueError(
-                        f"{name}.kl_coef = {cfg.kl_coef:g} needs extras['ref_logp'] (log-probs of "
-                        "the reference policy); pass it or set kl_coef: 0"
-                    )
-                kl = aggregate(
-                    kl_estimate(logp, extras["ref_logp"], cfg.kl_estimator),
-                    mask,
-                    cfg.loss_agg_mode,
-                    horizon(cfg),
-                )
-                loss = loss + cfg.kl_coef * kl
-                stats["kl_ref"] = kl.detach()
-            stats.update(specific)
-            metrics = {
-                key: float(value.item()) if isinstance(value, Tensor) else float(value)
-                for key, value in stats.items()
-            }
-            return loss, metrics
+            return _with_reference_kl(name, cfg, loss, logp, old_logp, mask, cov, specific, extras)
 
         summary = (fn.__doc__ or name).strip().splitlines()[0]
         spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
