@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -318,152 +320,178 @@ def study_report(
     """The study's self-contained HTML page from the files under ``results``: acceptance, the
     base model, theory, collapse, the law, the mechanism, the token view, interventions, the
     tabular world. Returns the page and how many of how many acceptance checks pass."""
-    import json
+    data = _ReportData.read(config, results)
+    sections = [
+        _acceptance_section(data), _base_section(data), _theory_section(data),
+        _collapse_section(data), _law_section(data), _covariance_section(data),
+        *_token_section(data), _interventions_section(data), _tabular_section(data),
+    ]  # fmt: skip
+    checks = data.analysis["acceptance"]
+    title = f"entropy-rl study: {config['profile']}"
+    page = render_report(title, sections, stamp=run_stamp(config_path))
+    return page, sum(c["pass"] for c in checks), len(checks)
 
+
+@dataclass(frozen=True)
+class _ReportData:
+    """What the report's sections read: the config, the run's analysis and theory summaries,
+    every base model's summary and GRPO's method name, analysis and table row."""
+
+    config: dict[str, Any]
+    results: Path
+    analysis: dict[str, Any]
+    theory: dict[str, Any]
+    bases: list[dict[str, Any]]
+    grpo: str
+
+    @classmethod
+    def read(cls, config: dict[str, Any], results: Path) -> _ReportData:
+        from entropy_rl.analysis.study import methods_with_loss
+        from entropy_rl.config import BASE_DIR, base_seeds
+
+        def read_json(path: Path) -> dict[str, Any]:
+            return json.loads(path.read_text())
+
+        folder = results / config["model_name"]
+        bases = [read_json(folder / BASE_DIR.format(base=b) / "base_summary.json")
+                 for b in base_seeds(config)]  # fmt: skip
+        return cls(config, results, read_json(results / "analysis" / "analysis.json"),
+                   read_json(results / "theory" / "summary.json"), bases,
+                   methods_with_loss(config["train"]["methods"], "grpo")[0])  # fmt: skip
+
+    @property
+    def g(self) -> dict[str, Any]:
+        return self.analysis["lm"]["methods"][self.grpo]
+
+    @property
+    def pretrained(self) -> bool:
+        return self.bases[0].get("source") == "pretrained"
+
+    def fig(self, name: str, caption: str = "") -> list[dict]:
+        """The figure, if the run drew it, with its caption (the registry's unless given)."""
+        from entropy_rl.figures import FIGURES
+
+        path = self.results / "figures" / f"{name}.png"
+        return (
+            [{"path": path, "caption": caption or FIGURES[name].caption}] if path.exists() else []
+        )
+
+
+def _acceptance_section(d: _ReportData) -> dict[str, Any]:
+    checks = d.analysis["acceptance"]
+    return {
+        "heading": "Science acceptance (docs/design.md)",
+        "text": f"{verdict_counts(checks)} rows on this run of the {d.config['profile']} profile, "
+        f"on {cpu_machine()}. A row passes only when its whole 95% interval holds the claim, "
+        "fails when none of it does, and is inconclusive when the interval straddles the target.",
+        "table": acceptance_markdown(checks),
+    }
+
+
+def _base_section(d: _ReportData) -> dict[str, Any]:
+    from entropy_rl.config import base_seeds
+
+    bases, base = d.bases, d.bases[0]
+    if d.pretrained:
+        return {"heading": "The base model", "text": f"The pretrained model {base['model']}."}
+    return {"heading": "The base model", "text": (
+        f"{len(bases)} {base['parameters']:,}-parameter Llama-architecture decoder(s) trained from "
+        f"scratch by SFT, one per SFT seed ({', '.join(str(b) for b in base_seeds(d.config))}), "
+        f"{np.mean([b['sft_seconds'] for b in bases]):.0f} s each: held-out pass@1 at temperature 1 = "
+        f"{_spread([b['heldout_pass@1_t1'] for b in bases])}, greedy = "
+        f"{_spread([b['heldout_accuracy_greedy'] for b in bases])}, out-of-distribution = "
+        f"{_spread([b['ood_pass@1_t1'] for b in bases])}."
+    )}  # fmt: skip
+
+
+def _theory_section(d: _ReportData) -> dict[str, Any]:
+    prediction, slopes = d.theory["prediction"], d.theory["remainder"]["slopes"]
+    return {"heading": "The mechanism in exact arithmetic (theory)", "figures": d.fig(
+        "theory_predicted_vs_exact",
+        "Theorems 1-2 on random tabular policies: for step sizes <= 0.1 the first-order "
+        "prediction and the exact entropy change correlate at "
+        f"r = {prediction['pg']['pearson_r_eta_le_0.1']:.4f} (PG) and "
+        f"r = {prediction['npg']['pearson_r_eta_le_0.1']:.4f} (NPG).",
+    ) + d.fig(
+        "theory_lemma1_remainder",
+        f"Lemma 1's remainder shrinks as eta squared: fitted slopes {min(slopes):.3f}-{max(slopes):.3f}.",
+    )}  # fmt: skip
+
+
+def _collapse_section(d: _ReportData) -> dict[str, Any]:
+    row = next(r for r in d.analysis["lm"]["table"] if r["method"] == d.grpo)
+    final = row.get("val_accuracy_final", {}).get("mean", float("nan"))
+    return {"heading": "Entropy collapse", "figures": d.fig(
+        "collapse_grpo",
+        f"GRPO, {row['seeds']} seeds: mean token entropy ends {row['entropy_drop_frac']['mean']:.0%} "
+        f"below its start; held-out accuracy (sampled, in training) ends at {final:.3f}.",
+    )}  # fmt: skip
+
+
+def _law_section(d: _ReportData) -> dict[str, Any]:
     from entropy_rl.analysis.law import describe_line_comparison
-    from entropy_rl.figures import FIGURES
+
+    law, early, nan = d.g.get("law", {}), d.g.get("early_fit", {}), float("nan")
+    return {"heading": "The law R = -a·exp(H) + b", "figures": d.fig(
+        "law_grpo",
+        f"Pooled GRPO points: a = {law.get('a', nan):.3f}, b = {law.get('b', nan):.3f}, "
+        f"R² = {law.get('r2', nan):.3f}; predicted ceiling R(H=0) = {law.get('ceiling', nan):.3f}. "
+        "Fitting only the first third of each run predicts the final accuracy with a mean absolute "
+        f"error of {early.get('mean_abs_final_error', nan):.3f}. "
+        + (describe_line_comparison(d.g["law_line"]) if "law_line" in d.g else ""),
+    )}  # fmt: skip
+
+
+def _covariance_section(d: _ReportData) -> dict[str, Any]:
+    return {"heading": "What drives the entropy: the covariance", "figures": d.fig(
+        "entropy_change",
+        "Per-step measured entropy change against -Cov(log pi, delta z): r = "
+        f"{d.g['entropy_change_corr']['mean']:.3f} on the language model's probe batch (mean over seeds).",
+    ) + d.fig(
+        "covariance",
+        f"The mean token covariance is positive on {d.g['cov_positive_frac']['mean']:.0%} of GRPO's steps.",
+    )}  # fmt: skip
+
+
+def _token_section(d: _ReportData) -> list[dict[str, Any]]:
     from entropy_rl.token_view import token_view_body
 
-    figures = results / "figures"
-    analysis = json.loads((results / "analysis" / "analysis.json").read_text())
-    theory = json.loads((results / "theory" / "summary.json").read_text())
-    from entropy_rl.config import BASE_DIR, base_seeds
+    page = d.results / "token_entropy.html"
+    if not page.exists():
+        return []
+    return [{
+        "heading": "Where the entropy sits, token by token",
+        "text": "The same held-out prompts sampled by the base model and by the first seed of "
+        "each method (also as a page of its own: token_entropy.html).",
+        "html": token_view_body(page.read_text()),
+    }]  # fmt: skip
 
-    bases = [
-        json.loads(
-            (
-                results / config["model_name"] / BASE_DIR.format(base=b) / "base_summary.json"
-            ).read_text()
-        )
-        for b in base_seeds(config)
-    ]
-    base = bases[0]
-    lm, tab, checks = analysis["lm"], analysis["tabular"], analysis["acceptance"]
-    spec = config["train"]["methods"]
-    grpo = next(m for m, s in spec.items() if s["loss"] == "grpo")
-    g = lm["methods"][grpo]
-    law = g.get("law", {})
-    early = g.get("early_fit", {})
-    grpo_row = next(r for r in lm["table"] if r["method"] == grpo)
 
-    def fig(name: str, caption: str = "") -> list[dict]:
-        """The figure, if the run drew it, with its caption (the registry's unless given)."""
-        path = figures / f"{name}.png"
-        text = caption or FIGURES[name].caption
-        return [{"path": path, "caption": text}] if path.exists() else []
+def _interventions_section(d: _ReportData) -> dict[str, Any]:
+    lm = d.analysis["lm"]
+    text = (
+        "Held-out accuracies are of the final policies."
+        if d.pretrained
+        else "Held-out accuracies are of the final policies. The out-of-distribution split (one "
+        "more term than training) and the paper's benchmarks are smoke tests at this scale: a "
+        "model trained from scratch on one synthetic task does not solve them, the base model "
+        "included, so their columns show that the evaluation runs end to end, not a difference "
+        "between methods."
+    )
+    figures = ("methods", "interventions", "entropy_target", "entropy_bonus_sweep", "pass_at_k")
+    return {
+        "heading": "Interventions",
+        "text": text,
+        "table": method_table_markdown(
+            [*([lm["base_row"]] if "base_row" in lm else []), *lm["table"]]
+        ),
+        "figures": [f for name in figures for f in d.fig(name)],
+    }
 
-    passed = sum(c["pass"] for c in checks)
-    sections = [
-        {
-            "heading": "Science acceptance (docs/design.md)",
-            "text": f"{verdict_counts(checks)} rows on this run of the {config['profile']} profile, "
-            f"on {cpu_machine()}. A row passes only when its whole 95% interval holds the claim, "
-            "fails when none of it does, and is inconclusive when the interval straddles the target.",
-            "table": acceptance_markdown(checks),
-        },
-        {
-            "heading": "The base model",
-            "text": (
-                f"The pretrained model {base['model']}."
-                if base.get("source") == "pretrained"
-                else f"{len(bases)} {base['parameters']:,}-parameter Llama-architecture decoder(s) trained from "
-                f"scratch by SFT, one per SFT seed ({', '.join(str(b) for b in base_seeds(config))}), "
-                f"{np.mean([b['sft_seconds'] for b in bases]):.0f} s each: held-out pass@1 at temperature 1 = "
-                f"{_spread([b['heldout_pass@1_t1'] for b in bases])}, greedy = "
-                f"{_spread([b['heldout_accuracy_greedy'] for b in bases])}, out-of-distribution = "
-                f"{_spread([b['ood_pass@1_t1'] for b in bases])}."
-            ),
-        },
-        {
-            "heading": "The mechanism in exact arithmetic (theory)",
-            "figures": fig(
-                "theory_predicted_vs_exact",
-                (
-                    f"Theorems 1-2 on random tabular policies: for step sizes <= 0.1 the first-order prediction and the exact "
-                    f"entropy change correlate at r = {theory['prediction']['pg']['pearson_r_eta_le_0.1']:.4f} (PG) and "
-                    f"r = {theory['prediction']['npg']['pearson_r_eta_le_0.1']:.4f} (NPG)."
-                ),
-            )
-            + fig(
-                "theory_lemma1_remainder",
-                "Lemma 1's remainder shrinks as eta squared: fitted slopes "
-                f"{min(theory['remainder']['slopes']):.3f}-{max(theory['remainder']['slopes']):.3f}.",
-            ),
-        },
-        {
-            "heading": "Entropy collapse",
-            "figures": fig(
-                "collapse_grpo",
-                (
-                    f"GRPO, {grpo_row['seeds']} seeds: mean token entropy ends "
-                    f"{grpo_row['entropy_drop_frac']['mean']:.0%} below its start; held-out accuracy (sampled, "
-                    f"in training) ends at {grpo_row.get('val_accuracy_final', {}).get('mean', float('nan')):.3f}."
-                ),
-            ),
-        },
-        {
-            "heading": "The law R = -a·exp(H) + b",
-            "figures": fig(
-                "law_grpo",
-                (
-                    f"Pooled GRPO points: a = {law.get('a', float('nan')):.3f}, b = {law.get('b', float('nan')):.3f}, "
-                    f"R² = {law.get('r2', float('nan')):.3f}; predicted ceiling R(H=0) = {law.get('ceiling', float('nan')):.3f}. "
-                    f"Fitting only the first third of each run predicts the final accuracy with a mean absolute error of "
-                    f"{early.get('mean_abs_final_error', float('nan')):.3f}. "
-                    + (describe_line_comparison(g["law_line"]) if "law_line" in g else "")
-                ),
-            ),
-        },
-        {
-            "heading": "What drives the entropy: the covariance",
-            "figures": fig(
-                "entropy_change",
-                (
-                    f"Per-step measured entropy change against -Cov(log pi, delta z): r = "
-                    f"{g['entropy_change_corr']['mean']:.3f} on the language model's probe batch (mean over seeds)."
-                ),
-            )
-            + fig(
-                "covariance",
-                (
-                    f"The mean token covariance is positive on {g['cov_positive_frac']['mean']:.0%} of GRPO's steps."
-                ),
-            ),
-        },
-        {
-            "heading": "Interventions",
-            "text": (
-                "Held-out accuracies are of the final policies. The out-of-distribution split "
-                "(one more term than training) and the paper's benchmarks are smoke tests at this "
-                "scale: a model trained from scratch on one synthetic task does not solve them, "
-                "the base model included, so their columns show that the evaluation runs end to "
-                "end, not a difference between methods."
-                if base.get("source") != "pretrained"
-                else "Held-out accuracies are of the final policies."
-            ),
-            "table": method_table_markdown(
-                [*([lm["base_row"]] if "base_row" in lm else []), *lm["table"]]
-            ),
-            "figures": fig("methods")
-            + fig("interventions")
-            + fig("entropy_target")
-            + fig("entropy_bonus_sweep")
-            + fig("pass_at_k"),
-        },
-        {
-            "heading": "The tabular simulator",
-            "table": method_table_markdown(tab["table"]),
-            "figures": fig("tabular_methods") + fig("tabular_law"),
-        },
-    ]
-    token_page = results / "token_entropy.html"
-    if token_page.exists():
-        before = next(i for i, sec in enumerate(sections) if sec["heading"] == "Interventions")
-        sections.insert(before, {
-            "heading": "Where the entropy sits, token by token",
-            "text": "The same held-out prompts sampled by the base model and by the first seed of "
-            "each method (also as a page of its own: token_entropy.html).",
-            "html": token_view_body(token_page.read_text()),
-        })  # fmt: skip
-    title = f"entropy-rl study: {config['profile']}"
-    return render_report(title, sections, stamp=run_stamp(config_path)), passed, len(checks)
+
+def _tabular_section(d: _ReportData) -> dict[str, Any]:
+    return {
+        "heading": "The tabular simulator",
+        "table": method_table_markdown(d.analysis["tabular"]["table"]),
+        "figures": d.fig("tabular_methods") + d.fig("tabular_law"),
+    }
