@@ -101,26 +101,7 @@ def verl_overrides(
     method verl does not implement (forking tokens, entropy advantage, reweighting, the entropy
     target, an advantage other than grpo/dr_grpo) is an error that names it.
     """
-    if settings.loss not in LOSS_MODES:
-        raise ValueError(
-            f"loss {settings.loss!r} has no verl equivalent; verl runs {', '.join(LOSS_MODES)}. "
-            "Run it with this suite's trainer (train.engine: entropy-rl)"
-        )
-    if settings.advantage not in ("grpo", "dr_grpo"):
-        raise ValueError(
-            f"advantage {settings.advantage!r} is not mapped to verl; use grpo or dr_grpo"
-        )
-    if settings.selection == "batch" and settings.loss in ("clip_cov", "kl_cov"):
-        raise ValueError(
-            f"train.selection: batch: verl's {settings.loss} chooses its tokens within each "
-            "micro-batch and GPU; set train.selection: micro_batch to run it through verl, or run "
-            "it with this suite's trainer"
-        )
-    if settings.prompts_per_step % settings.mini_batches:
-        raise ValueError(
-            f"train.mini_batches ({settings.mini_batches}) must divide train.prompts_per_step "
-            f"({settings.prompts_per_step}): verl's mini-batches are counted in prompts"
-        )
+    _check_mappable(settings)
     loss = settings.loss_settings()
     out = Path(out)
     actor = "actor_rollout_ref.actor"
@@ -170,6 +151,37 @@ def verl_overrides(
         "trainer.logger": "['console']",
         "trainer.resume_mode": "auto",
     }
+    values.update(_loss_overrides(settings, loss, actor))
+    return [f"{key}={_fmt(value)}" for key, value in values.items()]
+
+
+def _check_mappable(settings: RLSettings) -> None:
+    """A method verl runs as this suite would, or an error that names what does not map."""
+    if settings.loss not in LOSS_MODES:
+        raise ValueError(
+            f"loss {settings.loss!r} has no verl equivalent; verl runs {', '.join(LOSS_MODES)}. "
+            "Run it with this suite's trainer (train.engine: entropy-rl)"
+        )
+    if settings.advantage not in ("grpo", "dr_grpo"):
+        raise ValueError(
+            f"advantage {settings.advantage!r} is not mapped to verl; use grpo or dr_grpo"
+        )
+    if settings.selection == "batch" and settings.loss in ("clip_cov", "kl_cov"):
+        raise ValueError(
+            f"train.selection: batch: verl's {settings.loss} chooses its tokens within each "
+            "micro-batch and GPU; set train.selection: micro_batch to run it through verl, or run "
+            "it with this suite's trainer"
+        )
+    if settings.prompts_per_step % settings.mini_batches:
+        raise ValueError(
+            f"train.mini_batches ({settings.mini_batches}) must divide train.prompts_per_step "
+            f"({settings.prompts_per_step}): verl's mini-batches are counted in prompts"
+        )
+
+
+def _loss_overrides(settings: RLSettings, loss: Any, actor: str) -> dict[str, Any]:
+    """What depends on the method: dynamic sampling, dual-clip, Clip-Cov's and KL-Cov's keys."""
+    values: dict[str, Any] = {}
     if settings.dynamic_sampling:  # DAPO's group filter: drop groups whose rewards are all equal
         values.update({
             "algorithm.filter_groups.enable": True,
@@ -194,7 +206,7 @@ def verl_overrides(
             f"{actor}.policy_loss.kl_cov_ratio": loss.k,
             f"{actor}.policy_loss.ppo_kl_coef": loss.beta,
         })  # fmt: skip
-    return [f"{key}={_fmt(value)}" for key, value in values.items()]
+    return values
 
 
 def verl_command(overrides: Sequence[str], python: str = "python3") -> list[str]:
