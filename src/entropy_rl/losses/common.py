@@ -24,6 +24,7 @@ __all__ = [
     "kl_estimate",
     "masked_mean",
     "need_entropy",
+    "ppo_loss",
     "ppo_terms",
     "ppo_token_losses",
     "selection_count",
@@ -281,6 +282,14 @@ def entropy_bonus_terms(
         L = L_GRPO - coef · agg_t H_t,   H_t = -sum_v pi(v|s_t) log pi(v|s_t)
     """
     entropy = need_entropy(name, entropy, logp)
-    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
-    loss = aggregate(token_losses, mask, config.loss_agg_mode, horizon(config))
+    loss, metrics = ppo_loss(logp, old_logp, advantages, mask, config)
     return loss - coef * aggregate(entropy, mask, config.loss_agg_mode, horizon(config)), metrics
+
+
+def ppo_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """GRPO's loss: :func:`ppo_terms` aggregated by the config's ``loss_agg_mode`` (the paper's
+    Eq. 2, the surrogate every intervention modifies), and its metrics."""
+    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
+    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics

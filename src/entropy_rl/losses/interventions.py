@@ -32,6 +32,7 @@ from entropy_rl.losses.common import (
     horizon,
     masked_mean,
     need_entropy,
+    ppo_loss,
     ppo_terms,
     top_n_mask,
 )
@@ -75,8 +76,7 @@ def dr_grpo_loss(
     nor the step's longest response; and — with the method's ``advantage: dr_grpo`` — ``A = r - mean_group r`` with no
     division by the group's std (so easy and hard questions weigh alike).
     """
-    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
+    return ppo_loss(logp, old_logp, advantages, mask, config)
 
 
 def forking_selection(
@@ -155,8 +155,8 @@ def entropy_advantage_loss(
     """
     entropy = need_entropy("entropy_advantage", entropy, logp)
     shaped = shaped_advantages(advantages, entropy, config.alpha, config.kappa)
-    token_losses, metrics = ppo_terms(logp, old_logp, shaped, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), {
+    loss, metrics = ppo_loss(logp, old_logp, shaped, mask, config)
+    return loss, {
         **metrics,
         "advantage_shift": masked_mean(shaped - advantages, mask),
     }
@@ -180,8 +180,7 @@ def pos_neg_weight_loss(
         advantages.new_tensor(config.positive_weight),
         advantages.new_tensor(config.negative_weight),
     )
-    token_losses, metrics = ppo_terms(logp, old_logp, advantages * weights, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
+    return ppo_loss(logp, old_logp, advantages * weights, mask, config)
 
 
 def next_coef(

@@ -18,7 +18,7 @@ from entropy_rl.losses.common import (
     entropy_bonus_terms,
     horizon,
     masked_mean,
-    ppo_terms,
+    ppo_loss,
     ppo_token_losses,
     selection_count,
     token_covariance,
@@ -30,16 +30,10 @@ from entropy_rl.losses.config import (
     EntropyBonusConfig,
     GRPOConfig,
     KLCovConfig,
-    LossConfig,
 )
 from entropy_rl.losses.registry import register_policy_loss
 
 __all__ = ["clip_cov_loss", "clip_higher_loss", "entropy_bonus_loss", "grpo_loss", "kl_cov_loss"]
-
-
-def _ppo(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig):
-    token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
-    return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics
 
 
 @register_policy_loss("grpo", GRPOConfig)
@@ -56,7 +50,7 @@ def grpo_loss(
     L = agg_t max(-A_t rho_t, -A_t clip(rho_t, 1 - eps_low, 1 + eps_high)),
     rho_t = exp(logp_t - old_logp_t),  eps_low = eps_high = 0.2,  token-mean by default.
     """
-    return _ppo(logp, old_logp, advantages, mask, config)
+    return ppo_loss(logp, old_logp, advantages, mask, config)
 
 
 @register_policy_loss("clip_higher", ClipHigherConfig)
@@ -73,7 +67,7 @@ def clip_higher_loss(
     Lets low-probability tokens with positive advantage grow further, which slows entropy collapse;
     a baseline of the paper's Table 2.
     """
-    return _ppo(logp, old_logp, advantages, mask, config)
+    return ppo_loss(logp, old_logp, advantages, mask, config)
 
 
 @register_policy_loss("entropy_bonus", EntropyBonusConfig)
