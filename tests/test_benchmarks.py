@@ -167,3 +167,83 @@ def test_the_world_probe_trains_bases_and_runs_and_tells_which_learned_the_hard_
     assert all(0 <= r["greedy_hard"] <= 1 and r["entropy_late"] > 0 for r in probe["runs"])
     assert set(probe["bases"]) == {"0", "1"} and "| base | base: hard solved per sample |" in out
     assert "grpo: learned the hard family on" in out
+
+
+def _kl_cov_tokens():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "kl_cov_tokens", REPO / "benchmarks" / "kl_cov_tokens.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kl_cov_token_probe_places_each_response_by_family_and_path():
+    import torch
+
+    from entropy_rl.base_model import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer()
+    texts = [  # hard + general (solved), hard + shortcut, easy + shortcut
+        ("Q: 27+45=?\nA: ", "27+45=72. \\boxed{72}", 1.5),
+        ("Q: 27+45=?\nA: ", "u 7+5=2. t 2+4=6. \\boxed{62}", -0.5),
+        ("Q: 21+45=?\nA: ", "u 1+5=6. t 2+4=6. \\boxed{66}", 0.0),
+    ]
+    rows = [tokenizer.encode(p + r, add_special_tokens=False) for p, r, _ in texts]
+    width = max(map(len, rows))
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width - 1, dtype=torch.bool)
+    advantages = torch.zeros(len(rows), width - 1)
+    for i, ((prompt, _, adv), row) in enumerate(zip(texts, rows, strict=True)):
+        ids[i, : len(row)] = torch.tensor(row)
+        start = len(tokenizer.encode(prompt, add_special_tokens=False)) - 1
+        mask[i, start : len(row) - 1] = True
+        advantages[i, start : len(row) - 1] = adv
+    info = _kl_cov_tokens()._row_info(tokenizer, ids, mask, advantages)
+    assert [(r["hard"], r["general"], r["adv"]) for r in info] == [
+        (True, True, 1.5), (True, False, -0.5), (False, False, 0.0)
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_kl_cov_token_probe_reruns_the_studys_runs_and_splits_them_at_the_first_success(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["base_model"]["model"] = {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                     "num_kv_heads": 1, "intermediate_size": 64}  # fmt: skip
+    config["base_model"]["sft"] = {"steps": 30, "batch_size": 16, "lr": 3.0e-3,
+                                   "warmup_steps": 2, "train_problems": 200}  # fmt: skip
+    config["train"].update(steps=3, eval_every=0, eval_early_every=0, lemma_check_every=0,
+                           train_problems=300, checkpoint_every=100)  # fmt: skip
+    results = tmp_path / "results"
+    (results / "config").mkdir(parents=True)
+    (results / "config" / "train.yaml").write_text(
+        yaml.safe_dump({"task": config["task"], "train": config["train"]})
+    )
+    (tmp_path / "full.yaml").write_text(yaml.safe_dump(config))
+    sft = subprocess.run(
+        [sys.executable, "-m", "entropy_rl.cli", "sft", "--config", str(tmp_path / "full.yaml"),
+         "--seed", "0", "--out", str(results / "toy" / "base0")],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert sft.returncode == 0, sft.stderr[-3000:]
+    out = run("kl_cov_tokens.py", "--results", str(results), "--out", str(tmp_path / "k"))
+    runs = json.loads((tmp_path / "k" / "kl_cov_tokens.json").read_text())
+    assert [(r["method"], r["base"], r["seed"]) for r in runs] == [("grpo", 0, 0), ("kl_cov", 0, 0)]
+    k = config["train"]["methods"]["kl_cov"]["loss_config"]["k"]
+    for r in runs:
+        assert [s["step"] for s in r["steps"]] == [0, 1, 2]
+        for s in r["steps"]:  # the selector's count: floor(k * N) of each mini-batch's tokens
+            assert s["updates"] == config["train"]["mini_batches"]
+            assert k * s["valid"] - s["updates"] < s["selected"] <= k * s["valid"]
+            assert s["hard_general_rows"] <= s["hard_rows"] and s["selected_hard"] <= s["selected"]
+        split = r["first_success"]
+        assert r["before"]["steps"] + r["after"]["steps"] == 3
+        assert (
+            split is None
+            or r["steps"][[s["step"] for s in r["steps"]].index(split)]["hard_solved_general"] > 0
+        )
+    assert "| kl_cov | 0 | 0 |" in out and "| grpo | 0 | 0 |" in out
