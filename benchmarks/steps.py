@@ -133,7 +133,7 @@ def make_model(folder: Path, seed: int) -> Path:
 def run_ours(args, model: Path, out: Path) -> dict:
     """Our trainer for ``args.steps`` + 1 steps (the first a warm-up) with ``args``' shape."""
     from entropy_rl.tasks import ArithmeticTask
-    from entropy_rl.train import RLSettings, loop, train
+    from entropy_rl.train import RLSettings, batch, train
 
     settings = RLSettings(
         model=str(model), steps=args.steps + 1, prompts_per_step=args.prompts,
@@ -142,7 +142,7 @@ def run_ours(args, model: Path, out: Path) -> dict:
         eval_every=0, threads=args.threads, seed=args.seed, loss="grpo",
     )  # fmt: skip
     marks: list[tuple[float, dict]] = []
-    with shared_timers([(loop, "policy_forward", "logprob forward")]) as timers:
+    with shared_timers([(batch, "policy_forward", "logprob forward")]) as timers:
 
         def on_step(row: dict) -> None:
             marks.append((time.perf_counter(), dict(timers.seconds)))

@@ -25,10 +25,10 @@ from snakemake_interface_common.exceptions import WorkflowError
 from entropy_rl.base_model import BaseModelSettings, ModelSettings, SFTSettings
 from entropy_rl.config import check_pipeline_config, load_yaml
 from entropy_rl.evaluate import EvaluateSettings
-from entropy_rl.losses import available_policy_losses, get_policy_loss
+from entropy_rl.losses import LossConfig, available_policy_losses, get_policy_loss
 from entropy_rl.settings import Settings, allowed_values
 from entropy_rl.tabular import TabularConfig
-from entropy_rl.tasks import ArithmeticTask
+from entropy_rl.tasks import ArithmeticTask, CarryTask
 from entropy_rl.tasks.dataset import DatasetTask
 from entropy_rl.train import RLSettings
 
@@ -40,7 +40,7 @@ DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 # the config section each Settings class reads
 SECTIONS: dict[str, list[type[Settings]]] = {
     "tabular": [TabularConfig],
-    "task": [ArithmeticTask, DatasetTask],
+    "task": [ArithmeticTask, CarryTask, DatasetTask],
     "base_model": [BaseModelSettings],
     "base_model.model": [ModelSettings],
     "base_model.sft": [SFTSettings],
@@ -105,14 +105,21 @@ def _resolve(node: dict) -> dict:
     return node
 
 
-def _leaves(node: dict, path: tuple[str, ...] = ()):
-    """``(path, schema)`` of every scalar key the schema constrains (objects are walked into)."""
+def _leaves(node: dict, path: tuple[str, ...] = (), where: tuple = ()):
+    """``(path, where, schema)`` of every scalar key the schema constrains (objects are walked
+    into, and so are the ``if``/``then`` branches of a section whose keys depend on a value, as
+    the task's on its ``kind``: ``where`` holds the section a key of a branch is tried in)."""
     node = _resolve(node)
     if node.get("type") == "object" and "properties" in node:
         for key, child in node["properties"].items():
-            yield from _leaves(child, (*path, key))
+            yield from _leaves(child, (*path, key), where)
+        for branch in node.get("allOf", []):
+            condition = {k: v["const"] for k, v in branch["if"]["properties"].items()}
+            for key, child in branch["then"]["properties"].items():
+                if key not in condition:
+                    yield from _leaves(child, (*path, key), (*where, (path, condition)))
     else:
-        yield path, node
+        yield path, where, node
 
 
 def _schema_bad_values(node: dict) -> list[tuple[Any, str]]:
@@ -153,13 +160,21 @@ def _schema_bad_values(node: dict) -> list[tuple[Any, str]]:
 
 
 def _schema_cases():
-    for path, node in _leaves(SCHEMA):
+    for path, where, node in _leaves(SCHEMA):
+        branch = "".join(f"[{'.'.join(f'{k}={v}' for k, v in c.items())}]" for _, c in where)
         for value, keyword in _schema_bad_values(node):
-            yield pytest.param(path, value, keyword, id=f"{'.'.join(path)}={value!r}")
+            yield pytest.param(
+                path, where, value, keyword, id=f"{'.'.join(path)}{branch}={value!r}"
+            )
 
 
-def _with(config: dict, path: tuple[str, ...], value: Any) -> dict:
+def _with(config: dict, path: tuple[str, ...], value: Any, where: tuple = ()) -> dict:
     config = copy.deepcopy(config)
+    for section, condition in where:  # a branch's key is tried in a section of that branch alone
+        parent = config
+        for key in section[:-1]:
+            parent = parent[key]
+        parent[section[-1]] = dict(condition)
     node = config
     for key in path[:-1]:
         node = node.setdefault(key, {})
@@ -170,14 +185,14 @@ def _with(config: dict, path: tuple[str, ...], value: Any) -> dict:
 def test_the_default_config_is_valid_and_the_table_covers_the_schema():
     validate(copy.deepcopy(DEFAULT_CONFIG), str(SCHEMA_PATH))
     cases = list(_schema_cases())
-    keys = {case.values[0] for case in cases}
+    keys = {(case.values[0], repr(case.values[1])) for case in cases}
     assert len(keys) == len(list(_leaves(SCHEMA)))  # every leaf has at least one bad value
     assert len(cases) > 150
 
 
-@pytest.mark.parametrize(("path", "value", "keyword"), list(_schema_cases()))
-def test_every_schema_key_refuses_a_bad_value_naming_key_and_rule(path, value, keyword):
-    config = _with(DEFAULT_CONFIG, path, value)
+@pytest.mark.parametrize(("path", "where", "value", "keyword"), list(_schema_cases()))
+def test_every_schema_key_refuses_a_bad_value_naming_key_and_rule(path, where, value, keyword):
+    config = _with(DEFAULT_CONFIG, path, value, where)
     with pytest.raises(WorkflowError) as raised:
         validate(config, str(SCHEMA_PATH))
     message = str(raised.value)
@@ -190,10 +205,16 @@ def test_every_schema_key_refuses_a_bad_value_naming_key_and_rule(path, value, k
 # -- the two agree ---------------------------------------------------------------------------
 
 
-def _schema_section(dotted: str) -> dict:
+def _schema_section(dotted: str, cls: type[Settings]) -> dict:
+    """The properties the schema gives the section ``cls`` reads (for a section whose keys
+    depend on a value, the branch of ``cls``'s: the task's on its ``kind``)."""
     node = SCHEMA
     for key in dotted.split("."):
         node = _resolve(node["properties"][key])
+    for branch in node.get("allOf", []):
+        condition = branch["if"]["properties"]
+        if all(getattr(cls, k, None) == v["const"] for k, v in condition.items()):
+            return branch["then"]["properties"]
     return node["properties"]
 
 
@@ -215,8 +236,8 @@ def _settings_interval(f: dataclasses.Field) -> tuple[float, float, bool, bool]:
 
 @pytest.mark.parametrize("section", list(SECTIONS))
 def test_schema_and_settings_allow_the_same_values(section):
-    properties = _schema_section(section)
     for cls in SECTIONS[section]:
+        properties = _schema_section(section, cls)
         for f in dataclasses.fields(cls):
             if not f.metadata:
                 continue
@@ -229,12 +250,47 @@ def test_schema_and_settings_allow_the_same_values(section):
                 choices = set(f.metadata["choices"])
                 if choices == {True, False}:
                     assert node["type"] == "boolean", (section, f.name)
-                elif cls in (ArithmeticTask, DatasetTask) and f.name == "kind":
-                    assert choices <= set(node["enum"])
                 else:
                     assert choices == set(node["enum"]), (section, f.name)
             else:
                 assert _settings_interval(f) == _schema_interval(node), (section, f.name)
+
+
+def test_the_schema_file_is_generated_from_the_code():
+    from entropy_rl.schema import schema_text
+
+    assert SCHEMA_PATH.read_text() == schema_text(), (
+        "workflow/schemas/config.schema.yaml is not what the settings classes give: "
+        "run `entropy-rl schema --write` from the repository's root"
+    )
+
+
+def _loss_config_cases():
+    shared = {f.name for f in dataclasses.fields(LossConfig)}  # every loss's: tried on grpo's
+    for name in available_policy_losses():
+        cls = get_policy_loss(name).config_cls
+        yield pytest.param(name, "no_such_key", 1, "additionalProperties", id=f"{name}.no_such_key")
+        for f in dataclasses.fields(cls):
+            if f.name in shared and name != "grpo":
+                continue
+            for value in _bad_values(f):
+                if isinstance(value, float) and not math.isfinite(value):
+                    continue  # YAML's .nan/.inf: the settings class refuses them (a CLI, at start)
+                yield pytest.param(name, f.name, value, None, id=f"{name}.{f.name}={value!r}")
+
+
+@pytest.mark.parametrize(("loss", "key", "value", "keyword"), list(_loss_config_cases()))
+def test_the_schema_refuses_a_bad_loss_config_key_or_value_by_itself(loss, key, value, keyword):
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["train"]["methods"]["probe"] = {"loss": loss, "loss_config": {key: value}}
+    with pytest.raises(WorkflowError) as raised:
+        validate(config, str(SCHEMA_PATH))
+    message = str(raised.value)
+    assert "On instance['train']['methods']['probe']['loss_config']" in message
+    if keyword is not None:
+        assert f"Failed validating {keyword!r}" in message
+    config["train"]["methods"]["probe"]["loss_config"] = {}  # the same method, nothing bad
+    validate(config, str(SCHEMA_PATH))
 
 
 def test_every_method_runs_every_seed_on_every_base_model_unless_it_names_its_own():

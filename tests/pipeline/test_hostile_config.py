@@ -50,7 +50,7 @@ HOSTILE = {
     "pretrained: a quote": _pretrained("Qwen/x' && touch PWNED '"),
     "pretrained: a .. segment": _pretrained("../../outside/model"),
     "train.model": _set(("train", "model"), INJECTION),
-    "task.path": _set(("task", "path"), "data/$(touch PWNED).jsonl"),
+    "task.path": _set(("task",), {"kind": "dataset", "path": "data/$(touch PWNED).jsonl"}),
     "profile ..": _set(("profile",), ".."),
     "model_name ..": _set(("model_name",), ".."),
     "a hidden profile": _set(("profile",), ".hidden"),

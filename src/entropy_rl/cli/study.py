@@ -173,3 +173,25 @@ def token_entropy(args: argparse.Namespace) -> int:
     write_text(args.out, render_token_view(traces, prompts, threshold, shown=args.shown))
     print(f"token entropy: {args.out} ({len(traces)} policies, {len(problems)} prompts)")
     return 0
+
+
+@command(
+    "schema", "the pipeline config's JSON schema, generated from the settings classes",
+    arg("--write", action="store_true",
+        help="rewrite workflow/schemas/config.schema.yaml (run from the repository's root)"),
+    description="Prints the schema Snakemake validates every config against (or writes it with "
+    "--write): each section and loss_config derived from its settings class.",
+)  # fmt: skip
+def schema(args: argparse.Namespace) -> int:
+    """Print or write the generated config schema."""
+    from entropy_rl.schema import SCHEMA_PATH, schema_text
+
+    text = schema_text()
+    if not args.write:
+        print(text, end="")
+        return 0
+    if not SCHEMA_PATH.parent.is_dir():
+        raise ValueError(f"no {SCHEMA_PATH.parent}/ here: run --write from the repository's root")
+    SCHEMA_PATH.write_text(text)
+    print(f"wrote {SCHEMA_PATH}")
+    return 0
