@@ -18,21 +18,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor
 
-from entropy_rl.advantages import compute_advantages, dynamic_sampling
-from entropy_rl.losses import LossConfig, PolicyLoss, select_tokens
+from entropy_rl.advantages import compute_advantages, dynamic_sampling, get_advantage_estimator
+from entropy_rl.losses import LossConfig, PolicyLoss, make_loss_config, select_tokens
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
 from entropy_rl.ranks import SINGLE, World
+from entropy_rl.settings import Settings, choice, integer
+from entropy_rl.tracking import check_loggers
 
 __all__ = [
     "COUNT_METRICS",
     "NonFiniteError",
     "Policy",
+    "StepSettings",
     "Update",
     "controller_metrics",
     "controller_start",
@@ -43,6 +46,40 @@ __all__ = [
 
 # loss metrics that count tokens: summed over micro-batches (the others are weighted means)
 COUNT_METRICS = frozenset({"n_valid_tokens", "cov_selected_count", "cov_band_count"})
+
+
+@dataclass(frozen=True)
+class StepSettings(Settings):
+    """What a run of either trainer sets for its steps: the batch (``prompts_per_step`` prompts ×
+    ``group_size`` responses), the update's shape, the advantage estimator, DAPO's dynamic
+    sampling, the method's loss, the seed and the trackers; checked once, here. Each trainer's
+    settings class adds its own fields (and its own defaults)."""
+
+    steps: int = integer(200, 1, doc="RL steps (one rollout batch each)")
+    prompts_per_step: int = integer(16, 1, doc="prompts per rollout batch")
+    group_size: int = integer(8, 2, doc="responses per prompt, G (GRPO compares within a group)")
+    mini_batches: int = integer(
+        4, 1, doc="optimizer steps per rollout batch (KL-Cov acts from the 2nd)"
+    )
+    epochs: int = integer(1, 1, doc="passes over the rollout batch")
+    advantage: str = "grpo"
+    dynamic_sampling: bool = choice(
+        False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
+    )
+    loss: str = "grpo"
+    loss_config: dict[str, Any] = field(default_factory=dict)
+    seed: int = integer(0, 0, doc="random seed")
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
+
+    def check(self) -> None:
+        check_loggers(self.loggers, self.section)
+        if self.prompts_per_step * self.group_size % self.mini_batches:
+            raise ValueError(
+                f"{self.section}.mini_batches ({self.mini_batches}) must divide prompts_per_step "
+                f"× group_size ({self.prompts_per_step * self.group_size})"
+            )
+        get_advantage_estimator(self.advantage)
+        make_loss_config(self.loss, self.loss_config)  # unknown loss or bad value: fail now
 
 
 class NonFiniteError(FloatingPointError):

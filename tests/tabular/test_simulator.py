@@ -94,7 +94,7 @@ def test_correct_answers_are_exactly_the_rewarded_ones():
     ("values", "message"),
     [
         ({"lr": 0.0}, r"tabular\.lr must be in \(0, inf\], got 0\.0"),
-        ({"group_size": 0}, r"tabular\.group_size must be an integer in \[1, inf\], got 0"),
+        ({"group_size": 1}, r"tabular\.group_size must be an integer in \[2, inf\], got 1"),
         ({"n_actions": 1}, r"tabular\.n_actions must be an integer in \[2, inf\], got 1"),
         (
             {"prompts_per_step": 100},

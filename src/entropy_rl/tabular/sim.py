@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from entropy_rl.advantages import get_advantage_estimator
 from entropy_rl.losses import get_policy_loss, make_loss_config
 from entropy_rl.metrics import token_entropy
 from entropy_rl.rows import Rows
-from entropy_rl.settings import Settings, choice, integer, number
+from entropy_rl.settings import choice, integer, number
 from entropy_rl.step import (
+    StepSettings,
     Update,
     controller_kwargs,
     controller_metrics,
@@ -36,7 +36,6 @@ from entropy_rl.step import (
 from entropy_rl.tabular.world import ChainWorld, Rollouts
 from entropy_rl.theory import entropy as state_entropy
 from entropy_rl.theory import exact_entropy_change, lemma1_entropy_change, state_weighted_mean
-from entropy_rl.tracking import check_loggers
 
 __all__ = ["TabularConfig", "run_tabular"]
 
@@ -44,8 +43,9 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
-class TabularConfig(Settings):
-    """World, training and method of one tabular run (every field validated)."""
+class TabularConfig(StepSettings):
+    """World, training and method of one tabular run (every field validated; the step's shared
+    fields and checks are :class:`entropy_rl.step.StepSettings`')."""
 
     section: ClassVar[str] = "tabular"
 
@@ -57,38 +57,18 @@ class TabularConfig(Settings):
     base_correct_bias: float = number(1.5, doc="base model's pull towards a correct last token")
     # training
     steps: int = integer(300, 1, doc="RL steps")
-    prompts_per_step: int = integer(16, 1, doc="prompts per step")
-    group_size: int = integer(8, 1, doc="responses per prompt (G)")
-    mini_batches: int = integer(4, 1, doc="optimizer steps per batch (off-policy after the first)")
-    epochs: int = integer(1, 1, doc="passes over the batch")
     optimizer: str = choice(
         "sgd", OPTIMIZERS, doc="sgd: a sampled policy-gradient step, as in Theorem 1"
     )
     lr: float = number(5.0, 0.0, low_open=True, doc="learning rate")
-    advantage: str = "grpo"
-    dynamic_sampling: bool = choice(
-        False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
-    )
     sampling_rounds: int = integer(4, 1, 5, doc="dynamic sampling: at most this many rounds")
-    # method
-    loss: str = "grpo"
-    loss_config: dict[str, Any] = field(default_factory=dict)
-    seed: int = integer(0, 0, doc="random seed")
-    loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
 
     def check(self) -> None:
-        check_loggers(self.loggers, self.section)
+        super().check()
         if self.prompts_per_step > self.n_prompts:
             raise ValueError(
                 f"tabular.prompts_per_step ({self.prompts_per_step}) must be <= tabular.n_prompts ({self.n_prompts})"
             )
-        if self.prompts_per_step * self.group_size % self.mini_batches:
-            raise ValueError(
-                f"tabular.mini_batches ({self.mini_batches}) must divide prompts_per_step × group_size "
-                f"({self.prompts_per_step * self.group_size})"
-            )
-        get_advantage_estimator(self.advantage)
-        make_loss_config(self.loss, self.loss_config)  # unknown loss or bad value: fail now
 
     def world(self) -> ChainWorld:
         # the world (targets, base model) depends on the seed too: seeds are independent replicates

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from entropy_rl.advantages import get_advantage_estimator
 from entropy_rl.data import render_prompt
 from entropy_rl.losses import LossConfig, get_policy_loss, make_loss_config
-from entropy_rl.settings import Settings, choice, integer, number
-from entropy_rl.tracking import check_loggers
+from entropy_rl.settings import choice, integer, number
+from entropy_rl.step import StepSettings
 
 __all__ = ["RLSettings"]
 
 
 @dataclass(frozen=True)
-class RLSettings(Settings):
-    """One RL run: the policy to start from, the batch and update shape, logging, and the method."""
+class RLSettings(StepSettings):
+    """One RL run: the policy to start from, the batch and update shape, logging, and the method
+    (the fields both trainers have, and their checks, are :class:`entropy_rl.step.StepSettings`')."""
 
     section: ClassVar[str] = "train"
 
     model: str = ""  # folder of a saved model (save_pretrained), e.g. results/embedded/base_model
     template: str = "toy"
-    steps: int = integer(200, 1, doc="RL steps (one rollout batch each)")
-    prompts_per_step: int = integer(16, 1, doc="prompts per rollout batch")
-    group_size: int = integer(8, 2, doc="responses per prompt, G (GRPO compares within a group)")
-    mini_batches: int = integer(
-        4, 1, doc="optimizer steps per rollout batch (KL-Cov acts from the 2nd)"
-    )
-    epochs: int = integer(1, 1, doc="passes over the rollout batch")
     lr: float = number(
         1e-4, 0.0, low_open=True, doc="learning rate (AdamW; constant after warm-up)"
     )
@@ -47,10 +40,6 @@ class RLSettings(Settings):
     )
     top_p: float = number(1.0, 0.0, 1.0, low_open=True, doc="rollout nucleus sampling")
     max_new_tokens: int = integer(48, 1, doc="longest response, in tokens")
-    advantage: str = "grpo"
-    dynamic_sampling: bool = choice(
-        False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
-    )
     sampling_rounds: int = integer(
         4, 1, 64, doc="dynamic sampling: at most this many rollout rounds (the recipe: 10)"
     )
@@ -72,7 +61,6 @@ class RLSettings(Settings):
     eval_early_until: int = integer(0, 0, doc="last step of the denser early evaluations")
     eval_problems: int = integer(128, 1, doc="held-out problems per evaluation")
     eval_k: int = integer(1, 1, doc="sampled responses per problem of a held-out evaluation")
-    seed: int = integer(0, 0, doc="random seed")
     threads: int = integer(1, 1, doc="torch CPU threads")
     device: str = choice("auto", ("auto", "cpu", "cuda"), doc="auto: a GPU when there is one")
     precision: str = choice(
@@ -114,9 +102,6 @@ class RLSettings(Settings):
     rollout_tensor_parallel: int = integer(
         1, 1, doc="verl engine: GPUs each vLLM rollout engine spans (tensor parallel)"
     )
-    loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
-    loss: str = "grpo"
-    loss_config: dict[str, Any] = field(default_factory=dict)
 
     def loss_settings(self) -> LossConfig:
         """The method's loss config; Dr. GRPO's constant ``T`` (``loss_scale_factor``, unless set)
@@ -131,19 +116,12 @@ class RLSettings(Settings):
         return self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
 
     def check(self) -> None:
-        check_loggers(self.loggers, self.section)
+        super().check()
         if self.old_logp == "sampler" and (self.rollout != "hf" or self.top_p != 1.0):
             raise ValueError(
                 "train.old_logp: sampler needs the hf rollout at top_p 1 (its log-probabilities "
                 "are then the policy's); use auto or recompute"
             )
-        if self.prompts_per_step * self.group_size % self.mini_batches:
-            raise ValueError(
-                f"train.mini_batches ({self.mini_batches}) must divide prompts_per_step × group_size "
-                f"({self.prompts_per_step * self.group_size})"
-            )
-        get_advantage_estimator(self.advantage)
-        make_loss_config(self.loss, self.loss_config)
         render_prompt(self.template, "")
 
     def check_model(self) -> str:
