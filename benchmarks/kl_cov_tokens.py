@@ -37,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from entropy_rl.tasks import CarryTask
+
 PROMPT = re.compile(r"Q: (\d+)\+(\d+)=")
 
 
@@ -53,9 +55,9 @@ def _row_info(tokenizer, input_ids, mask, advantages) -> list[dict]:
         found = PROMPT.search(prompt)
         if found is None:
             raise ValueError(f"not a carry prompt: {prompt!r}")
-        a, b = int(found[1]), int(found[2])
+        hard = CarryTask.family((int(found[1]), int(found[2]))) == "hard"
         fork = tokenizer.decode([int(ids[first + 1])])
-        rows.append({"hard": (a % 10 + b % 10) >= 10, "general": fork.strip()[:1].isdigit(),
+        rows.append({"hard": hard, "general": fork.strip()[:1].isdigit(),
                      "adv": float(adv[first]), "first": first})  # fmt: skip
     return rows
 
@@ -135,8 +137,11 @@ def _phase(steps: list[dict]) -> dict:
 
 def _run(method: str, base: int, seed: int, args, out: Path) -> dict:
     """One training run with the recorder's wrappers; its per-step sums and phase summary."""
+    from dataclasses import replace
+
     from transformers import AutoTokenizer
 
+    import entropy_rl.train as train_package
     from entropy_rl.cli import main as cli_main
     from entropy_rl.config import load_config, run_section
     from entropy_rl.losses import make_loss_config
@@ -165,12 +170,8 @@ def _run(method: str, base: int, seed: int, args, out: Path) -> dict:
         recorder.loss_seen(logp, old_logp, advantages, mask, extras)
         return spec.fn(logp, old_logp, advantages, mask, config, **extras)
 
-    from dataclasses import replace
-
-    from entropy_rl.train import loop
-
     run_dir = out / f"{method}_base{base}_seed{seed}"
-    original_train = loop.train
+    original_train = train_package.train
 
     def train_with_steps(*a, on_step=None, **k):
         def step_seen(row):
@@ -182,8 +183,6 @@ def _run(method: str, base: int, seed: int, args, out: Path) -> dict:
 
     losses._REGISTRY[loss_name] = replace(spec, fn=seen_loss)
     batch_module.policy_forward = seen_forward
-    import entropy_rl.train as train_package
-
     train_package.train = train_with_steps
     try:
         argv = ["train", "--config", str(config_file), "--method", method, "--seed", str(seed),
