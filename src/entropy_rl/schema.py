@@ -29,7 +29,7 @@ from entropy_rl.data.templates import PROMPT_TEMPLATES
 from entropy_rl.evaluate import EvaluateSettings
 from entropy_rl.figures import FIGURES
 from entropy_rl.losses import available_policy_losses, get_policy_loss
-from entropy_rl.settings import Settings
+from entropy_rl.settings import UNBOUNDED, Settings
 from entropy_rl.tabular import TabularConfig
 from entropy_rl.tasks import TASKS
 from entropy_rl.tracking import LOGGERS
@@ -38,7 +38,6 @@ from entropy_rl.train import RLSettings
 __all__ = ["SCHEMA_PATH", "config_schema", "schema_text", "settings_schema"]
 
 SCHEMA_PATH = Path("workflow") / "schemas" / "config.schema.yaml"
-_INT_EDGE = 2**62  # integer() writes "no bound" as ±2**63
 DEFAULT_TASK = "arithmetic"  # make_task's kind when a config names none
 
 HEADER = """\
@@ -53,7 +52,7 @@ def _ref(name: str, **extra: Any) -> dict[str, Any]:
 
 def _bound(value: float) -> float | None:
     """A finite bound as JSON writes it (``None``: no bound)."""
-    if not math.isfinite(value) or abs(value) >= _INT_EDGE:
+    if not math.isfinite(value) or abs(value) >= UNBOUNDED:
         return None
     return int(value) if float(value).is_integer() else value
 

@@ -23,7 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["Settings", "allowed_values", "choice", "integer", "mapping", "number"]
+__all__ = ["UNBOUNDED", "Settings", "allowed_values", "choice", "integer", "mapping", "number"]
+
+# integer() writes "no bound" as ±2**63; an integer bound this large reads as ±inf
+UNBOUNDED = 2**62
 
 
 def number(
@@ -52,7 +55,7 @@ def choice(default: Any, options: tuple, doc: str = "") -> Any:
 
 
 def _fmt(value: float) -> str:
-    if isinstance(value, int) and abs(value) >= 2**62:
+    if isinstance(value, int) and abs(value) >= UNBOUNDED:
         return "inf" if value > 0 else "-inf"
     return f"{value:g}"
 
