@@ -5,11 +5,24 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-# The embedded default, unless a profile is given with --configfile (whose config then stands alone:
-# Snakemake would otherwise merge the two, and the default's methods would leak into a paper profile).
+# The embedded default, unless profiles are given with --configfile. A profile holds only what
+# differs from the profile it names with `extends:` (config/saturating.yaml extends config.yaml);
+# the files are resolved here (entropy_rl.config.resolve_profiles), then --config key=value on top.
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
+
+
+from entropy_rl.config import resolve_profiles
+
+try:
+    _resolved = resolve_profiles(
+        workflow.overwrite_configfiles or ["config/config.yaml"], workflow.config_settings.config
+    )
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_resolved)
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

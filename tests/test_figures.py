@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from entropy_rl.config import load_yaml
+from entropy_rl.config import load_profile, load_yaml
 from entropy_rl.figures import FIGURES, figure_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_a_figure_is_drawn_only_where_its_methods_run():
     default = load_yaml(REPO / "config" / "config.yaml")
-    interventions = {**default, **load_yaml(REPO / "config" / "interventions.yaml")}
+    interventions = load_profile(REPO / "config" / "interventions.yaml")
     assert "entropy_target" not in figure_names(default)
     assert "entropy_target" in figure_names(interventions, "analyze")
     assert figure_names(default, "theory") == [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +16,19 @@ from entropy_rl.settings import mapping
 __all__ = [
     "BASE_DIR",
     "LM_RUN_DIR",
+    "OVERLAY_KEYS",
     "SECTIONS",
     "TABULAR_RUN_DIR",
     "base_seeds",
     "check_pipeline_config",
     "lm_runs",
     "load_config",
+    "load_profile",
     "load_yaml",
     "method_seeds",
+    "overlay",
     "parse_overrides",
+    "resolve_profiles",
     "run_section",
     "select_method",
 ]
@@ -39,7 +45,7 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(
-            f"config file {p} does not exist; pass --config with an existing YAML file"
+            f"config file {p} does not exist; check the path (relative to {Path.cwd()})"
         )
     try:
         data = yaml.safe_load(p.read_bytes().decode("utf-8"))
@@ -59,13 +65,128 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+# The keys with which a profile lays itself over another config file; they are read and removed
+# before the config is validated, so the schema and the stages never see them.
+OVERLAY_KEYS = ("extends", "replace")
+_MAX_EXTENDS = 8  # the longest chain of profiles a config may extend through
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*(\.[A-Za-z_][A-Za-z0-9_.-]*)*")
+
+
+def overlay(
+    base: Mapping[str, Any], layer: Mapping[str, Any], replace: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``layer`` laid over ``base``, as Snakemake merges config files: mappings merged key by key,
+    any other value (a list, a number, ``null``) replacing the base's; each dotted path in
+    ``replace`` (e.g. ``train.methods``) is taken whole from ``layer``, nothing of the base's kept
+    under it. Returns a new mapping; neither argument is changed."""
+    whole = {tuple(path.split(".")) for path in replace}
+
+    def merge(under: Any, over: Any, at: tuple[str, ...]) -> Any:
+        if at in whole or not isinstance(under, Mapping) or not isinstance(over, Mapping):
+            return copy.deepcopy(over)
+        merged = copy.deepcopy(dict(under))
+        for key, value in over.items():
+            merged[key] = merge(under.get(key), value, (*at, str(key)))
+        return merged
+
+    return merge(base, layer, ())
+
+
+def _profile_layer(path: Path) -> tuple[dict[str, Any], Path | None, list[str]]:
+    """One profile file: its settings, the file it extends (resolved against its own folder) and
+    the sections it replaces whole, each checked, an error naming the file and the fix."""
+    data = load_yaml(path)
+    extends, replace = data.pop("extends", None), data.pop("replace", [])
+    base = None
+    if extends is not None:
+        if not isinstance(extends, str) or not extends.endswith((".yaml", ".yml")):
+            raise ValueError(
+                f"config file {path}: extends must name a .yaml file (relative to {path.parent}), "
+                f"got {extends!r}"
+            )
+        base = path.parent / extends
+        if not base.is_file():
+            raise ValueError(
+                f"config file {path}: extends names {extends!r}, but {base} does not exist; "
+                "give the path of the profile this one lays itself over, relative to this file"
+            )
+    if not isinstance(replace, list) or not all(
+        isinstance(key, str) and _DOTTED.fullmatch(key) for key in replace
+    ):
+        raise ValueError(
+            f"config file {path}: replace must be a list of dotted keys such as "
+            f"[task, train.methods], got {replace!r}"
+        )
+    for key in replace:
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            raise ValueError(
+                f"config file {path}: replace names {key!r}, which this file does not set; "
+                f"set {key} here (it replaces the extended profile's whole) or remove it from replace"
+            )
+    if replace and base is None:
+        raise ValueError(
+            f"config file {path}: replace {replace!r} needs extends: a profile to replace in"
+        )
+    return data, base, replace
+
+
+def _chain(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[str]]]:
+    """``path`` and the files it extends, root last, each as (settings, replaced keys)."""
+    chain: list[tuple[dict[str, Any], list[str]]] = []
+    seen: list[Path] = []
+    current: Path | None = Path(path)
+    while current is not None:
+        if current.resolve() in seen:
+            raise ValueError(
+                f"config file {path}: extends makes a cycle: "
+                + " -> ".join(str(p) for p in [*seen, current.resolve()])
+            )
+        if len(seen) == _MAX_EXTENDS:
+            raise ValueError(
+                f"config file {path}: extends goes more than {_MAX_EXTENDS} files deep"
+            )
+        seen.append(current.resolve())
+        data, current, replace = _profile_layer(current)
+        chain.append((data, replace))
+    return chain
+
+
+def load_profile(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A pipeline config file with everything it extends: a profile may name ``extends: <file>``
+    (relative to itself) and hold only what differs, laid over that file's own resolved config
+    by :func:`overlay`, with ``replace: [dotted keys]`` for sections it replaces whole (a paper
+    profile's task, which shares no key with the carry world's). Chains of up to 8 files;
+    a cycle is an error naming the files."""
+    resolved: dict[str, Any] = {}
+    for data, replace in reversed(_chain(path)):
+        resolved = overlay(resolved, data, replace)
+    return resolved
+
+
+def resolve_profiles(
+    paths: Sequence[str | os.PathLike[str]], overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The pipeline config of ``snakemake --configfile a b --config key=value``: each file with
+    what it extends (:func:`load_profile`), laid over the previous ones in order (the keys that
+    it or a file it extends replaces taken whole), then the ``--config`` values."""
+    resolved: dict[str, Any] = {}
+    for path in paths:
+        replace = [key for _, keys in _chain(path) for key in keys]
+        resolved = overlay(resolved, load_profile(path), replace)
+    return overlay(resolved, dict(overrides or {}))
+
+
 def load_config(path: str | os.PathLike[str], bare: str | None = None) -> dict[str, Any]:
     """A config file for the CLI, checked as Snakemake checks a pipeline config: YAML, only the
     known top-level keys (:data:`SECTIONS`; a misspelt ``taks:`` is an error, not a default task),
     and every section's settings (:func:`check_pipeline_config`). Any problem is one line naming
-    the file and the key. A file that holds none of the sections is section ``bare`` itself,
-    where a command allows that (``entropy-rl tabular`` reads a bare ``tabular:`` section)."""
-    config = load_yaml(path)
+    the file and the key. A profile that extends another is read with it (:func:`load_profile`).
+    A file that holds none of the sections is section ``bare`` itself, where a command allows that
+    (``entropy-rl tabular`` reads a bare ``tabular:`` section)."""
+    config = load_profile(path)
     if bare is not None and not any(key in SECTIONS for key in config):
         config = {bare: config}
     unknown = sorted(str(key) for key in config if key not in SECTIONS)

@@ -247,8 +247,11 @@ def config_schema() -> dict[str, Any]:
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "description": "Configuration of the entropy-rl pipeline. config/config.yaml is the "
-        "embedded default (CPU, minutes); config/paper-*.yaml are GPU profiles. Snakemake "
-        "validates the config against this schema before any job runs; each CLI validates its "
+        "embedded default (CPU, minutes); config/paper-*.yaml are GPU profiles. Every other "
+        "profile is an overlay: `extends: <file>` names the profile it lays itself over and "
+        "`replace: [dotted keys]` the sections it replaces whole; the Snakefile resolves them "
+        "(entropy_rl.config.resolve_profiles) and validates the resolved config against this "
+        "schema before any job runs; each CLI validates its "
         "section again with the same settings classes, so a value that passes here is never "
         "rejected later.",
         "$defs": _defs(),

@@ -95,11 +95,10 @@ def test_malformed_row_names_the_file_line_and_field(tmp_path):
     "profile", ["paper-qwen2.5-0.5b.yaml", "paper-qwen2.5-7b.yaml", "paper-qwen2.5-32b.yaml"]
 )
 def test_the_paper_profiles_evaluate_the_papers_seven_benchmarks(profile):
-    import yaml
-
+    from entropy_rl.config import load_profile
     from tests.pipeline.conftest import REPO
 
-    config = yaml.safe_load((REPO / "config" / profile).read_text())
+    config = load_profile(REPO / "config" / profile)
     assert config["evaluate"]["benchmarks"] == list(PAPER_BENCHMARKS)
 
 

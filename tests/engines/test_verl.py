@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from entropy_rl.analysis import summarize_run
-from entropy_rl.config import run_section
+from entropy_rl.config import load_profile, run_section
 from entropy_rl.engines.verl import (
     compute_score,
     convert_verl_log,
@@ -28,7 +28,7 @@ from entropy_rl.train import RLSettings
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
-PROFILES = {size: yaml.safe_load((REPO / "config" / f"paper-qwen2.5-{size}.yaml").read_text())
+PROFILES = {size: load_profile(REPO / "config" / f"paper-qwen2.5-{size}.yaml")
             for size in ("7b", "32b")}  # fmt: skip
 PAPER = PROFILES["7b"]
 

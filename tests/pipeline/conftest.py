@@ -13,11 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_snakemake(
-    workdir: Path, config: dict | None, *args: str, repo: Path = REPO, env: dict | None = None
+    workdir: Path,
+    config: dict | Path | None,
+    *args: str,
+    repo: Path = REPO,
+    env: dict | None = None,
 ) -> subprocess.CompletedProcess:
-    """Snakemake on ``repo``'s Snakefile in ``workdir`` with ``config`` (None: the repo's default)."""
+    """Snakemake on ``repo``'s Snakefile in ``workdir`` with ``config``: a mapping (written to
+    ``workdir``), a profile file passed as it is, or None (the repo's default)."""
     configfile = []
-    if config is not None:
+    if isinstance(config, Path):
+        configfile = ["--configfile", str(config)]
+    elif config is not None:
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
         configfile = ["--configfile", str(config_path)]

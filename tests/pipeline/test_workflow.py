@@ -15,7 +15,7 @@ import pytest
 import tomllib
 import yaml
 
-from entropy_rl.config import lm_runs
+from entropy_rl.config import lm_runs, load_profile
 
 from .conftest import REPO, offline_env
 
@@ -188,15 +188,16 @@ def _job_counts(text: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("profile", [None, "slurm"])
-@pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+@pytest.mark.parametrize("config_file", sorted(
+    str(p.relative_to(REPO / "config")) for p in (REPO / "config").glob("**/*.yaml")))  # fmt: skip
 def test_every_config_in_config_dir_has_the_expected_dag(
     tmp_path, snakemake_run, config_file, profile
 ):
-    """`snakemake -n` for every config (the GPU profiles too, on this CPU), with the local
-    executor and with the SLURM executor profile."""
-    config = yaml.safe_load((REPO / "config" / config_file).read_text())
+    """`snakemake -n` for every config file as it is (the GPU profiles too, on this CPU; an
+    overlay with what it extends), with the local executor and with the SLURM executor profile."""
+    config = load_profile(REPO / "config" / config_file)
     extra = ["--profile", str(REPO / "workflow" / "profiles" / profile)] if profile else []
-    plan = snakemake_run(tmp_path, config, "--dry-run", *extra)
+    plan = snakemake_run(tmp_path, REPO / "config" / config_file, "--dry-run", *extra)
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = _job_counts(plan.stdout + plan.stderr)
     runs = sum(len(pairs) for pairs in lm_runs(config).values())
@@ -370,7 +371,7 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
     """A new intervention joins the one-protocol comparison (config/interventions.yaml)."""
     from entropy_rl.losses import available_policy_losses
 
-    config = yaml.safe_load((REPO / "config" / "interventions.yaml").read_text())
+    config = load_profile(REPO / "config" / "interventions.yaml")
     for world in ("train", "tabular"):
         losses = {spec["loss"] for spec in config[world]["methods"].values()}
         assert losses == set(available_policy_losses()), world
@@ -386,8 +387,7 @@ def test_the_paper_profiles_plan_evaluations_on_the_papers_seven_benchmarks(
 ):
     from entropy_rl.data.benchmarks import PAPER_BENCHMARKS
 
-    config = yaml.safe_load((REPO / "config" / profile).read_text())
-    plan = snakemake_run(tmp_path, config, "--dry-run", "--printshellcmds")
+    plan = snakemake_run(tmp_path, REPO / "config" / profile, "--dry-run", "--printshellcmds")
     assert plan.returncode == 0, plan.stderr[-3000:]
     evaluations = [
         line for line in (plan.stdout + plan.stderr).splitlines() if " evaluate " in line
@@ -411,7 +411,7 @@ def test_a_train_job_with_several_gpus_runs_one_process_per_gpu(
 ):
     """The suite's own trainer is launched by torchrun (FSDP across the job's GPUs); verl, which
     starts its own workers, is not."""
-    config = yaml.safe_load((REPO / "config" / "paper-qwen2.5-0.5b.yaml").read_text())
+    config = load_profile(REPO / "config" / "paper-qwen2.5-0.5b.yaml")
     config["resources"]["train_gpus"] = 4
     config["train"]["engine"] = engine
     plan = snakemake_run(tmp_path, config, "--dry-run", "--printshellcmds")
@@ -431,16 +431,17 @@ def test_snakemake_lint_is_clean(snakemake_run):
     )[-3000:]
 
 
-def test_the_confirmation_overlay_runs_the_default_on_fresh_base_models(tmp_path):
-    """`--configfile config/config.yaml config/overlays/confirmation.yaml`: the default study with
-    only its base models swapped (SFT seeds it was never tuned on), under its own profile."""
-    import subprocess
+@pytest.mark.parametrize("files", [["overlays/confirmation.yaml"],
+                                   ["config.yaml", "overlays/confirmation.yaml"]])  # fmt: skip
+def test_the_confirmation_overlay_runs_the_default_on_fresh_base_models(tmp_path, files):
+    """`--configfile config/overlays/confirmation.yaml` (which extends the default), alone or laid
+    over the default by hand: the default study with only its base models swapped (SFT seeds it
+    was never tuned on), under its own profile."""
     import sys
 
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                "--directory", str(tmp_path), "--cores", "1", "--dry-run", "--configfile",
-               str(REPO / "config" / "config.yaml"),
-               str(REPO / "config" / "overlays" / "confirmation.yaml")]  # fmt: skip
+               *(str(REPO / "config" / name) for name in files)]  # fmt: skip
     plan = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert plan.returncode == 0, plan.stderr[-3000:]
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -195,3 +195,21 @@ def schema(args: argparse.Namespace) -> int:
     SCHEMA_PATH.write_text(text)
     print(f"wrote {SCHEMA_PATH}")
     return 0
+
+
+@command(
+    "profile", "a config profile resolved: what Snakemake runs with these --configfile files",
+    arg("files", nargs="+", help="profile files, as given to snakemake --configfile"),
+    description="Prints the config the Snakefile builds from these files (each with the profiles it "
+    "extends, laid over the previous ones), checked as Snakemake checks it.",
+)  # fmt: skip
+def profile(args: argparse.Namespace) -> int:
+    """Print a resolved, checked pipeline config as YAML."""
+    import yaml
+
+    from entropy_rl.config import check_pipeline_config, resolve_profiles
+
+    config = resolve_profiles(args.files)
+    check_pipeline_config(config)
+    print(yaml.safe_dump(config, sort_keys=False), end="")
+    return 0
