@@ -11,18 +11,17 @@ reference, correct) so any number can be traced back to the text behind it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import comb
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from entropy_rl.data import render_prompt
 from entropy_rl.data.benchmarks import BENCHMARKS, SAMPLES, benchmark_file, load_benchmark
 from entropy_rl.io import write_json, write_jsonl
-from entropy_rl.rewards import extract_boxed, grade
-from entropy_rl.rollout import Generator
+from entropy_rl.rewards import extract_boxed
+from entropy_rl.rollout import Generator, ProblemLike, answer_problems
 from entropy_rl.settings import Settings, choice, integer, number
 
 __all__ = [
@@ -33,12 +32,6 @@ __all__ = [
     "pass_at_k",
     "summarize_samples",
 ]
-
-
-class ProblemLike(Protocol):
-    id: Any
-    problem: str
-    answer: str
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -86,15 +79,10 @@ def evaluate_problems(
     A prompt that leaves no room for ``max_new_tokens`` in the model's context (where the
     generator can tell: ``fit_prompts``) is cut from the left before anything is generated (the
     sample keeps the prompt the model saw); the summary counts them (``truncated_prompts``)."""
-    prompts = [render_prompt(template, p.problem) for p in problems]
-    fit = getattr(generator, "fit_prompts", None)
-    truncated = 0
-    if fit is not None:
-        prompts, truncated = fit(prompts, max_new_tokens)
-        if truncated:
-            print(f"cut {truncated} of {len(prompts)} prompts from the left to fit the model's "
-                  "context", file=sys.stderr)  # fmt: skip
-    generation = generator.generate(prompts, k, temperature, top_p, max_new_tokens, seed)
+    answers = answer_problems(
+        generator, problems, template, k, temperature, max_new_tokens, seed, top_p
+    )
+    generation, truncated = answers.generation, answers.truncated
     samples = []
     for i, text in enumerate(generation.texts):
         problem = problems[i // k]
@@ -102,11 +90,11 @@ def evaluate_problems(
             {
                 "id": problem.id,
                 "sample": i % k,
-                "prompt": prompts[i // k],
+                "prompt": answers.prompts[i // k],
                 "response": text,
                 "extracted": extract_boxed(text),
                 "reference": problem.answer,
-                "correct": grade(text, problem.answer),
+                "correct": answers.correct[i],
                 "finished": generation.finished[i],
                 **getattr(problem, "extra", {}),
             }

@@ -37,8 +37,14 @@ from entropy_rl.data import render_prompt
 from entropy_rl.io import append_jsonl, atomic_dir, write_json, write_jsonl
 from entropy_rl.losses import get_policy_loss
 from entropy_rl.metrics import lemma1_check
-from entropy_rl.rewards import grade, graded_reward
-from entropy_rl.rollout import Generation, HFGenerator, load_model, load_tokenizer
+from entropy_rl.rewards import graded_reward
+from entropy_rl.rollout import (
+    Generation,
+    HFGenerator,
+    answer_problems,
+    load_model,
+    load_tokenizer,
+)
 from entropy_rl.rollout.lean import LeanGenerator
 from entropy_rl.rows import Rows
 from entropy_rl.step import (
@@ -228,14 +234,10 @@ def _accuracy(
     token-mean entropy of the distributions they were sampled from (``None`` where the backend
     does not report entropies, or greedy)."""
     k = 1 if temperature == 0 else k
-    prompts = [render_prompt(template, p.problem) for p in problems]
-    generation = generator.generate(prompts, k, temperature, 1.0, max_new_tokens, seed)
-    answers = [p.answer for p in problems for _ in range(k)]
-    accuracy = sum(
-        grade(text, answer) for text, answer in zip(generation.texts, answers, strict=True)
-    ) / len(answers)
-    tokens = [h for row in generation.entropies for h in row] if temperature > 0 else []
-    return accuracy, (sum(tokens) / len(tokens) if tokens else None)
+    answers = answer_problems(generator, problems, template, k, temperature, max_new_tokens, seed)
+    entropies = answers.generation.entropies if temperature > 0 else []
+    tokens = [h for row in entropies for h in row]
+    return answers.accuracy, (sum(tokens) / len(tokens) if tokens else None)
 
 
 @dataclass
