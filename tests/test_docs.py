@@ -154,3 +154,60 @@ def test_every_test_the_reliability_section_names_exists():
     for path, name in named:
         source = (REPO / path).read_text()
         assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name}"
+
+
+# The paper's numbering (arXiv 2505.22617v1): each numbered statement the index may cite, with a
+# word its row's "What" must hold, so a row cannot pair an equation with the wrong statement.
+PAPER_NUMBERING = {
+    "Eq. 3": "advantage", "Eq. 4": "surrogate", "Eq. 5": "entropy", "Eq. 6": "law",
+    "Eq. 10": "covariance", "Eqs. 11-12": "Clip-Cov", "Eqs. 13-14": "KL-Cov",
+    "Lemma 1": "covariance", "Proposition 1": "policy-gradient step", "Theorem 1": "policy gradient",
+    "Theorem 2": "natural policy gradient", "Table 2": "clip-higher",
+}  # fmt: skip
+CITATION = re.compile(r"Cui et al\., 2025, ([^)]*)\)")
+INDEX_ROW = re.compile(r"^\| (.+?) \| (.+?) \| `([\w.]+)` \| `([\w/.]+)` \|$", re.M)
+
+
+def _paper_index() -> list[tuple[str, str, str, str]]:
+    return INDEX_ROW.findall((REPO / "docs" / "paper.md").read_text())
+
+
+def _cited_functions() -> dict[str, str]:
+    """Every function in src/ whose docstring cites the paper: its dotted name -> the place."""
+    import ast
+
+    cited = {}
+    for path in sorted((REPO / "src" / "entropy_rl").rglob("*.py")):
+        module = ".".join(path.relative_to(REPO / "src").with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and (doc := ast.get_docstring(node)):
+                for place in CITATION.findall(" ".join(doc.split())):
+                    cited[f"{module}.{node.name}"] = place
+    return cited
+
+
+def test_the_paper_index_names_functions_that_exist_where_it_says_and_cite_their_row():
+    import importlib
+    import inspect
+
+    rows = _paper_index()
+    assert len(rows) >= 15
+    for place, _, dotted, file in rows:
+        module, name = dotted.rsplit(".", 1)
+        found = getattr(importlib.import_module(module), name)
+        function = inspect.unwrap(getattr(found, "fn", found))  # a registered loss: its function
+        assert Path(inspect.getsourcefile(function)) == REPO / file, dotted
+        cited = CITATION.findall(" ".join(inspect.getdoc(function).split()))
+        assert cited == [place], f"{dotted}'s docstring cites {cited}, the index {place!r}"
+
+
+def test_every_citation_of_the_paper_in_the_code_is_in_the_index_by_the_papers_numbering():
+    index = {dotted: (place, what) for place, what, dotted, _ in _paper_index()}
+    cited = _cited_functions()
+    assert cited.keys() == index.keys(), sorted(cited.keys() ^ index.keys())
+    for dotted, (place, what) in index.items():
+        assert place == cited[dotted]
+        numbered = [key for key in PAPER_NUMBERING if re.search(rf"\b{re.escape(key)}\b", place)]
+        assert all(PAPER_NUMBERING[key].lower() in what.lower() for key in numbered), (place, what)
+        assert re.fullmatch(r"(§[2-4](\.\d)?(, )?)?((Eqs?\. [\d-]+|Lemma 1|Proposition 1|"
+                            r"Theorem [12]|Table 2))?", place), place  # fmt: skip

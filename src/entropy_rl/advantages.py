@@ -60,7 +60,7 @@ def _group_mean(rewards: Tensor) -> Tensor:
 
 @register_advantage_estimator("grpo")
 def grpo_advantages(rewards: Tensor, eps: float = 1e-6) -> Tensor:
-    """GRPO (Shao et al., 2024): ``A_i = (r_i - mean_group r) / (std_group r + eps)``.
+    """GRPO (Shao et al., 2024; Cui et al., 2025, Eq. 3): ``A_i = (r_i - mean_group r) / (std_group r + eps)``.
 
     ``std`` is the unbiased group standard deviation, as in verl; a group of one gets 0.
     """

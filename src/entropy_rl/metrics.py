@@ -33,7 +33,8 @@ def _entropy_of_chunk(logits: Tensor) -> Tensor:
 
 
 def token_entropy(logits: Tensor, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
-    """Per-position entropy ``H_t = -sum_v pi(v|t) log pi(v|t)`` of ``[..., seq, vocab]`` logits.
+    """Per-position entropy ``H_t = -sum_v pi(v|t) log pi(v|t)`` of ``[..., seq, vocab]`` logits;
+    their mean over a batch's response tokens is the policy entropy (Cui et al., 2025, §2.1, Eq. 5).
 
     Computed ``chunk_size`` positions at a time. With gradient enabled each chunk is
     checkpointed, so backward recomputes the chunk's softmax instead of storing it: the entropy
@@ -78,7 +79,8 @@ def token_logprobs(logits: Tensor, tokens: Tensor, chunk_size: int = DEFAULT_CHU
 def lemma1_check(
     logits_before: Tensor, logits_after: Tensor, chunk_size: int = DEFAULT_CHUNK
 ) -> tuple[Tensor, Tensor]:
-    """Lemma 1 on a language model: measured vs first-order entropy change per position.
+    """Lemma 1 on a language model: measured vs first-order entropy change per position
+    (Cui et al., 2025, §3.3).
 
         measured_t  = H(z_t') - H(z_t)
         predicted_t = -Cov_{v ~ pi_t}(log pi_t(v), z_t'(v) - z_t(v))

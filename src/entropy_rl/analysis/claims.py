@@ -61,11 +61,11 @@ def _claims(*claims: Claim) -> dict[str, Claim]:
 
 
 CLAIMS: dict[str, Claim] = _claims(
-    # the collapse (the paper's §3: entropy falls early, performance rises as it does)
+    # the collapse (the paper's §2.3: entropy falls early, performance rises as it does)
     Claim("entropy_drop_first_third", "GRPO: entropy drop in the first third of training (LM)",
           ">=", 0.5, fmt=".2f"),
     Claim("accuracy_gain", "GRPO: held-out accuracy gain over the base (LM, sampled)", ">", 0),
-    # the law R = -a·exp(H) + b (§3, Eq. 1) and what it predicts
+    # the law R = -a·exp(H) + b (§2, Eq. 6) and what it predicts (§2.4-2.5)
     Claim("law_r2", "law R = -a·exp(H) + b fits GRPO (pooled R²)", ">=", 0.9),
     Claim("early_fit_error", "early-third fit predicts final accuracy (|error|)", "<=", 0.05),
     Claim("evals_before_half",
@@ -73,10 +73,10 @@ CLAIMS: dict[str, Claim] = _claims(
           note=" (points for the law during the collapse)"),
     Claim("ceiling", "ceiling: the law's b − a on GRPO's runs, upper end of its 95% interval",
           "<", 0.95, note=" (a ceiling below what is learnable)"),
-    # the mechanism (§4, Lemma 1 and Theorem 2)
+    # the mechanism (§3: Lemma 1, Theorems 1-2, the covariance measured in §3.3)
     Claim("lemma1_r", "Lemma 1: measured vs predicted entropy change, Pearson r (LM)", ">=", 0.9),
     Claim("cov_positive", "covariance positive under GRPO (share of steps, LM)", ">=", 0.8),
-    # headroom and payoff (§5: Clip-Cov and KL-Cov keep entropy and gain accuracy)
+    # headroom and payoff (§4.2-4.3: Clip-Cov and KL-Cov keep entropy and gain accuracy)
     Claim("headroom",
           "headroom: base model's held-out pass@{k} minus GRPO's final greedy accuracy",
           ">=", 0.10, fmt=".2f"),
@@ -102,7 +102,7 @@ CLAIMS: dict[str, Claim] = _claims(
     Claim("discovery",
           "discovery: share of {method}'s runs that learn the hard family (greedy ≥ 0.5 on it)",
           ">", 0.5, note=" (kept entropy finds the general path)"),
-    # the entropy bonus's two failure modes (§5)
+    # the entropy bonus's two failure modes (§4.1)
     Claim("bonus_small", "{method} (smallest coefficient): late-run entropy / GRPO's", "<", 1.5,
           note=" (collapses like GRPO)"),
     Claim("bonus_large", "{method} (largest coefficient): late-run / initial entropy", ">", 1,

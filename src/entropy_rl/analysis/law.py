@@ -26,7 +26,7 @@ __all__ = [
 
 
 def law(entropy: np.ndarray | float, a: float, b: float) -> np.ndarray | float:
-    """``R(H) = -a·exp(H) + b``."""
+    """``R(H) = -a·exp(H) + b``: the entropy-performance law (Cui et al., 2025, §2, Eq. 6)."""
     return -a * np.exp(entropy) + b
 
 
@@ -86,7 +86,8 @@ def fit_law(
     level: float = 0.95,
     seed: int = 0,
 ) -> LawFit:
-    """Least-squares ``a, b`` of ``R = -a·exp(H) + b`` with percentile-bootstrap intervals."""
+    """Least-squares ``a, b`` of ``R = -a·exp(H) + b`` with percentile-bootstrap intervals, and the
+    ceiling ``-a + b``, the law at ``H = 0`` (Cui et al., 2025, §2.5)."""
     h, r = _check(entropy, accuracy)
     a, b, r2 = _coefficients(h, r)
     rng = np.random.default_rng(seed)
@@ -121,7 +122,8 @@ def early_fit_prediction(
     accuracy: Sequence[float],
     fraction: float = 1 / 3,
 ) -> dict[str, float]:
-    """Fit on the points of the first ``fraction`` of training, predict the rest from their entropy.
+    """Fit on the points of the first ``fraction`` of training, predict the rest from their entropy
+    (Cui et al., 2025, §2.4).
 
     Returns the fit's ``a, b``, the RMSE of the predictions over the later points, and the
     predicted and observed accuracy at the last point (``final_error = predicted - observed``).

@@ -94,7 +94,7 @@ def ppo_token_losses(
     clip_ratio_c: float = math.inf,
 ) -> PPOTerms:
     """PPO's clipped surrogate per token (Schulman et al., 2017), the GRPO objective of the paper
-    (its Eq. 2), with the optional dual-clip of Ye et al. (2020) that verl applies:
+    (Cui et al., 2025, Eq. 4), with the optional dual-clip of Ye et al. (2020) that verl applies:
 
         rho = exp(logp - old_logp)
         L   = max(-A·rho, -A·clip(rho, 1 - eps_low, 1 + eps_high))
@@ -143,7 +143,8 @@ def ppo_terms(
 
 
 def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
-    """Centred token covariance (Cui et al., 2025, the quantity Clip-Cov and KL-Cov rank) over the ``N`` valid tokens of a batch:
+    """Centred token covariance (Cui et al., 2025, §4.2, Eq. 10), the quantity Clip-Cov and KL-Cov
+    rank, over the ``N`` valid tokens of a batch:
 
         cov_i = (logp_i - mean_j logp_j) · (A_i - mean_j A_j),   j over valid tokens
 
@@ -290,6 +291,6 @@ def ppo_loss(
     logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LossConfig
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO's loss: :func:`ppo_terms` aggregated by the config's ``loss_agg_mode`` (the paper's
-    Eq. 2, the surrogate every intervention modifies), and its metrics."""
+    surrogate, which every intervention modifies: :func:`ppo_token_losses`), and its metrics."""
     token_losses, metrics = ppo_terms(logp, old_logp, advantages, mask, config)
     return aggregate(token_losses, mask, config.loss_agg_mode, horizon(config)), metrics

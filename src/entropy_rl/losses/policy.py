@@ -65,7 +65,7 @@ def clip_higher_loss(
     """Clip-higher (DAPO, Yu et al. 2025): GRPO with a wider upper clip, eps_high = 0.28 > eps_low = 0.2.
 
     Lets low-probability tokens with positive advantage grow further, which slows entropy collapse;
-    a baseline of the paper's Table 2.
+    a baseline of the paper's (Cui et al., 2025, §4.3, Table 2).
     """
     return ppo_loss(logp, old_logp, advantages, mask, config)
 
@@ -81,7 +81,8 @@ def entropy_bonus_loss(
     entropy: Tensor | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """Entropy bonus (the paper's entropy-loss baseline): GRPO minus ``coef`` times the mean token entropy.
+    """Entropy bonus (the paper's entropy-loss baseline, Cui et al., 2025, §4.1): GRPO minus ``coef``
+    times the mean token entropy.
 
         L = L_GRPO - coef · agg_t H_t,   H_t = -sum_v pi(v|s_t) log pi(v|s_t)
 
@@ -139,7 +140,7 @@ def clip_cov_loss(
     cov: Tensor | None = None,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """Clip-Cov (Cui et al., 2025, Eq. 11): no gradient for a few random high-covariance tokens.
+    """Clip-Cov (Cui et al., 2025, §4.2, Eqs. 11-12): no gradient for a few random high-covariance tokens.
 
         cov_i = (logp_i - mean logp) · (A_i - mean A)        over the N valid tokens
         I     = { i : omega_low < cov_i < omega_high }        (minus tokens PPO already clipped)
@@ -198,7 +199,7 @@ def kl_cov_loss(
     selected: Tensor,
     **extras: Any,
 ) -> tuple[Tensor, dict]:
-    """KL-Cov (Cui et al., 2025, Eq. 12): a KL penalty on the tokens of largest covariance.
+    """KL-Cov (Cui et al., 2025, §4.2, Eqs. 13-14): a KL penalty on the tokens of largest covariance.
 
         cov_i = (logp_i - mean logp) · (A_i - mean A)        over the N valid tokens
         T     = the n = max(1, floor(k·N)) valid tokens of largest cov_i

@@ -235,7 +235,7 @@ def register_policy_loss(
             loss, specific = fn(logp, old_logp, advantages, mask, cfg, **{"cov": cov, **extras})
             return _with_reference_kl(name, cfg, loss, logp, old_logp, mask, cov, specific, extras)
 
-        summary = (fn.__doc__ or name).strip().splitlines()[0]
+        summary = " ".join((fn.__doc__ or name).strip().split("\n\n")[0].split())
         spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
                           selector=selector, exact_old_logp=exact_old_logp,
                           controller=controller)  # fmt: skip

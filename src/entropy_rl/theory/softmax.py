@@ -127,7 +127,8 @@ def pg_logit_update(
     eta: float,
     state_weights: ArrayLike | None = None,
 ) -> Array:
-    """Exact policy-gradient step on softmax logits: ``delta[s,a] = eta · w(s) · pi(a|s) · A(s,a)``.
+    """Exact policy-gradient step on softmax logits: ``delta[s,a] = eta · w(s) · pi(a|s) · A(s,a)``
+    (Cui et al., 2025, §3.2, Proposition 1).
 
     ``dJ/dz[s,a] = w(s) pi(a|s) A(s,a)`` for a softmax policy, where ``A`` is the true advantage
     (``E_pi A(s,.) = 0``) and ``w(s)`` is the state-visitation weight (``d_pi(s)/(1-gamma)`` in a
@@ -164,7 +165,8 @@ def exact_entropy_change(logits: ArrayLike, delta: ArrayLike) -> Array:
 
 
 def lemma1_entropy_change(logits: ArrayLike, delta: ArrayLike) -> Array:
-    """Lemma 1, first order: ``H(z + delta) - H(z) ≈ -Cov_pi(log pi, delta)`` per state.
+    """Lemma 1, first order: ``H(z + delta) - H(z) ≈ -Cov_pi(log pi, delta)`` per state
+    (Cui et al., 2025, §3.1, Lemma 1).
 
     Exact as a directional derivative: ``d/de H(z + e·delta)|_{e=0} = -Cov_pi(log pi, delta)``.
     """
@@ -181,7 +183,8 @@ def theorem1_entropy_change(
     eta: float,
     state_weights: ArrayLike | None = None,
 ) -> Array:
-    """Theorem 1 (policy gradient): ``dH(s) ≈ -eta · w(s) · Cov_pi(log pi(a|s), pi(a|s)·A(s,a))``.
+    """Theorem 1 (policy gradient): ``dH(s) ≈ -eta · w(s) · Cov_pi(log pi(a|s), pi(a|s)·A(s,a))``
+    (Cui et al., 2025, §3.2, Theorem 1).
 
     Lemma 1 applied to :func:`pg_logit_update`. Actions that are both likely and advantageous
     (or unlikely and disadvantageous) lower the entropy.
@@ -197,7 +200,8 @@ def theorem1_entropy_change(
 
 
 def theorem2_entropy_change(logits: ArrayLike, advantages: ArrayLike, eta: float) -> Array:
-    """Theorem 2 (natural policy gradient): ``dH(s) ≈ -eta · Cov_pi(log pi(a|s), A(s,a))``.
+    """Theorem 2 (natural policy gradient): ``dH(s) ≈ -eta · Cov_pi(log pi(a|s), A(s,a))``
+    (Cui et al., 2025, §3.2, Theorem 2).
 
     Lemma 1 applied to :func:`npg_logit_update`: entropy falls when the advantage is positively
     correlated with the action's log-probability — the paper's account of entropy collapse.
