@@ -364,6 +364,12 @@ class _ReportData:
         return self.analysis["lm"]["methods"][self.grpo]
 
     @property
+    def g_row(self) -> dict[str, Any]:
+        """GRPO's row of the methods table (over every base model and seed)."""
+        rows = {row["method"]: row for row in self.analysis["lm"]["table"]}
+        return rows[self.grpo]
+
+    @property
     def pretrained(self) -> bool:
         return self.bases[0].get("source") == "pretrained"
 
@@ -419,7 +425,7 @@ def _theory_section(d: _ReportData) -> dict[str, Any]:
 
 
 def _collapse_section(d: _ReportData) -> dict[str, Any]:
-    row = next(r for r in d.analysis["lm"]["table"] if r["method"] == d.grpo)
+    row = d.g_row
     final = row.get("val_accuracy_final", {}).get("mean", float("nan"))
     return {"heading": "Entropy collapse", "figures": d.fig(
         "collapse_grpo",
