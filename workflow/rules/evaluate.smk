@@ -9,6 +9,8 @@ rule evaluate_base:
         f"{BASE}/eval/summary.json",
     log:
         f"{LOGS}/evaluate/base{{base}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/base{{base}}.tsv"
     params:
         model=lambda wildcards, input: base_model_ref(os.path.dirname(input.base)),
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -33,6 +35,8 @@ rule evaluate_run:
         f"{LM_RUN}/eval/summary.json",
     log:
         f"{LOGS}/evaluate/{{method}}_base{{base}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate/{{method}}_base{{base}}_seed{{seed}}.tsv"
     params:
         model=lambda wildcards, input: os.path.dirname(input.model),
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -60,6 +64,8 @@ rule token_entropy:
         f"{RESULTS}/token_entropy.html",
     log:
         f"{LOGS}/token_entropy.log",
+    benchmark:
+        f"{BENCHMARKS}/token_entropy.tsv"
     params:
         policies=lambda wildcards, input: [f"base={base_model_ref(os.path.dirname(input.base))}"]
         + [f"{m}={os.path.dirname(path)}" for (m, _, _), path in zip(FIRST_RUNS, input.models)],

@@ -9,6 +9,8 @@ rule tabular_run:
         summary=f"{TAB_RUN}/summary.json",
     log:
         f"{LOGS}/tabular/{{method}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tabular/{{method}}_seed{{seed}}.tsv"
     params:
         out=lambda wildcards, output: os.path.dirname(output.summary),
         run_name=lambda wildcards: f"{config['profile']}/tabular/{wildcards.method}/seed{wildcards.seed}",
