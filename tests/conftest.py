@@ -38,9 +38,31 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Queue the science tests first: theirs is the suite's longest chain (a two-minute SFT, then
-    eight RL runs), so under xdist one worker starts on it while the others take the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("science") is None)
+    """Start the suite's two long chains at once: the science tests of each world share a base
+    model and its runs (a session fixture each), so each chain runs on one worker. xdist's
+    ``worksteal`` hands worker ``i`` the ``i``-th contiguous share of the collection and steals
+    from the tails, so each chain goes at the head of its own share: the carry world's (the
+    longer) on the second worker, the saturating world's on the first, followed by the other
+    slow tests; the quick tests fill the shares' tails, which idle workers steal."""
+    chains: dict[str, list] = {"saturating": [], "carry": []}
+    slow, quick = [], []
+    for item in items:
+        if item.get_closest_marker("science"):
+            chains["carry" if "payoff" in item.fixturenames else "saturating"].append(item)
+        else:
+            (slow if item.get_closest_marker("slow") else quick).append(item)
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    heads = [[] for _ in range(workers)]
+    heads[0] += chains["saturating"] + slow
+    heads[min(1, workers - 1)] += chains["carry"]
+    ordered, remaining = [], len(items)
+    for i, head in enumerate(heads):  # share i's size, as worksteal computes it
+        size = remaining // (workers - i)
+        remaining -= size
+        fill = max(0, size - len(head)) if i < workers - 1 else len(quick)
+        ordered += head + quick[:fill]
+        del quick[:fill]
+    items[:] = ordered + quick
 
 
 @pytest.fixture(scope="session")
