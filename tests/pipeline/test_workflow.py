@@ -335,7 +335,15 @@ def test_a_killed_pipeline_reruns_only_the_unfinished_jobs(tmp_path, snakemake_r
     import sys
     import time
 
-    config = tiny_config()
+    config = tiny_config()  # one base model, two methods (one with controller state to resume)
+    config["base_model"]["seeds"] = [0]
+    config["tabular"]["methods"] = {
+        m: config["tabular"]["methods"][m] for m in ("grpo", "clip_cov")
+    }
+    config["train"]["methods"] = {
+        "grpo": {"loss": "grpo"},
+        "entropy_target": {"loss": "entropy_target", "loss_config": {"target": 0.5}},
+    }
     config["train"]["steps"] = 30
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
