@@ -1,0 +1,134 @@
+"""Objectives whose importance ratio is a response's, not a token's, each a registered loss with
+its config class beside it.
+
+- ``gspo``: Zheng et al., 2025, *Group Sequence Policy Optimization* (arXiv 2507.18071) — PPO's
+  clip on the length-normalised sequence ratio ``(π_θ(y|x) / π_old(y|x))^(1/|y|)``;
+- ``gmpo``: Zhao et al., 2025, *Geometric-Mean Policy Optimization* (arXiv 2507.20673) — the
+  geometric mean of the token ratios, each clipped in log space, in place of their arithmetic mean.
+
+Both follow verl's code (``compute_policy_loss_gspo`` and ``compute_policy_loss_geo_mean`` in
+``verl/trainer/ppo/core_algos.py``): the same clamps, aggregation and clip defaults; neither has
+a dual-clip, so a finite ``clip_ratio_c`` is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from entropy_rl.losses.common import aggregate, clip_metrics, horizon, ppo_token_losses
+from entropy_rl.losses.config import LossConfig
+from entropy_rl.losses.registry import register_policy_loss
+from entropy_rl.settings import choice, number
+
+__all__ = ["GMPOConfig", "GSPOConfig", "gmpo_loss", "gspo_loss", "sequence_log_ratio"]
+
+LOG_RATIO_MAX = 10.0  # verl's clamp on GSPO's log-ratio, against overflow
+
+
+def _no_dual_clip(config: LossConfig, name: str) -> None:
+    if math.isfinite(config.clip_ratio_c):
+        raise ValueError(
+            f"{name}.clip_ratio_c = {config.clip_ratio_c:g}: {name} has no dual-clip (nor has "
+            "verl's); leave clip_ratio_c unset"
+        )
+
+
+@dataclass(frozen=True)
+class GSPOConfig(LossConfig):
+    """GSPO: the sequence ratio clipped to ``[1 - 3e-4, 1 + 4e-4]`` (the paper's ranges), the
+    token losses averaged per sequence, then over sequences."""
+
+    section: ClassVar[str] = "gspo"
+    clip_ratio_low: float = number(3e-4, 0.0, 1.0, doc="sequence ratio >= 1 - clip_ratio_low")
+    clip_ratio_high: float = number(4e-4, 0.0, doc="sequence ratio <= 1 + clip_ratio_high")
+    loss_agg_mode: str = choice(
+        "seq-mean-token-mean",
+        ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+        doc="how token losses become one loss (GSPO: per sequence, then over sequences)",
+    )
+
+    def check(self) -> None:
+        _no_dual_clip(self, "gspo")
+
+
+def sequence_log_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor) -> Tensor:
+    """GSPO's per-token log-ratio ``log s_i,t = sg[log s_i] + log π_t − sg[log π_t]``, ``[B, T]``,
+    where ``log s_i = (1/|y_i|) Σ_t (log π_t − log π_old,t)`` over the response's valid tokens:
+    its value is the sequence's, its gradient each token's own ``∇ log π_t``. Clamped at 10."""
+    valid = mask.to(logp.dtype)
+    lengths = valid.sum(dim=-1).clamp(min=1.0)
+    log_s = ((logp - old_logp) * valid).sum(dim=-1) / lengths
+    return (logp - logp.detach() + log_s.detach()[:, None]).clamp(max=LOG_RATIO_MAX)
+
+
+@register_policy_loss("gspo", GSPOConfig)
+def gspo_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: GSPOConfig, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """GSPO (Zheng et al., 2025, arXiv 2507.18071): PPO's clipped surrogate on the sequence ratio.
+
+        s_i = exp( (1/|y_i|) Σ_t (log π_t − log π_old,t) )
+        L   = agg_t max(−A_t s_i,t, −A_t clip(s_i,t, 1 − eps_low, 1 + eps_high))
+
+    with ``s_i,t`` from :func:`sequence_log_ratio` (the value ``s_i``, the gradient
+    ``s_i · ∇ log π_t``), so under ``seq-mean-token-mean`` the gradient is that of
+    ``−A_i · s_i`` per sequence: every token of a response is clipped together.
+    """
+    terms = ppo_token_losses(
+        sequence_log_ratio(logp, old_logp, mask), torch.zeros_like(logp), advantages,
+        config.clip_ratio_low, config.clip_ratio_high,
+    )  # fmt: skip
+    loss = aggregate(terms.loss, mask, config.loss_agg_mode, horizon(config))
+    return loss, clip_metrics(terms, mask, config)
+
+
+@dataclass(frozen=True)
+class GMPOConfig(LossConfig):
+    """GMPO: each token's log-ratio clipped to ``[-0.4, 0.4]`` (the paper's range, in log space),
+    their mean exponentiated per sequence, one loss per sequence averaged over the batch."""
+
+    section: ClassVar[str] = "gmpo"
+    clip_ratio_low: float = number(0.4, 0.0, doc="log-ratio >= -clip_ratio_low")
+    clip_ratio_high: float = number(0.4, 0.0, doc="log-ratio <= clip_ratio_high")
+
+    def check(self) -> None:
+        _no_dual_clip(self, "gmpo")
+
+
+@register_policy_loss("gmpo", GMPOConfig)
+def gmpo_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: GMPOConfig, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """GMPO (Zhao et al., 2025, arXiv 2507.20673): the geometric mean of the clipped token ratios.
+
+        d_t  = log π_t − log π_old,t,   sgn = sign(A_t)
+        d'_t = sgn · min(sgn · d_t, sgn · clip(d_t, −eps_low, eps_high))
+        r_i  = exp( Σ_t d'_t / (|y_i| + 1e-8) ),   Ā_i = Σ_t A_t / (|y_i| + 1e-8)
+        L    = (1/B) Σ_i −Ā_i · r_i
+
+    As verl's ``geo_mean``: the clip is pessimistic per token (the side that lowers the objective
+    is kept), the sum runs over valid tokens, and ``loss_agg_mode`` is not used (one loss a
+    response, every response of the batch weighted alike).
+    """
+    valid = mask.to(logp.dtype)
+    log_ratio = logp - old_logp
+    sign = torch.sign(advantages)
+    clipped = log_ratio.clamp(-config.clip_ratio_low, config.clip_ratio_high)
+    kept = sign * torch.minimum(sign * log_ratio, sign * clipped)
+    lengths = valid.sum(dim=-1) + 1e-8
+    ratio = torch.exp((kept * valid).sum(dim=-1) / lengths)
+    advantage = (advantages * valid).sum(dim=-1) / lengths
+    loss = (-advantage * ratio).mean()
+    was_clipped = (log_ratio != clipped).to(logp.dtype) * valid
+    n_valid = valid.sum().clamp(min=1.0)
+    return loss, {
+        "pg_clipfrac": (was_clipped * (advantages > 0)).sum() / n_valid,
+        "pg_clipfrac_lower": (was_clipped * (advantages < 0)).sum() / n_valid,
+    }

@@ -1,0 +1,132 @@
+"""GSPO and GMPO against per-sequence loops written from their papers' formulas (plain floats,
+gradients by hand, as in ``reference.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from entropy_rl.losses import make_loss_config
+
+from . import reference
+from .conftest import token_batches
+from .test_policy_losses import as_lists, run
+
+CLIPS = st.sampled_from([(3e-4, 4e-4), (0.05, 0.1), (0.2, 0.2), (0.4, 0.4)])
+
+
+def gspo_reference(logp, old, adv, mask, lo, hi, mode="seq-mean-token-mean"):
+    """GSPO: every token of a response takes the response's ratio exp(mean log-ratio), clipped as
+    PPO's; d(token loss)/d logp_t is the unclipped branch's -A·s (the ratio's value is the
+    sequence's, its gradient the token's own)."""
+    w = reference.weights(mask, mode)
+    loss, grad = 0.0, [[0.0] * len(mask[0]) for _ in mask]
+    for b, row in enumerate(mask):
+        tokens = [t for t, valid in enumerate(row) if valid]
+        log_s = sum(logp[b][t] - old[b][t] for t in tokens) / max(len(tokens), 1)
+        for t in tokens:
+            value, dvalue, _ = reference.ppo_token(min(log_s, 10.0), 0.0, adv[b][t], lo, hi)
+            loss += w[b][t] * value
+            grad[b][t] = 0.0 if log_s > 10.0 else w[b][t] * dvalue
+    return loss, grad
+
+
+def gmpo_reference(logp, old, adv, mask, lo, hi):
+    """GMPO: per response, exp of the mean pessimistically clipped log-ratio times the mean
+    advantage; the batch's mean of -A·r."""
+    rows = len(mask)
+    loss, grad = 0.0, [[0.0] * len(mask[0]) for _ in mask]
+    for b, row in enumerate(mask):
+        tokens = [t for t, valid in enumerate(row) if valid]
+        n = len(tokens) + 1e-8
+        kept, slope = {}, {}
+        for t in tokens:
+            d = logp[b][t] - old[b][t]
+            c = min(max(d, -lo), hi)
+            sign = (adv[b][t] > 0) - (adv[b][t] < 0)
+            if sign == 0:
+                kept[t], slope[t] = 0.0, 0.0
+            elif sign * d <= sign * c:  # the token's own log-ratio is the pessimistic side
+                kept[t], slope[t] = d, 1.0
+            else:  # the clip bound: constant
+                kept[t], slope[t] = c, 0.0
+        ratio = math.exp(sum(kept.values()) / n)
+        mean_adv = sum(adv[b][t] for t in tokens) / n
+        loss += -mean_adv * ratio / rows
+        for t in tokens:
+            grad[b][t] = -mean_adv * ratio / rows * slope[t] / n
+    return loss, grad
+
+
+@given(
+    batch=token_batches(), clips=CLIPS, mode=st.sampled_from(["seq-mean-token-mean", "token-mean"])
+)
+def test_gspo_clips_each_response_by_its_length_normalised_ratio(batch, clips, mode):
+    logp, old, adv, mask = batch
+    lo, hi = clips
+    config = {"clip_ratio_low": lo, "clip_ratio_high": hi, "loss_agg_mode": mode}
+    loss, grad, metrics = run("gspo", logp, old, adv, mask, config)
+    ref_loss, ref_grad = gspo_reference(*as_lists(logp, old, adv, mask), lo, hi, mode)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)
+    torch.testing.assert_close(
+        grad, torch.tensor(ref_grad, dtype=torch.float64), rtol=1e-12, atol=1e-12
+    )
+    assert 0.0 <= metrics["pg_clipfrac"] <= 1.0
+
+
+@given(batch=token_batches(max_seq=1), clips=CLIPS)
+def test_gspo_on_one_token_responses_is_ppos_clipped_loss(batch, clips):
+    """A response of one token has its token's ratio: GSPO is then GRPO's loss, clip for clip."""
+    logp, old, adv, mask = batch
+    config = {"clip_ratio_low": clips[0], "clip_ratio_high": clips[1]}
+    loss, grad, _ = run("gspo", logp, old, adv, mask, config)
+    ppo_loss, ppo_grad, _ = run(
+        "grpo", logp, old, adv, mask, {**config, "loss_agg_mode": "seq-mean-token-mean"}
+    )
+    assert float(loss) == pytest.approx(float(ppo_loss), rel=1e-12, abs=1e-12)
+    torch.testing.assert_close(grad, ppo_grad, rtol=1e-12, atol=1e-12)
+
+
+@given(batch=token_batches(), clips=CLIPS)
+def test_gmpo_takes_the_geometric_mean_of_pessimistically_clipped_ratios(batch, clips):
+    logp, old, adv, mask = batch
+    lo, hi = clips
+    loss, grad, metrics = run(
+        "gmpo", logp, old, adv, mask, {"clip_ratio_low": lo, "clip_ratio_high": hi}
+    )
+    ref_loss, ref_grad = gmpo_reference(*as_lists(logp, old, adv, mask), lo, hi)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)
+    torch.testing.assert_close(
+        grad, torch.tensor(ref_grad, dtype=torch.float64), rtol=1e-12, atol=1e-12
+    )
+    assert 0.0 <= metrics["pg_clipfrac"] + metrics["pg_clipfrac_lower"] <= 1.0
+
+
+def test_on_policy_both_reduce_to_minus_the_mean_sequence_advantage():
+    """At ratio 1 (the first update of a batch) both losses are -mean_i Ā_i, GSPO's gradient the
+    sequence-mean policy gradient, and GMPO's the same."""
+    logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.3, -9.0]], dtype=torch.float64)
+    adv = torch.tensor([[1.5] * 3, [-0.5] * 3], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    expected = torch.tensor([[-1.5 / 6] * 3, [0.5 / 4, 0.5 / 4, 0.0]], dtype=torch.float64)
+    for name in ("gspo", "gmpo"):
+        loss, grad, _ = run(name, logp, logp.clone(), adv, mask)
+        assert float(loss) == pytest.approx(-(1.5 - 0.5) / 2, abs=1e-8), name
+        torch.testing.assert_close(grad, expected, rtol=1e-7, atol=1e-9)
+
+
+def test_their_defaults_are_the_papers_and_a_dual_clip_is_refused():
+    gspo, gmpo = make_loss_config("gspo", None), make_loss_config("gmpo", None)
+    assert (gspo.clip_ratio_low, gspo.clip_ratio_high, gspo.loss_agg_mode) == (
+        3e-4,
+        4e-4,
+        "seq-mean-token-mean",
+    )
+    assert (gmpo.clip_ratio_low, gmpo.clip_ratio_high) == (0.4, 0.4)
+    for name in ("gspo", "gmpo"):
+        with pytest.raises(ValueError, match=rf"{name}.clip_ratio_c = 10: {name} has no dual-clip"):
+            make_loss_config(name, {"clip_ratio_c": 10.0})
