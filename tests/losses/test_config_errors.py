@@ -14,7 +14,7 @@ MASK = torch.ones(2, 3, dtype=torch.bool)
 def test_unknown_loss_lists_the_known_ones():
     with pytest.raises(
         ValueError,
-        match=r"unknown policy loss 'klcov'; known losses: adaptive_entropy, clip_cov, .*kl_cov",
+        match=r"unknown policy loss 'klcov'; known losses: adaptive_entropy, .*clip_cov, .*kl_cov",
     ):
         get_policy_loss("klcov")
 

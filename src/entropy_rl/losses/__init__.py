@@ -3,12 +3,12 @@
 Importing this package registers the paper's losses (``grpo``, ``clip_higher``, ``entropy_bonus``,
 ``clip_cov``, ``kl_cov``) and the later interventions (``dr_grpo``, ``forking_tokens``,
 ``entropy_advantage``, ``pos_neg_weight``, ``entropy_target``, ``adaptive_entropy``) and the
-objectives with a sequence-level ratio (``gspo``, ``gmpo``).
+objectives that change what the clip acts on (``gspo``, ``gmpo``, ``cispo``).
 """
 
+from entropy_rl.losses import clipping as _clipping  # noqa: F401  (registers gspo, gmpo, cispo)
 from entropy_rl.losses import interventions as _later  # noqa: F401  (registers later interventions)
 from entropy_rl.losses import policy as _builtin  # noqa: F401  (registers the paper's losses)
-from entropy_rl.losses import sequence as _sequence  # noqa: F401  (registers gspo, gmpo)
 from entropy_rl.losses.common import (
     aggregate,
     kl_estimate,

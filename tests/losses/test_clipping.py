@@ -1,4 +1,4 @@
-"""GSPO and GMPO against per-sequence loops written from their papers' formulas (plain floats,
+"""GSPO, GMPO and CISPO against loops written from their papers' formulas (plain floats,
 gradients by hand, as in ``reference.py``)."""
 
 from __future__ import annotations
@@ -121,12 +121,57 @@ def test_on_policy_both_reduce_to_minus_the_mean_sequence_advantage():
 
 def test_their_defaults_are_the_papers_and_a_dual_clip_is_refused():
     gspo, gmpo = make_loss_config("gspo", None), make_loss_config("gmpo", None)
+    cispo = make_loss_config("cispo", None)
+    assert (cispo.clip_ratio_low, cispo.clip_ratio_high, cispo.loss_agg_mode) == (
+        1.0,
+        0.28,
+        "token-mean",
+    )
     assert (gspo.clip_ratio_low, gspo.clip_ratio_high, gspo.loss_agg_mode) == (
         3e-4,
         4e-4,
         "seq-mean-token-mean",
     )
     assert (gmpo.clip_ratio_low, gmpo.clip_ratio_high) == (0.4, 0.4)
-    for name in ("gspo", "gmpo"):
+    for name in ("gspo", "gmpo", "cispo"):
         with pytest.raises(ValueError, match=rf"{name}.clip_ratio_c = 10: {name} has no dual-clip"):
             make_loss_config(name, {"clip_ratio_c": 10.0})
+
+
+def cispo_reference(logp, old, adv, mask, lo, hi, mode="token-mean"):
+    """CISPO: -w·A·logp per token with w the clipped ratio, a constant: d/d logp = -w·A."""
+    w = reference.weights(mask, mode)
+    loss, grad = 0.0, [[0.0] * len(mask[0]) for _ in mask]
+    for b, t in reference.valid_tokens(mask):
+        ratio = math.exp(min(max(logp[b][t] - old[b][t], -20.0), 20.0))
+        weight = min(max(ratio, 1.0 - lo), 1.0 + hi)
+        loss += w[b][t] * -weight * adv[b][t] * logp[b][t]
+        grad[b][t] = w[b][t] * -weight * adv[b][t]
+    return loss, grad
+
+
+@given(batch=token_batches(), clips=st.sampled_from([(1.0, 0.28), (0.2, 0.2), (0.05, 5.0)]))
+def test_cispo_weights_every_tokens_gradient_by_its_clipped_ratio(batch, clips):
+    logp, old, adv, mask = batch
+    lo, hi = clips
+    loss, grad, metrics = run(
+        "cispo", logp, old, adv, mask, {"clip_ratio_low": lo, "clip_ratio_high": hi}
+    )
+    ref_loss, ref_grad = cispo_reference(*as_lists(logp, old, adv, mask), lo, hi)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)
+    torch.testing.assert_close(
+        grad, torch.tensor(ref_grad, dtype=torch.float64), rtol=1e-12, atol=1e-12
+    )
+    # no valid token with a nonzero advantage loses its gradient, clipped or not (PPO's would)
+    assert torch.all(grad[mask & (adv != 0)] != 0)
+    assert 0.0 <= metrics["pg_clipfrac"] <= 1.0
+
+
+def test_cispo_on_policy_is_grpos_gradient():
+    """At ratio 1 the weight is 1: CISPO's gradient is the policy gradient, GRPO's."""
+    logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.3, -9.0]], dtype=torch.float64)
+    adv = torch.tensor([[1.5] * 3, [-0.5] * 3], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    _, grad, _ = run("cispo", logp, logp.clone(), adv, mask)
+    _, grpo_grad, _ = run("grpo", logp, logp.clone(), adv, mask)
+    torch.testing.assert_close(grad, grpo_grad, rtol=1e-12, atol=1e-12)

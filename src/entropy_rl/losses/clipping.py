@@ -1,14 +1,17 @@
-"""Objectives whose importance ratio is a response's, not a token's, each a registered loss with
-its config class beside it.
+"""Objectives that change what PPO's clip acts on, each a registered loss with its config class
+beside it.
 
 - ``gspo``: Zheng et al., 2025, *Group Sequence Policy Optimization* (arXiv 2507.18071) — PPO's
   clip on the length-normalised sequence ratio ``(π_θ(y|x) / π_old(y|x))^(1/|y|)``;
 - ``gmpo``: Zhao et al., 2025, *Geometric-Mean Policy Optimization* (arXiv 2507.20673) — the
-  geometric mean of the token ratios, each clipped in log space, in place of their arithmetic mean.
+  geometric mean of the token ratios, each clipped in log space, in place of their arithmetic mean;
+- ``cispo``: MiniMax, 2025, *MiniMax-M1* (arXiv 2506.13585) — the clip on the importance weight,
+  under a stop-gradient, so no token's gradient is dropped.
 
-Both follow verl's code (``compute_policy_loss_gspo`` and ``compute_policy_loss_geo_mean`` in
-``verl/trainer/ppo/core_algos.py``): the same clamps, aggregation and clip defaults; neither has
-a dual-clip, so a finite ``clip_ratio_c`` is refused.
+Each follows verl's code (``compute_policy_loss_gspo``, ``compute_policy_loss_geo_mean`` and
+``compute_policy_loss_cispo`` in ``verl/trainer/ppo/core_algos.py``): the same clamps and
+aggregation; the defaults are the papers'. None has a dual-clip, so a finite ``clip_ratio_c`` is
+refused.
 """
 
 from __future__ import annotations
@@ -25,9 +28,18 @@ from entropy_rl.losses.config import LossConfig
 from entropy_rl.losses.registry import register_policy_loss
 from entropy_rl.settings import choice, number
 
-__all__ = ["GMPOConfig", "GSPOConfig", "gmpo_loss", "gspo_loss", "sequence_log_ratio"]
+__all__ = [
+    "CISPOConfig",
+    "GMPOConfig",
+    "GSPOConfig",
+    "cispo_loss",
+    "gmpo_loss",
+    "gspo_loss",
+    "sequence_log_ratio",
+]
 
 LOG_RATIO_MAX = 10.0  # verl's clamp on GSPO's log-ratio, against overflow
+CISPO_LOG_RATIO = 20.0  # verl's clamp on CISPO's log-ratio, both sides
 
 
 def _no_dual_clip(config: LossConfig, name: str) -> None:
@@ -132,3 +144,42 @@ def gmpo_loss(
         "pg_clipfrac": (was_clipped * (advantages > 0)).sum() / n_valid,
         "pg_clipfrac_lower": (was_clipped * (advantages < 0)).sum() / n_valid,
     }
+
+
+@dataclass(frozen=True)
+class CISPOConfig(LossConfig):
+    """CISPO: the importance weight clipped to ``[1 - 1, 1 + 0.28]`` (no lower bound, as the
+    paper: it tunes the upper one only), token-mean."""
+
+    section: ClassVar[str] = "cispo"
+    clip_ratio_low: float = number(
+        1.0, 0.0, 1.0, doc="weight >= 1 - clip_ratio_low (1: no lower bound, the paper's)"
+    )
+    clip_ratio_high: float = number(0.28, 0.0, doc="weight <= 1 + clip_ratio_high")
+
+    def check(self) -> None:
+        _no_dual_clip(self, "cispo")
+
+
+@register_policy_loss("cispo", CISPOConfig)
+def cispo_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: CISPOConfig, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """CISPO (MiniMax, 2025, arXiv 2506.13585): REINFORCE weighted by the clipped importance weight.
+
+        w_t = sg[ clip(π_t / π_old,t, 1 − eps_low, 1 + eps_high) ]
+        L   = agg_t −w_t · A_t · log π_t
+
+    Where PPO's clip zeroes a token's gradient once its ratio leaves the band, CISPO only caps the
+    token's weight: every token keeps ``−w_t · A_t · ∇ log π_t``, a rare token that the first
+    update raised (the forks the entropy mechanism is about) included. As verl, the log-ratio is
+    clamped to ``±20`` before the exponential; ``pg_clipfrac`` counts the tokens whose weight the
+    clip changed.
+    """
+    ratio = torch.exp((logp - old_logp).clamp(-CISPO_LOG_RATIO, CISPO_LOG_RATIO)).detach()
+    weight = ratio.clamp(1.0 - config.clip_ratio_low, 1.0 + config.clip_ratio_high)
+    losses = -weight * advantages * logp
+    loss = aggregate(losses, mask, config.loss_agg_mode, horizon(config))
+    valid = mask.to(logp.dtype)
+    return loss, {"pg_clipfrac": ((ratio != weight) * valid).sum() / valid.sum().clamp(min=1.0)}
