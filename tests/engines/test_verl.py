@@ -271,3 +271,29 @@ def test_verl_runs_clip_cov_and_kl_cov_only_with_their_per_micro_batch_selection
         with pytest.raises(ValueError, match=f"train.selection: batch: verl's {method} chooses"):
             verl_overrides(paper_settings(method).replace(selection="batch"), "t", "v", "o")
     verl_overrides(paper_settings("grpo").replace(selection="batch"), "t", "v", "o")  # no choice
+
+
+@pytest.mark.parametrize(
+    ("loss", "mode", "low", "high"),
+    [("gspo", "gspo", 3e-4, 4e-4), ("gmpo", "geo_mean", 0.4, 0.4), ("cispo", "cispo", 1.0, 0.28)],
+)
+def test_gspo_gmpo_and_cispo_map_to_verls_losses_with_their_clip_ranges(loss, mode, low, high):
+    """Each runs as verl's own loss (loss_mode gspo, geo_mean, cispo) with this suite's defaults,
+    the papers' clip ranges: GSPO's and GMPO's in the ratio's units (GMPO's in log space, as
+    verl's geo_mean reads them), CISPO's on the importance weight."""
+    settings = RLSettings.from_dict(
+        {**run_section(PAPER["train"], "grpo", "train"), "loss": loss, "loss_config": {},
+         "model": "Qwen/Qwen2.5-7B"}
+    )  # fmt: skip
+    values = dict(pair.split("=", 1) for pair in verl_overrides(settings, "t", "v", "o"))
+    assert values["actor_rollout_ref.actor.policy_loss.loss_mode"] == mode
+    assert float(values["actor_rollout_ref.actor.clip_ratio_low"]) == low
+    assert float(values["actor_rollout_ref.actor.clip_ratio_high"]) == high
+    assert "actor_rollout_ref.actor.clip_ratio_c" not in values  # none of them dual-clips
+    if loss == "gspo":
+        assert values["actor_rollout_ref.actor.loss_agg_mode"] == "seq-mean-token-mean"
+        token_mean = RLSettings.from_dict(
+            {**settings.__dict__, "loss_config": {"loss_agg_mode": "token-mean"}}
+        )
+        with pytest.raises(ValueError, match="verl's gspo always averages per sequence"):
+            verl_overrides(token_mean, "t", "v", "o")

@@ -42,7 +42,8 @@ __all__ = [
 
 # this suite's loss -> verl's actor.policy_loss.loss_mode
 LOSS_MODES = {"grpo": "vanilla", "clip_higher": "vanilla", "entropy_bonus": "vanilla",
-              "dr_grpo": "vanilla", "clip_cov": "clip_cov", "kl_cov": "kl_cov"}  # fmt: skip
+              "dr_grpo": "vanilla", "clip_cov": "clip_cov", "kl_cov": "kl_cov", "gspo": "gspo",
+              "gmpo": "geo_mean", "cispo": "cispo"}  # fmt: skip
 # this suite's KL estimator -> verl's kl_loss_type
 KL_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -194,6 +195,11 @@ def _loss_overrides(settings: RLSettings, loss: Any, actor: str) -> dict[str, An
         raise ValueError(
             f"clip_ratio_c = {loss.clip_ratio_c:g}: verl's {settings.loss} loss has no dual-clip; "
             "leave clip_ratio_c at inf for this method, or run it with this suite's trainer"
+        )
+    if settings.loss == "gspo" and loss.loss_agg_mode != "seq-mean-token-mean":
+        raise ValueError(
+            f"gspo.loss_agg_mode = {loss.loss_agg_mode}: verl's gspo always averages per sequence "
+            "(seq-mean-token-mean); use that, or run it with this suite's trainer"
         )
     if settings.loss == "clip_cov":
         values.update({
