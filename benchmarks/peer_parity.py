@@ -99,6 +99,15 @@ def verl_actor(ActorConfig, **policy_loss):
                       global_batch_info={}, policy_loss=_VerlActor(**policy_loss))  # fmt: skip
 
 
+def verl_actor_config(ActorConfig, **fields):
+    """An instance of verl's ``ActorConfig`` itself, for the losses that check its type (GSPO,
+    CISPO), holding only :func:`verl_actor`'s fields (set past its frozen ``__setattr__``)."""
+    actor = object.__new__(type("ActorConfigFields", (ActorConfig,), {}))
+    for key, value in vars(verl_actor(ActorConfig, **fields)).items():
+        object.__setattr__(actor, key, value)
+    return actor
+
+
 def verl_rows(verl, batches):
     core, ActorConfig, version = verl
     rows = []
@@ -173,6 +182,27 @@ def verl_rows(verl, batches):
         return loss, grad, (grad != plain_grad) & mask
 
     compare("KL-Cov (k 0.05, β 1)  ~  verl kl_cov", kl_cov_ours, kl_cov_verl, "", selected=True)
+
+    # the objectives that change what the clip acts on, at clip ranges wide enough to clip some
+    for ours_name, verl_fn, low, high in (
+        ("gspo", core.compute_policy_loss_gspo, 0.05, 0.05),
+        ("gmpo", core.compute_policy_loss_geo_mean, 0.1, 0.1),
+        ("cispo", core.compute_policy_loss_cispo, 0.2, 0.2),
+    ):
+
+        def ours_fn(logp, old, adv, mask, entropy, seed, name=ours_name, lo=low, hi=high):
+            config = {"clip_ratio_low": lo, "clip_ratio_high": hi}
+            mode = "seq-mean-token-mean" if name == "gspo" else "token-mean"
+            return ours(name, {**config, "loss_agg_mode": mode}, logp, old, adv, mask)
+
+        def verl_call(logp, old, adv, mask, entropy, seed, fn=verl_fn, lo=low, hi=high):
+            config = verl_actor_config(ActorConfig, clip_ratio_low=lo, clip_ratio_high=hi)
+            mode = "seq-mean-token-mean" if fn is core.compute_policy_loss_gspo else "token-mean"
+            return grad_of(lambda x: (fn(old, x, adv, mask.double(), mode, config)[0], None), logp)
+
+        note = "verl divides each response's token sum by its length + 1e-8" * (ours_name == "gspo")
+        compare(f"{ours_name.upper()} (clip {low:g}/{high:g})  ~  verl {verl_fn.__name__[20:]}",
+                ours_fn, verl_call, note)  # fmt: skip
 
     for mode in ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
                  "seq-mean-token-sum-norm"):  # fmt: skip
