@@ -188,20 +188,27 @@ def verl_rows(verl, batches):
         ("gspo", core.compute_policy_loss_gspo, 0.05, 0.05),
         ("gmpo", core.compute_policy_loss_geo_mean, 0.1, 0.1),
         ("cispo", core.compute_policy_loss_cispo, 0.2, 0.2),
+        ("sapo", core.compute_policy_loss_sapo, 0.2, 0.2),
     ):
 
         def ours_fn(logp, old, adv, mask, entropy, seed, name=ours_name, lo=low, hi=high):
             config = {"clip_ratio_low": lo, "clip_ratio_high": hi}
-            mode = "seq-mean-token-mean" if name == "gspo" else "token-mean"
+            mode = "seq-mean-token-mean" if name in ("gspo", "sapo") else "token-mean"
             return ours(name, {**config, "loss_agg_mode": mode}, logp, old, adv, mask)
 
         def verl_call(logp, old, adv, mask, entropy, seed, fn=verl_fn, lo=low, hi=high):
             config = verl_actor_config(ActorConfig, clip_ratio_low=lo, clip_ratio_high=hi)
-            mode = "seq-mean-token-mean" if fn is core.compute_policy_loss_gspo else "token-mean"
+            object.__setattr__(config, "tau_pos", 1.0)  # SAPO's gate: verl's defaults, as ours
+            object.__setattr__(config, "tau_neg", 1.05)
+            sequence = (core.compute_policy_loss_gspo, core.compute_policy_loss_sapo)
+            mode = "seq-mean-token-mean" if fn in sequence else "token-mean"
             return grad_of(lambda x: (fn(old, x, adv, mask.double(), mode, config)[0], None), logp)
 
-        note = "verl divides each response's token sum by its length + 1e-8" * (ours_name == "gspo")
-        compare(f"{ours_name.upper()} (clip {low:g}/{high:g})  ~  verl {verl_fn.__name__[20:]}",
+        note = "verl divides each response's token sum by its length + 1e-8" * (
+            ours_name in ("gspo", "sapo")
+        )
+        shape = "tau 1/1.05" if ours_name == "sapo" else f"clip {low:g}/{high:g}"
+        compare(f"{ours_name.upper()} ({shape})  ~  verl {verl_fn.__name__[20:]}",
                 ours_fn, verl_call, note)  # fmt: skip
 
     for mode in ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean",

@@ -275,12 +275,13 @@ def test_verl_runs_clip_cov_and_kl_cov_only_with_their_per_micro_batch_selection
 
 @pytest.mark.parametrize(
     ("loss", "mode", "low", "high"),
-    [("gspo", "gspo", 3e-4, 4e-4), ("gmpo", "geo_mean", 0.4, 0.4), ("cispo", "cispo", 1.0, 0.28)],
-)
-def test_gspo_gmpo_and_cispo_map_to_verls_losses_with_their_clip_ranges(loss, mode, low, high):
-    """Each runs as verl's own loss (loss_mode gspo, geo_mean, cispo) with this suite's defaults,
-    the papers' clip ranges: GSPO's and GMPO's in the ratio's units (GMPO's in log space, as
-    verl's geo_mean reads them), CISPO's on the importance weight."""
+    [("gspo", "gspo", 3e-4, 4e-4), ("gmpo", "geo_mean", 0.4, 0.4), ("cispo", "cispo", 1.0, 0.28),
+     ("sapo", "sapo", 0.2, 0.2)],
+)  # fmt: skip
+def test_gspo_gmpo_cispo_and_sapo_map_to_verls_losses_with_their_settings(loss, mode, low, high):
+    """Each runs as verl's own loss (loss_mode gspo, geo_mean, cispo, sapo) with this suite's
+    defaults: the papers' clip ranges (GSPO's on the sequence ratio, GMPO's in log space as verl's
+    geo_mean reads them, CISPO's on the importance weight) and SAPO's gate temperatures."""
     settings = RLSettings.from_dict(
         {**run_section(PAPER["train"], "grpo", "train"), "loss": loss, "loss_config": {},
          "model": "Qwen/Qwen2.5-7B"}
@@ -290,10 +291,13 @@ def test_gspo_gmpo_and_cispo_map_to_verls_losses_with_their_clip_ranges(loss, mo
     assert float(values["actor_rollout_ref.actor.clip_ratio_low"]) == low
     assert float(values["actor_rollout_ref.actor.clip_ratio_high"]) == high
     assert "actor_rollout_ref.actor.clip_ratio_c" not in values  # none of them dual-clips
-    if loss == "gspo":
+    if loss == "sapo":  # its gate's temperatures; the clip ranges are not read
+        assert float(values["actor_rollout_ref.actor.tau_pos"]) == 1.0
+        assert float(values["actor_rollout_ref.actor.tau_neg"]) == 1.05
+    if loss in ("gspo", "sapo"):
         assert values["actor_rollout_ref.actor.loss_agg_mode"] == "seq-mean-token-mean"
         token_mean = RLSettings.from_dict(
             {**settings.__dict__, "loss_config": {"loss_agg_mode": "token-mean"}}
         )
-        with pytest.raises(ValueError, match="verl's gspo always averages per sequence"):
+        with pytest.raises(ValueError, match=f"verl's {loss} always averages per sequence"):
             verl_overrides(token_mean, "t", "v", "o")

@@ -1,4 +1,4 @@
-"""GSPO, GMPO and CISPO against loops written from their papers' formulas (plain floats,
+"""GSPO, GMPO, CISPO and SAPO against loops written from their papers' formulas (plain floats,
 gradients by hand, as in ``reference.py``)."""
 
 from __future__ import annotations
@@ -133,7 +133,9 @@ def test_their_defaults_are_the_papers_and_a_dual_clip_is_refused():
         "seq-mean-token-mean",
     )
     assert (gmpo.clip_ratio_low, gmpo.clip_ratio_high) == (0.4, 0.4)
-    for name in ("gspo", "gmpo", "cispo"):
+    sapo = make_loss_config("sapo", None)
+    assert (sapo.tau_pos, sapo.tau_neg, sapo.loss_agg_mode) == (1.0, 1.05, "seq-mean-token-mean")
+    for name in ("gspo", "gmpo", "cispo", "sapo"):
         with pytest.raises(ValueError, match=rf"{name}.clip_ratio_c = 10: {name} has no dual-clip"):
             make_loss_config(name, {"clip_ratio_c": 10.0})
 
@@ -175,3 +177,46 @@ def test_cispo_on_policy_is_grpos_gradient():
     _, grad, _ = run("cispo", logp, logp.clone(), adv, mask)
     _, grpo_grad, _ = run("grpo", logp, logp.clone(), adv, mask)
     torch.testing.assert_close(grad, grpo_grad, rtol=1e-12, atol=1e-12)
+
+
+def sapo_reference(logp, old, adv, mask, tau_pos, tau_neg, mode="seq-mean-token-mean"):
+    """SAPO: -A·f(r) with f(r) = sigmoid(tau (r - 1)) · 4 / tau; d/d logp = -A · 4 s (1 - s) · r."""
+    w = reference.weights(mask, mode)
+    loss, grad = 0.0, [[0.0] * len(mask[0]) for _ in mask]
+    for b, t in reference.valid_tokens(mask):
+        d = logp[b][t] - old[b][t]
+        ratio = math.exp(min(max(d, -20.0), 20.0))
+        tau = tau_pos if adv[b][t] > 0 else tau_neg
+        s = 1.0 / (1.0 + math.exp(-tau * (ratio - 1.0)))
+        loss += w[b][t] * -adv[b][t] * s * 4.0 / tau
+        grad[b][t] = 0.0 if abs(d) > 20.0 else w[b][t] * -adv[b][t] * 4.0 * s * (1.0 - s) * ratio
+    return loss, grad
+
+
+@given(batch=token_batches(), taus=st.sampled_from([(1.0, 1.05), (0.5, 2.0), (4.0, 4.0)]))
+def test_sapo_gates_each_tokens_gradient_softly(batch, taus):
+    logp, old, adv, mask = batch
+    config = {"tau_pos": taus[0], "tau_neg": taus[1]}
+    loss, grad, _ = run("sapo", logp, old, adv, mask, config)
+    ref_loss, ref_grad = sapo_reference(*as_lists(logp, old, adv, mask), *taus)
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)
+    torch.testing.assert_close(
+        grad, torch.tensor(ref_grad, dtype=torch.float64), rtol=1e-10, atol=1e-12
+    )
+
+
+def test_sapo_on_policy_is_the_policy_gradient_and_fades_off_policy():
+    """f'(1) = 1: at ratio 1 SAPO's gradient is GRPO's (averaged per sequence); a token whose
+    ratio has moved far (here e^3) keeps a much smaller gradient, but not none, where PPO's clip
+    would give it none."""
+    logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.3, -9.0]], dtype=torch.float64)
+    adv = torch.tensor([[1.5] * 3, [-0.5] * 3], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    agg = {"loss_agg_mode": "seq-mean-token-mean"}
+    _, grad, _ = run("sapo", logp, logp.clone(), adv, mask)
+    _, grpo_grad, _ = run("grpo", logp, logp.clone(), adv, mask, agg)
+    torch.testing.assert_close(grad, grpo_grad, rtol=1e-12, atol=1e-12)
+    moved = logp.clone()
+    moved[0, 0] -= 3.0  # the policy raised this token's probability e^3-fold since sampling
+    _, moved_grad, _ = run("sapo", logp, moved, adv, mask)
+    assert 0 < abs(float(moved_grad[0, 0])) < 1e-3 * abs(float(grad[0, 0]))

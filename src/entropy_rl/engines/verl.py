@@ -43,7 +43,7 @@ __all__ = [
 # this suite's loss -> verl's actor.policy_loss.loss_mode
 LOSS_MODES = {"grpo": "vanilla", "clip_higher": "vanilla", "entropy_bonus": "vanilla",
               "dr_grpo": "vanilla", "clip_cov": "clip_cov", "kl_cov": "kl_cov", "gspo": "gspo",
-              "gmpo": "geo_mean", "cispo": "cispo"}  # fmt: skip
+              "gmpo": "geo_mean", "cispo": "cispo", "sapo": "sapo"}  # fmt: skip
 # this suite's KL estimator -> verl's kl_loss_type
 KL_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -196,11 +196,14 @@ def _loss_overrides(settings: RLSettings, loss: Any, actor: str) -> dict[str, An
             f"clip_ratio_c = {loss.clip_ratio_c:g}: verl's {settings.loss} loss has no dual-clip; "
             "leave clip_ratio_c at inf for this method, or run it with this suite's trainer"
         )
-    if settings.loss == "gspo" and loss.loss_agg_mode != "seq-mean-token-mean":
+    if settings.loss in ("gspo", "sapo") and loss.loss_agg_mode != "seq-mean-token-mean":
         raise ValueError(
-            f"gspo.loss_agg_mode = {loss.loss_agg_mode}: verl's gspo always averages per sequence "
-            "(seq-mean-token-mean); use that, or run it with this suite's trainer"
+            f"{settings.loss}.loss_agg_mode = {loss.loss_agg_mode}: verl's {settings.loss} always "
+            "averages per sequence (seq-mean-token-mean); use that, or run it with this suite's "
+            "trainer"
         )
+    if settings.loss == "sapo":
+        values.update({f"{actor}.tau_pos": loss.tau_pos, f"{actor}.tau_neg": loss.tau_neg})
     if settings.loss == "clip_cov":
         values.update({
             f"{actor}.policy_loss.clip_cov_ratio": loss.r,

@@ -3,10 +3,11 @@
 Importing this package registers the paper's losses (``grpo``, ``clip_higher``, ``entropy_bonus``,
 ``clip_cov``, ``kl_cov``) and the later interventions (``dr_grpo``, ``forking_tokens``,
 ``entropy_advantage``, ``pos_neg_weight``, ``entropy_target``, ``adaptive_entropy``) and the
-objectives that change what the clip acts on (``gspo``, ``gmpo``, ``cispo``).
+objectives that change what the clip acts on (``gspo``, ``gmpo``,
+``cispo``, ``sapo``).
 """
 
-from entropy_rl.losses import clipping as _clipping  # noqa: F401  (registers gspo, gmpo, cispo)
+from entropy_rl.losses import clipping as _clipping  # noqa: F401  (gspo, gmpo, cispo, sapo)
 from entropy_rl.losses import interventions as _later  # noqa: F401  (registers later interventions)
 from entropy_rl.losses import policy as _builtin  # noqa: F401  (registers the paper's losses)
 from entropy_rl.losses.common import (

@@ -6,10 +6,12 @@ beside it.
 - ``gmpo``: Zhao et al., 2025, *Geometric-Mean Policy Optimization* (arXiv 2507.20673) — the
   geometric mean of the token ratios, each clipped in log space, in place of their arithmetic mean;
 - ``cispo``: MiniMax, 2025, *MiniMax-M1* (arXiv 2506.13585) — the clip on the importance weight,
-  under a stop-gradient, so no token's gradient is dropped.
+  under a stop-gradient, so no token's gradient is dropped;
+- ``sapo``: Gao et al., 2025, *Soft Adaptive Policy Optimization* (arXiv 2511.20347) — a sigmoid
+  gate on the ratio in place of the hard clip, steeper for negative advantages.
 
-Each follows verl's code (``compute_policy_loss_gspo``, ``compute_policy_loss_geo_mean`` and
-``compute_policy_loss_cispo`` in ``verl/trainer/ppo/core_algos.py``): the same clamps and
+Each follows verl's code (``compute_policy_loss_gspo``, ``compute_policy_loss_geo_mean``,
+``compute_policy_loss_cispo`` and ``compute_policy_loss_sapo`` in ``verl/trainer/ppo/core_algos.py``): the same clamps and
 aggregation; the defaults are the papers'. None has a dual-clip, so a finite ``clip_ratio_c`` is
 refused.
 """
@@ -32,14 +34,17 @@ __all__ = [
     "CISPOConfig",
     "GMPOConfig",
     "GSPOConfig",
+    "SAPOConfig",
     "cispo_loss",
     "gmpo_loss",
     "gspo_loss",
+    "sapo_gate",
+    "sapo_loss",
     "sequence_log_ratio",
 ]
 
 LOG_RATIO_MAX = 10.0  # verl's clamp on GSPO's log-ratio, against overflow
-CISPO_LOG_RATIO = 20.0  # verl's clamp on CISPO's log-ratio, both sides
+CISPO_LOG_RATIO = 20.0  # verl's clamp on CISPO's and SAPO's log-ratios, both sides
 
 
 def _no_dual_clip(config: LossConfig, name: str) -> None:
@@ -183,3 +188,49 @@ def cispo_loss(
     loss = aggregate(losses, mask, config.loss_agg_mode, horizon(config))
     valid = mask.to(logp.dtype)
     return loss, {"pg_clipfrac": ((ratio != weight) * valid).sum() / valid.sum().clamp(min=1.0)}
+
+
+@dataclass(frozen=True)
+class SAPOConfig(LossConfig):
+    """SAPO: the gate's temperatures, ``tau_pos = 1`` and ``tau_neg = 1.05`` (verl's defaults),
+    the token losses averaged per sequence, then over sequences; the clip ranges are not used."""
+
+    section: ClassVar[str] = "sapo"
+    tau_pos: float = number(1.0, 0.0, low_open=True, doc="gate temperature where A > 0")
+    tau_neg: float = number(1.05, 0.0, low_open=True, doc="gate temperature where A <= 0")
+    loss_agg_mode: str = choice(
+        "seq-mean-token-mean",
+        ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+        doc="how token losses become one loss (SAPO: per sequence, then over sequences)",
+    )
+
+    def check(self) -> None:
+        _no_dual_clip(self, "sapo")
+
+
+def sapo_gate(ratio: Tensor, tau: Tensor | float) -> Tensor:
+    """SAPO's gate ``f(r) = σ(τ (r − 1)) · 4 / τ``: ``f'(1) = 1`` (on-policy it is the policy
+    gradient), and the gradient fades smoothly as ``r`` leaves 1, faster for a larger ``τ``."""
+    return torch.sigmoid(tau * (ratio - 1.0)) * (4.0 / tau)
+
+
+@register_policy_loss("sapo", SAPOConfig)
+def sapo_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor,
+    config: SAPOConfig, **extras: Any,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """SAPO (Gao et al., 2025, arXiv 2511.20347): a soft, sigmoid gate on the ratio, no hard clip.
+
+        r_t = π_t / π_old,t,   τ_t = tau_pos if A_t > 0 else tau_neg
+        L   = agg_t −A_t · σ(τ_t (r_t − 1)) · 4 / τ_t
+
+    The gradient of a token is ``−A_t · 4 σ(1 − σ) · r_t · ∇ log π_t``: PPO's at ``r = 1``, smaller
+    the further the ratio has moved, never cut to zero. As verl, the log-ratio is clamped to
+    ``±20``.
+    """
+    ratio = torch.exp((logp - old_logp).clamp(-CISPO_LOG_RATIO, CISPO_LOG_RATIO))
+    tau = torch.where(
+        advantages > 0, advantages.new_tensor(config.tau_pos), advantages.new_tensor(config.tau_neg)
+    )
+    losses = -advantages * sapo_gate(ratio, tau)
+    return aggregate(losses, mask, config.loss_agg_mode, horizon(config)), {}
