@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from entropy_rl.losses.common import aggregate, clip_metrics, horizon, ppo_token_losses
-from entropy_rl.losses.config import LossConfig
+from entropy_rl.losses.config import AGGREGATIONS, LossConfig
 from entropy_rl.losses.registry import register_policy_loss
 from entropy_rl.settings import choice, number
 
@@ -65,7 +65,7 @@ class GSPOConfig(LossConfig):
     clip_ratio_high: float = number(4e-4, 0.0, doc="sequence ratio <= 1 + clip_ratio_high")
     loss_agg_mode: str = choice(
         "seq-mean-token-mean",
-        ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+        AGGREGATIONS,
         doc="how token losses become one loss (GSPO: per sequence, then over sequences)",
     )
 
@@ -200,7 +200,7 @@ class SAPOConfig(LossConfig):
     tau_neg: float = number(1.05, 0.0, low_open=True, doc="gate temperature where A <= 0")
     loss_agg_mode: str = choice(
         "seq-mean-token-mean",
-        ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+        AGGREGATIONS,
         doc="how token losses become one loss (SAPO: per sequence, then over sequences)",
     )
 
