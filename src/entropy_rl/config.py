@@ -160,8 +160,13 @@ def load_profile(path: str | os.PathLike[str]) -> dict[str, Any]:
     by :func:`overlay`, with ``replace: [dotted keys]`` for sections it replaces whole (a paper
     profile's task, which shares no key with the carry world's). Chains of up to 8 files;
     a cycle is an error naming the files."""
+    return _laid(_chain(path))
+
+
+def _laid(chain: list[tuple[dict[str, Any], list[str]]]) -> dict[str, Any]:
+    """A chain of profiles (:func:`_chain`) laid over each other from its root."""
     resolved: dict[str, Any] = {}
-    for data, replace in reversed(_chain(path)):
+    for data, replace in reversed(chain):
         resolved = overlay(resolved, data, replace)
     return resolved
 
@@ -174,8 +179,9 @@ def resolve_profiles(
     it or a file it extends replaces taken whole), then the ``--config`` values."""
     resolved: dict[str, Any] = {}
     for path in paths:
-        replace = [key for _, keys in _chain(path) for key in keys]
-        resolved = overlay(resolved, load_profile(path), replace)
+        chain = _chain(path)  # each file read once
+        replace = [key for _, keys in chain for key in keys]
+        resolved = overlay(resolved, _laid(chain), replace)
     return overlay(resolved, dict(overrides or {}))
 
 

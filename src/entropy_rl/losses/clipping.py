@@ -25,7 +25,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from entropy_rl.losses.common import aggregate, clip_metrics, horizon, ppo_token_losses
+from entropy_rl.losses.common import (
+    aggregate,
+    clip_metrics,
+    horizon,
+    masked_mean,
+    ppo_token_losses,
+)
 from entropy_rl.losses.config import AGGREGATIONS, LossConfig
 from entropy_rl.losses.registry import register_policy_loss
 from entropy_rl.settings import choice, number
@@ -44,19 +50,29 @@ __all__ = [
 ]
 
 LOG_RATIO_MAX = 10.0  # verl's clamp on GSPO's log-ratio, against overflow
-CISPO_LOG_RATIO = 20.0  # verl's clamp on CISPO's and SAPO's log-ratios, both sides
-
-
-def _no_dual_clip(config: LossConfig, name: str) -> None:
-    if math.isfinite(config.clip_ratio_c):
-        raise ValueError(
-            f"{name}.clip_ratio_c = {config.clip_ratio_c:g}: {name} has no dual-clip (nor has "
-            "verl's); leave clip_ratio_c unset"
-        )
+RATIO_LOG_CLAMP = 20.0  # verl's clamp on CISPO's and SAPO's log-ratios, both sides
 
 
 @dataclass(frozen=True)
-class GSPOConfig(LossConfig):
+class _NoDualClipConfig(LossConfig):
+    """The settings of a loss without a dual-clip (nor has verl's): a finite ``clip_ratio_c``
+    is refused, naming the loss."""
+
+    def check(self) -> None:
+        if math.isfinite(self.clip_ratio_c):
+            raise ValueError(
+                f"{self.section}.clip_ratio_c = {self.clip_ratio_c:g}: {self.section} has no "
+                "dual-clip (nor has verl's); leave clip_ratio_c unset"
+            )
+
+
+def _clamped_ratio(logp: Tensor, old_logp: Tensor) -> Tensor:
+    """``π / π_old`` from the log-ratio clamped to ``±20`` (verl's guard against overflow)."""
+    return torch.exp((logp - old_logp).clamp(-RATIO_LOG_CLAMP, RATIO_LOG_CLAMP))
+
+
+@dataclass(frozen=True)
+class GSPOConfig(_NoDualClipConfig):
     """GSPO: the sequence ratio clipped to ``[1 - 3e-4, 1 + 4e-4]`` (the paper's ranges), the
     token losses averaged per sequence, then over sequences."""
 
@@ -68,9 +84,6 @@ class GSPOConfig(LossConfig):
         AGGREGATIONS,
         doc="how token losses become one loss (GSPO: per sequence, then over sequences)",
     )
-
-    def check(self) -> None:
-        _no_dual_clip(self, "gspo")
 
 
 def sequence_log_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor) -> Tensor:
@@ -106,16 +119,13 @@ def gspo_loss(
 
 
 @dataclass(frozen=True)
-class GMPOConfig(LossConfig):
+class GMPOConfig(_NoDualClipConfig):
     """GMPO: each token's log-ratio clipped to ``[-0.4, 0.4]`` (the paper's range, in log space),
     their mean exponentiated per sequence, one loss per sequence averaged over the batch."""
 
     section: ClassVar[str] = "gmpo"
     clip_ratio_low: float = number(0.4, 0.0, doc="log-ratio >= -clip_ratio_low")
     clip_ratio_high: float = number(0.4, 0.0, doc="log-ratio <= clip_ratio_high")
-
-    def check(self) -> None:
-        _no_dual_clip(self, "gmpo")
 
 
 @register_policy_loss("gmpo", GMPOConfig)
@@ -143,16 +153,15 @@ def gmpo_loss(
     ratio = torch.exp((kept * valid).sum(dim=-1) / lengths)
     advantage = (advantages * valid).sum(dim=-1) / lengths
     loss = (-advantage * ratio).mean()
-    was_clipped = (log_ratio != clipped).to(logp.dtype) * valid
-    n_valid = valid.sum().clamp(min=1.0)
+    was_clipped = (log_ratio != clipped).to(logp.dtype)
     return loss, {
-        "pg_clipfrac": (was_clipped * (advantages > 0)).sum() / n_valid,
-        "pg_clipfrac_lower": (was_clipped * (advantages < 0)).sum() / n_valid,
+        "pg_clipfrac": masked_mean(was_clipped * (advantages > 0), mask),
+        "pg_clipfrac_lower": masked_mean(was_clipped * (advantages < 0), mask),
     }
 
 
 @dataclass(frozen=True)
-class CISPOConfig(LossConfig):
+class CISPOConfig(_NoDualClipConfig):
     """CISPO: the importance weight clipped to ``[1 - 1, 1 + 0.28]`` (no lower bound, as the
     paper: it tunes the upper one only), token-mean."""
 
@@ -161,9 +170,6 @@ class CISPOConfig(LossConfig):
         1.0, 0.0, 1.0, doc="weight >= 1 - clip_ratio_low (1: no lower bound, the paper's)"
     )
     clip_ratio_high: float = number(0.28, 0.0, doc="weight <= 1 + clip_ratio_high")
-
-    def check(self) -> None:
-        _no_dual_clip(self, "cispo")
 
 
 @register_policy_loss("cispo", CISPOConfig)
@@ -182,16 +188,15 @@ def cispo_loss(
     clamped to ``±20`` before the exponential; ``pg_clipfrac`` counts the tokens whose weight the
     clip changed.
     """
-    ratio = torch.exp((logp - old_logp).clamp(-CISPO_LOG_RATIO, CISPO_LOG_RATIO)).detach()
+    ratio = _clamped_ratio(logp, old_logp).detach()
     weight = ratio.clamp(1.0 - config.clip_ratio_low, 1.0 + config.clip_ratio_high)
     losses = -weight * advantages * logp
     loss = aggregate(losses, mask, config.loss_agg_mode, horizon(config))
-    valid = mask.to(logp.dtype)
-    return loss, {"pg_clipfrac": ((ratio != weight) * valid).sum() / valid.sum().clamp(min=1.0)}
+    return loss, {"pg_clipfrac": masked_mean((ratio != weight).to(logp.dtype), mask)}
 
 
 @dataclass(frozen=True)
-class SAPOConfig(LossConfig):
+class SAPOConfig(_NoDualClipConfig):
     """SAPO: the gate's temperatures, ``tau_pos = 1`` and ``tau_neg = 1.05`` (verl's defaults),
     the token losses averaged per sequence, then over sequences; the clip ranges are not used."""
 
@@ -203,9 +208,6 @@ class SAPOConfig(LossConfig):
         AGGREGATIONS,
         doc="how token losses become one loss (SAPO: per sequence, then over sequences)",
     )
-
-    def check(self) -> None:
-        _no_dual_clip(self, "sapo")
 
 
 def sapo_gate(ratio: Tensor, tau: Tensor | float) -> Tensor:
@@ -228,7 +230,7 @@ def sapo_loss(
     the further the ratio has moved, never cut to zero. As verl, the log-ratio is clamped to
     ``±20``.
     """
-    ratio = torch.exp((logp - old_logp).clamp(-CISPO_LOG_RATIO, CISPO_LOG_RATIO))
+    ratio = _clamped_ratio(logp, old_logp)
     tau = torch.where(
         advantages > 0, advantages.new_tensor(config.tau_pos), advantages.new_tensor(config.tau_neg)
     )
