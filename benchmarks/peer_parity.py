@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from entropy_rl.advantages import kl_penalized_rewards
 from entropy_rl.losses import aggregate, get_policy_loss
 
 EXACT = 1e-12  # float64 throughout: agreement is to rounding
@@ -43,6 +44,12 @@ def batch(seed: int, rows: int = 16, width: int = 24, spread: float = 1.0):
     mask = torch.arange(width)[None] < lengths[:, None]
     entropy = torch.rand(rows, width, generator=g, dtype=torch.float64) * 2
     return logp, old, adv.reshape(-1, 1).expand(rows, width).contiguous(), mask, entropy
+
+
+def reference_logp(seed: int, old):
+    """A reference policy's log-probabilities of the batch's tokens, near the old ones."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    return old + 0.5 * torch.randn(old.shape, generator=g, dtype=torch.float64)
 
 
 def grad_of(fn, logp):
@@ -211,6 +218,7 @@ def verl_rows(verl, batches):
         compare(f"{ours_name.upper()} ({shape})  ~  verl {verl_fn.__name__[20:]}",
                 ours_fn, verl_call, note)  # fmt: skip
 
+    rows += _verl_kl_rows(core, ActorConfig, compare)
     for mode in ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
                  "seq-mean-token-sum-norm"):  # fmt: skip
 
@@ -225,6 +233,55 @@ def verl_rows(verl, batches):
                 "seq-mean-token-mean" else "")  # fmt: skip
         compare(f"aggregate {mode} (T = 32)  ~  verl agg_loss", ours_agg, verl_agg, note)
     return rows
+
+
+def _verl_kl_rows(core, ActorConfig, compare):
+    """The KL to a reference policy: as a loss term (verl's ``use_kl_loss``: ``kl_loss_coef`` ×
+    agg_loss of ``kl_penalty``) and as a reward penalty (``apply_kl_penalty``: the token-level
+    rewards less ``beta`` × ``kl_penalty`` on the response tokens, summed per response as its
+    outcome advantages sum them). Appends through ``compare``; returns no rows of its own."""
+    for ours_name, verl_name in (("k1", "kl"), ("k2", "mse"), ("low_var_kl", "low_var_kl"),
+                                 ("k3", "k3")):  # fmt: skip
+
+        def ours_kl(logp, old, adv, mask, entropy, seed, est=ours_name):
+            config = {"kl_coef": 0.1, "kl_estimator": est, "clip_ratio_c": 3.0}
+            return ours("grpo", config, logp, old, adv, mask, ref_logp=reference_logp(seed, old))
+
+        def verl_kl(logp, old, adv, mask, entropy, seed, est=verl_name):
+            config = verl_actor(ActorConfig, clip_ratio_c=3.0)
+            ref = reference_logp(seed, old)
+
+            def loss(x):
+                pg = core.compute_policy_loss_vanilla(old, x, adv, mask.double(), "token-mean",
+                                                      config)[0]  # fmt: skip
+                kl = core.agg_loss(core.kl_penalty(x, ref, est), mask.double(), "token-mean")
+                return pg + 0.1 * kl, None
+
+            return grad_of(loss, logp)
+
+        note = "verl's k3 is its low_var_kl, clamped at 10; this suite's k3 is not" * (
+            ours_name == "k3"
+        )
+        compare(f"GRPO + 0.1 KL ({ours_name})  ~  verl use_kl_loss, kl_loss_type {verl_name}",
+                ours_kl, verl_kl, note)  # fmt: skip
+
+    def ours_penalty(logp, old, adv, mask, entropy, seed):
+        rewards = adv[:, 0]  # any per-response scores
+        penalised, _ = kl_penalized_rewards(
+            rewards, old, reference_logp(seed, old), mask, 0.1, "k1"
+        )
+        return penalised.sum(), torch.zeros_like(logp), None
+
+    def verl_penalty(logp, old, adv, mask, entropy, seed):
+        scores = torch.zeros_like(old)  # the outcome score on each response's last token
+        last = mask.sum(-1) - 1
+        scores[torch.arange(len(old)), last] = adv[:, 0]
+        kld = core.kl_penalty(old, reference_logp(seed, old), "kl") * mask
+        return (scores - 0.1 * kld).sum(-1).sum(), torch.zeros_like(logp), None
+
+    compare("rewards less 0.1 KL (k1)  ~  verl use_kl_in_reward, kl_penalty kl", ours_penalty,
+            verl_penalty, "")  # fmt: skip
+    return []
 
 
 # -- TRL -----------------------------------------------------------------------------------------

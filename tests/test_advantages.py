@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
@@ -10,7 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from entropy_rl.advantages import available_advantage_estimators, compute_advantages
+from entropy_rl.advantages import (
+    available_advantage_estimators,
+    compute_advantages,
+    kl_penalized_rewards,
+)
 
 reward_tables = st.tuples(st.integers(1, 6), st.integers(2, 8)).flatmap(
     lambda shape: arrays(float, shape, elements=st.sampled_from([0.0, 1.0, 0.5, -1.0, 0.1]))
@@ -65,3 +70,32 @@ def test_unknown_estimator_and_bad_shape_are_errors():
         compute_advantages("ppo", torch.zeros(2, 4))
     with pytest.raises(ValueError, match=r"rewards must be grouped as \[n_prompts, G\]"):
         compute_advantages("grpo", torch.zeros(8))
+
+
+@given(
+    rows=st.integers(1, 5),
+    width=st.integers(1, 6),
+    coef=st.floats(0.0, 2.0),
+    estimator=st.sampled_from(["k1", "k2", "k3", "low_var_kl"]),
+    seed=st.integers(0, 2**16),
+)
+def test_kl_penalised_rewards_subtract_the_summed_token_kl(rows, width, coef, estimator, seed):
+    """verl's use_kl_in_reward: r_i - coef · sum_t kl_t over the response's tokens only."""
+    gen = torch.Generator().manual_seed(seed)
+    logp = -torch.rand(rows, width, generator=gen, dtype=torch.float64) * 3
+    ref = -torch.rand(rows, width, generator=gen, dtype=torch.float64) * 3
+    mask = torch.rand(rows, width, generator=gen) < 0.7
+    rewards = torch.rand(rows, generator=gen, dtype=torch.float64)
+    penalised, mean_kl = kl_penalized_rewards(rewards, logp, ref, mask, coef, estimator)
+    for i in range(rows):
+        terms = []
+        for t in range(width):
+            if mask[i, t]:
+                x = (ref[i, t] - logp[i, t]).item()
+                k3 = math.exp(x) - x - 1
+                low = min(k3, 10.0)  # verl clamps it at 10
+                terms.append({"k1": -x, "k2": x * x / 2, "k3": k3, "low_var_kl": low}[estimator])
+        assert penalised[i].item() == pytest.approx(
+            rewards[i].item() - coef * sum(terms), abs=1e-12
+        )
+        assert mean_kl[i].item() == pytest.approx(sum(terms) / max(len(terms), 1), abs=1e-12)

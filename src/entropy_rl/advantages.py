@@ -13,6 +13,8 @@ from typing import Protocol, TypeVar
 import torch
 from torch import Tensor
 
+from entropy_rl.losses.common import kl_estimate
+
 __all__ = [
     "available_advantage_estimators",
     "compute_advantages",
@@ -21,6 +23,7 @@ __all__ = [
     "get_advantage_estimator",
     "grpo_advantages",
     "informative_groups",
+    "kl_penalized_rewards",
     "register_advantage_estimator",
     "rloo_advantages",
 ]
@@ -103,6 +106,22 @@ def compute_advantages(
         else 0.0,
     }
     return advantages, metrics
+
+
+def kl_penalized_rewards(
+    rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, coef: float, estimator: str
+) -> tuple[Tensor, Tensor]:
+    """Each response's reward less the KL from the reference policy, summed over its tokens
+    (verl's ``use_kl_in_reward`` with a fixed coefficient; InstructGPT's per-token penalty):
+
+        r'_i = r_i - coef · sum_t kl(logp_it, ref_logp_it),   kl: :func:`kl_estimate`'s ``estimator``
+
+    ``rewards`` ``[B]``, the others ``[B, T]`` (``logp``: the sampling policy's). Returns the
+    penalised rewards and each response's mean per-token KL (what verl logs as the penalty)."""
+    kl = kl_estimate(logp, ref_logp, estimator) * mask
+    tokens = mask.sum(-1).clamp_min(1)
+    penalised = rewards.to(kl.dtype) - coef * kl.sum(-1)
+    return penalised, kl.sum(-1) / tokens
 
 
 def informative_groups(rewards: Tensor) -> Tensor:

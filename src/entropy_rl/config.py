@@ -219,7 +219,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
 
 
 # run settings a method entry may set for itself (besides loss, loss_config, seeds and bases)
-METHOD_KEYS = ("advantage", "dynamic_sampling")
+METHOD_KEYS = ("advantage", "dynamic_sampling", "reward_kl_coef", "reward_kl_estimator")
 # what a method entry may hold: its loss, the loss's settings, its own seeds and base models
 RUN_KEYS = ("loss", "loss_config", "seeds", "bases")
 

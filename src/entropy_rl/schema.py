@@ -30,6 +30,7 @@ from entropy_rl.evaluate import EvaluateSettings
 from entropy_rl.figures import FIGURES
 from entropy_rl.losses import available_policy_losses, get_policy_loss
 from entropy_rl.settings import UNBOUNDED, Settings
+from entropy_rl.step import StepSettings
 from entropy_rl.tabular import TabularConfig
 from entropy_rl.tasks import TASKS
 from entropy_rl.tracking import LOGGERS
@@ -123,6 +124,12 @@ def settings_schema(
     return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
+def _step_field(name: str) -> dict[str, Any]:
+    """A field of the step's shared settings (:class:`entropy_rl.step.StepSettings`) as a node."""
+    f = next(f for f in dataclasses.fields(StepSettings) if f.name == name)
+    return field_schema(f, typing.get_type_hints(StepSettings)[name])
+
+
 def _loss_configs() -> list[dict[str, Any]]:
     """One ``if loss is X then loss_config has X's keys and ranges`` per registered loss."""
     return [
@@ -181,6 +188,7 @@ def _defs() -> dict[str, Any]:
                 "dynamic_sampling": {"type": "boolean",
                                      "description": "DAPO's dynamic sampling: drop groups whose "
                                      "rewards are all equal and sample more prompts."},
+                **{name: _step_field(name) for name in ("reward_kl_coef", "reward_kl_estimator")},
             },
             "allOf": _loss_configs(),
         },

@@ -24,11 +24,17 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor
 
-from entropy_rl.advantages import compute_advantages, dynamic_sampling, get_advantage_estimator
+from entropy_rl.advantages import (
+    compute_advantages,
+    dynamic_sampling,
+    get_advantage_estimator,
+    kl_penalized_rewards,
+)
 from entropy_rl.losses import LossConfig, PolicyLoss, make_loss_config, select_tokens
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
+from entropy_rl.losses.config import KL_ESTIMATORS
 from entropy_rl.ranks import SINGLE, World
-from entropy_rl.settings import Settings, choice, integer
+from entropy_rl.settings import Settings, choice, integer, number
 from entropy_rl.tracking import check_loggers
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "controller_start",
     "draw_groups",
     "ppo_update",
+    "reward_kl_advantages",
     "select_over_mini_batch",
 ]
 
@@ -68,6 +75,14 @@ class StepSettings(Settings):
     )
     loss: str = "grpo"
     loss_config: dict[str, Any] = field(default_factory=dict)
+    reward_kl_coef: float = number(
+        0.0,
+        0.0,
+        doc="KL to the reference (the base model) as a reward penalty: r - coef·sum_t kl_t",
+    )
+    reward_kl_estimator: str = choice(
+        "k1", KL_ESTIMATORS, doc="the reward penalty's KL estimator (verl's kl_penalty: k1)"
+    )
     seed: int = integer(0, 0, doc="random seed")
     loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # + tensorboard, mlflow
 
@@ -80,6 +95,12 @@ class StepSettings(Settings):
             )
         get_advantage_estimator(self.advantage)
         make_loss_config(self.loss, self.loss_config)  # unknown loss or bad value: fail now
+
+    def uses_reference(self) -> bool:
+        """Whether the run needs the frozen reference policy (the base model): a KL to it in the
+        loss (``loss_config.kl_coef``) or in the reward (``reward_kl_coef``)."""
+        loss = make_loss_config(self.loss, self.loss_config)
+        return self.reward_kl_coef > 0 or loss.kl_coef > 0
 
 
 class NonFiniteError(FloatingPointError):
@@ -137,6 +158,23 @@ def draw_groups(
     return kept, advantages.flatten(), metrics
 
 
+def reward_kl_advantages(
+    settings: StepSettings, rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor
+) -> tuple[Tensor, dict[str, float]]:
+    """The advantages of the step's rewards less the reference KL penalty
+    (:func:`entropy_rl.advantages.kl_penalized_rewards`, ``settings.reward_kl_coef``), by the
+    registered estimator over each group, one per response; ``reward_kl`` (the mean per-token
+    KL of the responses) joins the estimator's metrics, which describe the penalised rewards."""
+    penalised, kl = kl_penalized_rewards(
+        rewards, logp, ref_logp, mask, settings.reward_kl_coef, settings.reward_kl_estimator
+    )
+    advantages, metrics = compute_advantages(
+        settings.advantage, penalised.view(-1, settings.group_size)
+    )
+    metrics["reward_kl"] = float(kl.mean())
+    return advantages.flatten(), metrics
+
+
 @dataclass(frozen=True)
 class Update:
     """How a step updates the policy: ``epochs`` passes over ``mini_batches`` mini-batches of the
@@ -157,7 +195,7 @@ def ppo_update(
     policy: Policy, batch: Batch, old_logp: Tensor, optimizer: torch.optim.Optimizer,
     plan: Update, step: int, shuffle: torch.Generator, pick: torch.Generator,
     loss_kwargs: dict[str, Any] | None = None, old_entropy: Tensor | None = None,
-    on_policy_first: bool = False, world: World = SINGLE,
+    on_policy_first: bool = False, world: World = SINGLE, ref_logp: Tensor | None = None,
 ) -> tuple[dict[str, float], tuple[float, float] | None]:  # fmt: skip
     """The step's PPO epochs over mini-batches; returns the loss metrics averaged over updates.
 
@@ -199,8 +237,9 @@ def ppo_update(
                     on_policy=first, known=known,
                 )  # fmt: skip
             metrics, part_logps, part_losses, diff = _backward_parts(
-                policy, mini, index, parts, old_logp, selected, plan, pick, loss_kwargs, first
-            )
+                policy, mini, index, parts, old_logp, selected, plan, pick, loss_kwargs, first,
+                ref=None if ref_logp is None else ref_logp[index],
+            )  # fmt: skip
             if gap is not None:
                 gap = [gap[0] + diff[0], gap[1] + diff[1]]
             if len(parts) > 1:  # a batch statistic: over the whole mini-batch, as without parts
@@ -217,10 +256,11 @@ def ppo_update(
 def _backward_parts(
     policy: Policy, mini: Batch, index: Tensor, parts: list[Tensor], old_logp: Tensor,
     selected: Tensor | None, plan: Update, pick: torch.Generator, loss_kwargs: dict[str, Any],
-    first: bool,
+    first: bool, ref: Tensor | None = None,
 ) -> tuple[dict[str, float], list[Tensor], list[Tensor], tuple[float, float]]:  # fmt: skip
     """Backpropagate a mini-batch's loss part by part, each weighted by its share of the
-    mini-batch's aggregate. Returns the token-weighted loss metrics (counts summed), each part's
+    mini-batch's aggregate (``ref``: the mini-batch's reference log-probabilities, for a KL
+    term). Returns the token-weighted loss metrics (counts summed), each part's
     log-probabilities and loss, and ``(sum, count)`` of ``|pass - old|`` on the first update."""
     config, metrics = plan.loss_config, {}
     part_logps, part_losses, gap = [], [], (0.0, 0.0)
@@ -238,7 +278,8 @@ def _backward_parts(
         loss, part_metrics = plan.loss(
             logp, old_logp[index][part], micro.advantages, micro.response_mask, config,
             entropy=entropy, generator=pick,
-            selected=None if selected is None else selected[part], **loss_kwargs,
+            selected=None if selected is None else selected[part],
+            ref_logp=None if ref is None else ref[part], **loss_kwargs,
         )  # fmt: skip
         part_logps.append(logp.detach())
         scope = (micro.response_mask, mini.response_mask)  # what the loss's mean is over

@@ -301,3 +301,41 @@ def test_gspo_gmpo_cispo_and_sapo_map_to_verls_losses_with_their_settings(loss, 
         )
         with pytest.raises(ValueError, match=f"verl's {loss} always averages per sequence"):
             verl_overrides(token_mean, "t", "v", "o")
+
+
+def test_a_kl_to_the_reference_maps_to_verls_loss_and_reward_keys(tmp_path, capsys):
+    """kl_coef > 0 is verl's KL loss, reward_kl_coef > 0 its in-reward penalty (fixed
+    controller), each with its estimator; this suite's unclamped k3 has no verl key."""
+    base = {**run_section(PAPER["train"], "grpo", "train"), "model": "Qwen/Qwen2.5-7B"}
+    both = RLSettings.from_dict(
+        {**base, "loss_config": {"kl_coef": 0.001, "kl_estimator": "low_var_kl"},
+         "reward_kl_coef": 0.01, "reward_kl_estimator": "k1"}
+    )  # fmt: skip
+    values = dict(pair.split("=", 1) for pair in verl_overrides(both, "t", "v", "o"))
+    assert values["actor_rollout_ref.actor.use_kl_loss"] == "True"
+    assert float(values["actor_rollout_ref.actor.kl_loss_coef"]) == 0.001
+    assert values["actor_rollout_ref.actor.kl_loss_type"] == "low_var_kl"
+    assert values["algorithm.use_kl_in_reward"] == "True"
+    assert values["algorithm.kl_penalty"] == "kl"
+    assert values["algorithm.kl_ctrl.type"] == "fixed"
+    assert float(values["algorithm.kl_ctrl.kl_coef"]) == 0.01
+    off = dict(pair.split("=", 1) for pair in verl_overrides(paper_settings("grpo"), "t", "v", "o"))
+    assert not any("kl_loss_coef" in key or "kl_ctrl" in key for key in off)
+    k3 = both.replace(loss_config={"kl_coef": 0.001})  # the default estimator, k3
+    with pytest.raises(ValueError, match=r"loss_config\.kl_estimator = k3: verl.s k3 is clamped"):
+        verl_overrides(k3, "t", "v", "o")
+    # through the CLI: the dry run prints the command with the reference's keys
+    config = {**PAPER, "train": {**PAPER["train"], "methods": {
+        **PAPER["train"]["methods"],
+        "grpo_kl": {"loss": "grpo", "loss_config": {"kl_coef": 0.001, "kl_estimator": "low_var_kl"},
+                    "reward_kl_coef": 0.01}}}}  # fmt: skip
+    config_file = tmp_path / "kl.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    from entropy_rl.cli import main
+
+    args = ["train", "--config", str(config_file), "--method", "grpo_kl", "--model",
+            "Qwen/Qwen2.5-7B", "--out", str(tmp_path / "run"), "--dry-run"]  # fmt: skip
+    assert main(args) == 0
+    command = capsys.readouterr().out
+    assert "actor_rollout_ref.actor.use_kl_loss=True" in command
+    assert "algorithm.use_kl_in_reward=True" in command and "algorithm.kl_penalty=kl" in command

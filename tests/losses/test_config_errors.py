@@ -44,7 +44,7 @@ def test_unknown_loss_lists_the_known_ones():
         (
             "grpo",
             {"kl_estimator": "k4"},
-            r"grpo\.kl_estimator must be one of 'k1', 'k2', 'k3', got 'k4'",
+            r"grpo\.kl_estimator must be one of 'k1', 'k2', 'k3', 'low_var_kl', got 'k4'",
         ),
         (
             "entropy_bonus",

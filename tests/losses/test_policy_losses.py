@@ -13,6 +13,7 @@ from entropy_rl.losses import (
     AGGREGATIONS,
     available_policy_losses,
     get_policy_loss,
+    kl_estimate,
     selection_count,
     token_covariance,
 )
@@ -324,7 +325,7 @@ def test_entropy_bonus_gradient_is_minus_coef_times_entropy_gradient(batch, seq,
 @given(
     batch=token_batches(ratio_scale=1.0),
     coef=st.floats(0.01, 1.0),
-    estimator=st.sampled_from(["k1", "k2", "k3"]),
+    estimator=st.sampled_from(["k1", "k2", "k3", "low_var_kl"]),
 )
 def test_kl_to_reference_term_is_added_to_any_loss(batch, coef, estimator):
     logp, old_logp, advantages, mask = batch
@@ -340,9 +341,21 @@ def test_kl_to_reference_term_is_added_to_any_loss(batch, coef, estimator):
     )
     base, _, _ = run("grpo", logp, old_logp, advantages, mask)
     x = (ref - logp)[mask]
-    kl = {"k1": -x, "k2": 0.5 * x**2, "k3": torch.exp(x) - x - 1}[estimator].mean()
+    k3 = torch.exp(x) - x - 1  # low_var_kl: k3 within verl's clamps, as here
+    kl = {"k1": -x, "k2": 0.5 * x**2, "k3": k3, "low_var_kl": k3}[estimator].mean()
     assert loss.item() == pytest.approx(base.item() + coef * kl.item(), rel=1e-10)
     assert metrics["kl_ref"] == pytest.approx(kl.item(), rel=1e-10)
+
+
+def test_low_var_kl_is_k3_clamped_as_verl_clamps_it():
+    logp = torch.zeros(5, dtype=torch.float64)
+    ref = torch.tensor([-30.0, -1.0, 0.0, 2.0, 25.0], dtype=torch.float64)
+    x = ref - logp
+    k3 = torch.exp(x) - x - 1
+    low = kl_estimate(logp, ref, "low_var_kl")
+    torch.testing.assert_close(low[1:4], k3[1:4])  # inside the clamps: k3 itself
+    assert low[0].item() == 10.0 and low[4].item() == 10.0  # k3 there: 29 and 7.2e10
+    assert k3[0].item() == pytest.approx(29.0) and k3[4].item() > 1e10
 
 
 @given(batch=token_batches(ratio_scale=1.0))

@@ -181,3 +181,25 @@ def test_dynamic_sampling_keeps_only_informative_groups():
             assert row["zero_adv_group_frac"] == 0.0
         else:
             assert row["sampling_rounds"] == config.sampling_rounds
+
+
+def test_a_kl_to_the_base_table_is_measured_against_it_and_holds_the_policy_near_it():
+    """The reference is the frozen base table: the exact KL to it (``kl_base``) starts at 0, the
+    penalty's sampled estimate tracks it, and a larger coefficient keeps the policy nearer."""
+    wide = TabularConfig(n_prompts=16, prompts_per_step=16, group_size=64, steps=20,
+                         reward_kl_coef=0.01, reward_kl_estimator="k3")  # fmt: skip
+    rows = run_tabular(wide)
+    assert rows[0]["kl_base"] == 0.0 and rows[0]["reward_kl"] == 0.0  # the policy is the base
+    moved = [row for row in rows if row["kl_base"] > 0.05]
+    assert len(moved) >= 5
+    for row in moved:  # the mean of 2,048 sampled k3 terms against the exact KL
+        assert row["reward_kl"] == pytest.approx(row["kl_base"], rel=0.15), row["step"]
+    final = {}
+    for coef in (0.01, 0.3, 3.0):
+        final[coef] = run_tabular(TabularConfig(steps=100, loss_config={"kl_coef": coef}))[-1]
+        assert final[coef]["kl_ref"] >= 0.0  # k3 is never negative
+    assert final[0.01]["kl_base"] > final[0.3]["kl_base"] > final[3.0]["kl_base"]
+    assert final[0.01]["entropy"] < final[3.0]["entropy"]  # held near the base, entropy too
+    penalised = run_tabular(TabularConfig(steps=100, reward_kl_coef=3.0))[-1]
+    assert penalised["kl_base"] < final[0.01]["kl_base"]
+    assert "kl_base" not in run_tabular(TabularConfig(steps=2))[-1]  # no reference, no pass

@@ -25,6 +25,8 @@ def rl_config(model_dir: Path, **train) -> dict:
                 "target": 1.0, "coef_init": 0.01, "delta": 0.005, "coef_max": 0.05}},
             "dapo": {"loss": "clip_higher", "dynamic_sampling": True},
             "dr_grpo": {"loss": "dr_grpo", "advantage": "dr_grpo"},
+            "kl_ref": {"loss": "grpo", "loss_config": {"kl_coef": 0.1, "kl_estimator": "low_var_kl"},
+                       "reward_kl_coef": 0.1, "reward_kl_estimator": "k3"},
         },
     }  # fmt: skip
     base.update(train)

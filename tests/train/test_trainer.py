@@ -20,6 +20,7 @@ from entropy_rl.losses.interventions import adaptive_coef, next_coef
 from entropy_rl.tasks import ArithmeticTask
 from entropy_rl.train import NonFiniteError, RLSettings, train
 from entropy_rl.train import loop as loop_module
+from entropy_rl.train.batch import policy_forward
 from entropy_rl.train.loop import RunChangedError
 
 from .conftest import TINY_TASK, rl_config, write_config
@@ -89,8 +90,8 @@ class Killed(Exception):
 
 
 @pytest.mark.parametrize(
-    "method", ["clip_cov", "entropy_target", "adaptive_entropy"]
-)  # random picks; controller state
+    "method", ["clip_cov", "entropy_target", "adaptive_entropy", "kl_ref"]
+)  # random picks; controller state; the reference model
 def test_a_run_killed_after_a_checkpoint_resumes_to_identical_metrics(tiny_base, tmp_path, method):
     config = settings(tiny_base, method, steps=6)
     task = ArithmeticTask(**TINY_TASK)
@@ -282,7 +283,7 @@ def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
         (
             {},
             ["--method", "ppo"],
-            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov",
+            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov, kl_ref",
         ),
         (
             {"group_size": 0},
@@ -312,6 +313,36 @@ def test_bad_config_fails_before_any_work_naming_key_and_fix(
     assert main(["train", "--config", str(config), *args, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # nothing was started
+
+
+def test_a_kl_to_the_reference_is_measured_against_the_frozen_base_model(
+    tiny_base, tmp_path, monkeypatch
+):
+    """The reference of the KL term (in the loss and in the reward) is the base model, frozen:
+    its log-probabilities equal an independent pass of the base model at every step, the
+    penalty starts at 0 (the policy is the base) and grows as the policy moves."""
+    seen = []
+    real = loop_module._reference_kl
+
+    def spy(run, batch, *args):
+        batch, ref_logp = real(run, batch, *args)
+        seen.append((batch.to("cpu"), ref_logp.cpu()))
+        return batch, ref_logp
+
+    monkeypatch.setattr(loop_module, "_reference_kl", spy)
+    config = settings(tiny_base, "kl_ref", steps=5, lr=3e-3)
+    rows = train(config, tmp_path, ArithmeticTask(**TINY_TASK))
+    base = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    for batch, ref_logp in (seen[0], seen[-1]):
+        with torch.no_grad():
+            logp, _ = policy_forward(base, batch, temperature=config.temperature)
+        mask = batch.response_mask
+        torch.testing.assert_close(ref_logp[mask], logp[mask], rtol=0, atol=1e-5)
+    assert rows[0]["reward_kl"] < 1e-6  # k3 of the sampler against the same model: rounding
+    assert rows[-1]["reward_kl"] > 100 * max(rows[0]["reward_kl"], 1e-8)
+    assert all(row["kl_ref"] >= 0 for row in rows) and rows[-1]["kl_ref"] > rows[0]["kl_ref"]
+    # the advantages are those of the rewards less the penalty: not exactly GRPO's ±1 pattern
+    assert not torch.equal(seen[-1][0].advantages, seen[-1][0].advantages.round())
 
 
 def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_base, tmp_path):

@@ -44,8 +44,9 @@ __all__ = [
 LOSS_MODES = {"grpo": "vanilla", "clip_higher": "vanilla", "entropy_bonus": "vanilla",
               "dr_grpo": "vanilla", "clip_cov": "clip_cov", "kl_cov": "kl_cov", "gspo": "gspo",
               "gmpo": "geo_mean", "cispo": "cispo", "sapo": "sapo"}  # fmt: skip
-# this suite's KL estimator -> verl's kl_loss_type
-KL_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
+# this suite's KL estimator -> verl's kl_loss_type / kl_penalty (verl's k3 is low_var_kl, clamped;
+# this suite's k3 is not, so it has no verl key)
+KL_TYPES = {"k1": "kl", "k2": "mse", "low_var_kl": "low_var_kl"}
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
 # verl's metric name -> this suite's metrics.jsonl key (verl's documented names), for every loss
@@ -59,6 +60,8 @@ VERL_METRICS = {
     "actor/pg_clipfrac_lower": "pg_clipfrac_lower",
     "actor/grad_norm": "grad_norm",
     "actor/lr": "lr",
+    "actor/kl_loss": "kl_ref",
+    "actor/reward_kl_penalty": "reward_kl",
     "timing_s/gen": "time_rollout_s",
     "timing_s/update_actor": "time_update_s",
     "perf/throughput": "tokens_per_s",
@@ -109,7 +112,7 @@ def verl_overrides(
     values: dict[str, Any] = {
         "algorithm.adv_estimator": "grpo",
         "algorithm.norm_adv_by_std_in_grpo": settings.advantage == "grpo",
-        "algorithm.use_kl_in_reward": False,
+        "algorithm.use_kl_in_reward": settings.reward_kl_coef > 0,
         "data.train_files": str(train_file),
         "data.val_files": str(val_file),
         "data.train_batch_size": settings.prompts_per_step,
@@ -131,8 +134,6 @@ def verl_overrides(
         if settings.loss == "entropy_bonus"
         else 0.0,
         f"{actor}.use_kl_loss": loss.kl_coef > 0,
-        f"{actor}.kl_loss_coef": loss.kl_coef,
-        f"{actor}.kl_loss_type": KL_TYPES[loss.kl_estimator],
         f"{actor}.policy_loss.loss_mode": LOSS_MODES[settings.loss],
         "actor_rollout_ref.rollout.name": "vllm",
         "actor_rollout_ref.rollout.n": settings.group_size,
@@ -153,6 +154,7 @@ def verl_overrides(
         "trainer.resume_mode": "auto",
     }
     values.update(_loss_overrides(settings, loss, actor))
+    values.update(_kl_overrides(settings, loss, actor))
     return [f"{key}={_fmt(value)}" for key, value in values.items()]
 
 
@@ -215,6 +217,31 @@ def _loss_overrides(settings: RLSettings, loss: Any, actor: str) -> dict[str, An
             f"{actor}.policy_loss.kl_cov_ratio": loss.k,
             f"{actor}.policy_loss.ppo_kl_coef": loss.beta,
         })  # fmt: skip
+    return values
+
+
+def _kl_overrides(settings: RLSettings, loss: Any, actor: str) -> dict[str, Any]:
+    """The KL to the reference policy (verl enables its reference model for either): in the loss
+    (``kl_coef``, ``kl_estimator``) and in the reward (``reward_kl_coef``, ``reward_kl_estimator``,
+    verl's fixed controller). Both coefficients are per token: the loss's weighs the aggregated
+    KL as the policy loss is aggregated; the reward's weighs each token's KL, summed per response."""
+    values: dict[str, Any] = {}
+    terms = (
+        ("loss_config.kl_estimator", loss.kl_coef, loss.kl_estimator,
+         {f"{actor}.kl_loss_coef": loss.kl_coef}, f"{actor}.kl_loss_type"),
+        ("train.reward_kl_estimator", settings.reward_kl_coef, settings.reward_kl_estimator,
+         {"algorithm.kl_ctrl.type": "fixed", "algorithm.kl_ctrl.kl_coef": settings.reward_kl_coef},
+         "algorithm.kl_penalty"),
+    )  # fmt: skip
+    for where, coef, estimator, keys, type_key in terms:
+        if coef <= 0:
+            continue
+        if estimator not in KL_TYPES:
+            raise ValueError(
+                f"{where} = {estimator}: verl's k3 is clamped (its low_var_kl); set it to "
+                "low_var_kl to run through verl, or run this method with this suite's trainer"
+            )
+        values.update({**keys, type_key: KL_TYPES[estimator]})
     return values
 
 

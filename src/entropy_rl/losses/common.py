@@ -248,6 +248,7 @@ def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str) -> Tensor:
     k1 = logp - ref_logp
     k2 = (logp - ref_logp)^2 / 2
     k3 = exp(ref_logp - logp) - (ref_logp - logp) - 1      (unbiased, >= 0, low variance)
+    low_var_kl = clamp(k3 with ref_logp - logp clamped to [-20, 20], -10, 10)   (verl's k3)
     """
     log_ratio = ref_logp - logp
     if estimator == "k1":
@@ -256,7 +257,10 @@ def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str) -> Tensor:
         return 0.5 * log_ratio**2
     if estimator == "k3":
         return torch.exp(log_ratio) - log_ratio - 1.0
-    raise ValueError(f"kl_estimator must be one of k1, k2, k3, got {estimator!r}")
+    if estimator == "low_var_kl":
+        clamped = log_ratio.clamp(-20.0, 20.0)
+        return (torch.exp(clamped) - clamped - 1.0).clamp(-10.0, 10.0)
+    raise ValueError(f"kl_estimator must be one of k1, k2, k3, low_var_kl, got {estimator!r}")
 
 
 def need_entropy(name: str, entropy: Tensor | None, logp: Tensor) -> Tensor:

@@ -33,7 +33,7 @@ AGGREGATIONS = (
     "seq-mean-token-mean",
     "seq-mean-token-sum-norm",
 )
-KL_ESTIMATORS = ("k1", "k2", "k3")
+KL_ESTIMATORS = ("k1", "k2", "k3", "low_var_kl")
 COUNT_ROUNDINGS = ("reference", "ceil", "floor")
 
 
@@ -56,7 +56,10 @@ class LossConfig(Settings):
         doc="T of seq-mean-token-sum-norm, sum / (B·T); 0: the maximum response length (trainer)",
     )  # fmt: skip
     kl_coef: float = number(0.0, 0.0, doc="weight of the KL-to-reference term (0: off)")
-    kl_estimator: str = choice("k3", KL_ESTIMATORS, doc="Schulman's KL estimator (k1, k2, k3)")
+    kl_estimator: str = choice(
+        "k3", KL_ESTIMATORS,
+        doc="Schulman's KL estimator (k1, k2, k3; low_var_kl: k3 clamped as verl's)",
+    )  # fmt: skip
 
     def aggregates_selected(self) -> bool:
         """Whether the loss's mean runs over its selected tokens only (not every valid one): a

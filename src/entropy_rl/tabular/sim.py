@@ -12,6 +12,7 @@ a response token is emitted in each state.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +33,16 @@ from entropy_rl.step import (
     controller_start,
     draw_groups,
     ppo_update,
+    reward_kl_advantages,
 )
 from entropy_rl.tabular.world import ChainWorld, Rollouts
 from entropy_rl.theory import entropy as state_entropy
-from entropy_rl.theory import exact_entropy_change, lemma1_entropy_change, state_weighted_mean
+from entropy_rl.theory import (
+    exact_entropy_change,
+    kl_divergence,
+    lemma1_entropy_change,
+    state_weighted_mean,
+)
 
 __all__ = ["TabularConfig", "run_tabular"]
 
@@ -122,6 +129,10 @@ def run_tabular(
     plan = Update(loss, make_loss_config(config.loss, config.loss_config), config.epochs,
                   config.mini_batches, batch_selection=False)  # fmt: skip
     control = controller_start(loss, plan.loss_config)
+    # the frozen reference of a KL term (in the loss or the reward): the base model's table
+    reference = (
+        TablePolicy(world.base_logits).requires_grad_(False) if config.uses_reference() else None
+    )
 
     def draw(round_: int) -> Rollouts:  # fresh prompts each round (round 0: the step's batch)
         prompts = torch.randperm(config.n_prompts, generator=generator)
@@ -144,15 +155,27 @@ def run_tabular(
         )  # fmt: skip
         with torch.no_grad():
             old_logp, _ = policy(batch)
+            ref_logp = None if reference is None else reference(batch)[0]
+        if ref_logp is not None and config.reward_kl_coef > 0:  # rewards less the KL penalty
+            advantages, more = reward_kl_advantages(
+                config, rollouts.rewards, old_logp, ref_logp, batch.response_mask
+            )
+            adv_metrics.update(more)
+            token_advantages = advantages.view(-1, 1).expand_as(rollouts.actions).contiguous()
+            batch = dataclasses.replace(batch, advantages=token_advantages)
         rollout_s = time.perf_counter() - start
         start = time.perf_counter()
         update, _ = ppo_update(
             policy, batch, old_logp, optimizer, plan, step, shuffle=generator, pick=generator,
-            loss_kwargs=controller_kwargs(loss, plan.loss_config, control),
+            loss_kwargs=controller_kwargs(loss, plan.loss_config, control), ref_logp=ref_logp,
         )  # fmt: skip
         update_s = time.perf_counter() - start
         row = _row(config, world, step, z_before, policy.logits.detach().numpy() - z_before,
                    rollouts, update, adv_metrics, rollout_s, update_s)  # fmt: skip
+        if reference is not None:  # the exact KL to the reference, as the entropy above
+            row["kl_base"] = state_weighted_mean(
+                kl_divergence(z_before, world.base_logits), world.token_distribution(z_before)
+            )
         control, more = controller_metrics(loss, plan.loss_config, control, row)
         row.update(more)  # the coefficient of the next step
         rows.append(row)

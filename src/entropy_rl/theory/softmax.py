@@ -33,6 +33,7 @@ __all__ = [
     "cov_under_pi",
     "entropy",
     "exact_entropy_change",
+    "kl_divergence",
     "lemma1_entropy_change",
     "log_softmax",
     "npg_logit_update",
@@ -73,6 +74,14 @@ def entropy(logits: ArrayLike) -> Array:
     """Per-state entropy ``H(s) = -sum_a pi(a|s) log pi(a|s)`` of the softmax policy, shape ``[S]``."""
     logp = log_softmax(logits)
     return -(np.exp(logp) * logp).sum(axis=-1)
+
+
+def kl_divergence(logits: ArrayLike, reference: ArrayLike) -> Array:
+    """Per-state ``KL(pi || pi_ref) = sum_a pi(a|s) (log pi(a|s) - log pi_ref(a|s))`` of two
+    softmax policies, shape ``[S]``: what a KL-to-reference term's sampled estimates average to."""
+    logp, ref = log_softmax(logits), log_softmax(reference)
+    same_shape(logp, ref, "logits", "reference")
+    return (np.exp(logp) * (logp - ref)).sum(axis=-1)
 
 
 def cov_under_pi(pi: ArrayLike, x: ArrayLike, y: ArrayLike) -> Array:

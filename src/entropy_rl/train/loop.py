@@ -5,7 +5,9 @@
         rollouts     ← G responses per prompt (temperature T; the policy is softmax(z / T))
         rewards      ← the verifier (boxed answer vs reference)
         advantages   ← the registered estimator (GRPO: group mean / std)
-        old logprobs ← one forward pass of the current policy (no gradient)
+        old logprobs ← one forward pass of the current policy (no gradient); with a KL to the
+                       reference, the frozen base model's too (and, in the reward, the
+                       advantages of the penalised rewards)
         for epoch, mini-batch:  loss ← the registered policy loss; step the optimizer
         metrics      ← one row of metrics.jsonl (entropy, covariance, Lemma-1 check, ...)
         checkpoint   ← every N steps: model, optimizer, step, RNG
@@ -56,6 +58,7 @@ from entropy_rl.step import (
     controller_start,
     draw_groups,
     ppo_update,
+    reward_kl_advantages,
 )
 from entropy_rl.tasks import ArithmeticTask, Problem
 from entropy_rl.train.batch import (
@@ -262,6 +265,7 @@ class _Run:
     control: dict[str, float] | None
     rows: list[dict[str, Any]]
     start: int
+    reference: LanguagePolicy | None = None  # the frozen base model of a KL term
 
 
 def train(
@@ -349,10 +353,15 @@ def _set_up(
         probe = collate(probe_gen, torch.zeros(len(probe_gen)), tokenizer.pad_token_id)
     policy = LanguagePolicy(model, settings.temperature, settings.autocast_dtype(),
                             settings.micro_batch_tokens, world)  # fmt: skip
+    reference = None
+    if settings.uses_reference():  # the base model, frozen: a resumed run's reference too
+        frozen = shard(load_model(model_path).to(device)).eval().requires_grad_(False)
+        reference = dataclasses.replace(policy, model=frozen)
     return _Run(
         settings, out, world, device, identity, tokenizer, model, optimizer, policy, plan, sampler,
         task.problems("train", settings.train_problems, settings.seed), eval_problems,
         probe.to(device), controller_start(loss, plan.loss_config, control), rows, start,
+        reference,
     )  # fmt: skip
 
 
@@ -398,6 +407,7 @@ def _step(run: _Run, step: int) -> dict[str, Any]:
     batch = collate(kept.generation, advantages, run.tokenizer.pad_token_id).to(run.device)
     from_sampler = settings.old_logp_from_sampler()
     old_logp, old_entropy, gap_totals = _old_logprobs(run, kept.generation, batch, from_sampler)
+    batch, ref_logp = _reference_kl(run, batch, kept.rewards, old_logp, adv_metrics)
     t1 = time.perf_counter()
     check = _is_check_step(settings, step)
     probe_logits = _probe_logits(run.model, run.probe, settings.temperature) if check else None
@@ -405,7 +415,7 @@ def _step(run: _Run, step: int) -> dict[str, Any]:
         run.policy, batch, old_logp, run.optimizer, run.plan, step,
         shuffle=_generator(_seed(settings, step, 2)), pick=_generator(_seed(settings, step, 3)),
         loss_kwargs=controller_kwargs(run.plan.loss, run.plan.loss_config, run.control),
-        old_entropy=old_entropy, on_policy_first=from_sampler, world=world,
+        old_entropy=old_entropy, on_policy_first=from_sampler, world=world, ref_logp=ref_logp,
     )  # fmt: skip
     if settings.rollout == "vllm":  # the next rollouts sample from the updated policy
         run.sampler.load_weights(full_weights(run.model))
@@ -448,6 +458,27 @@ def _step(run: _Run, step: int) -> dict[str, Any]:
     row["tokens_per_s"] = response_tokens * settings.epochs / max(t2 - t0, 1e-9)
     row["rollout_logp_gap"] = rollout_gap
     return row
+
+
+def _reference_kl(
+    run: _Run, batch: TokenBatch, rewards: torch.Tensor, old_logp: torch.Tensor,
+    adv_metrics: dict[str, float],
+) -> tuple[TokenBatch, torch.Tensor | None]:  # fmt: skip
+    """The frozen reference's log-probabilities of the batch's tokens (``None`` without a KL
+    term) and the batch, its advantages those of the rewards less the KL penalty when the
+    reward carries one (whose metrics join ``adv_metrics``)."""
+    if run.reference is None:
+        return batch, None
+    with torch.no_grad():
+        ref_logp, _ = run.reference.forward(batch)
+    if run.settings.reward_kl_coef > 0:
+        advantages, more = reward_kl_advantages(
+            run.settings, rewards.to(run.device), old_logp, ref_logp, batch.response_mask
+        )
+        adv_metrics.update(more)
+        token_advantages = advantages.to(torch.float32)[:, None] * batch.response_mask
+        batch = dataclasses.replace(batch, advantages=token_advantages)
+    return batch, ref_logp
 
 
 def _evaluate(run: _Run) -> dict[str, float | None]:
