@@ -5,7 +5,9 @@
 
 The inputs are what the trainer hands a loss: ``[B, T]`` log-probabilities with gradient, old
 log-probabilities, advantages constant along each sequence (8 responses per prompt), a response
-mask with ragged lengths, and (for the entropy bonus) the token entropy with gradient. Each loss is
+mask with ragged lengths, (for the entropy bonus) the token entropy with gradient and (for the
+losses that read the whole distribution: SIREN, Lp-Reg) ``[B, T, V]`` logits with gradient, V = 32
+as the embedded model's vocabulary (their cost grows with V). Each loss is
 called through the registry, so its shared metrics are timed too. The number is the median of
 ``--repeats`` timed calls after warm-up; the goal is <= 1.2x GRPO. The cost of computing the token
 entropy from the logits is not included: the trainer computes it for every method (it is the
@@ -26,6 +28,7 @@ import torch
 from entropy_rl.losses import available_policy_losses, get_policy_loss, make_loss_config
 
 SEQ_LEN = 1000  # tokens per response; B = N / SEQ_LEN responses
+VOCAB = 32  # the logits' width, for the losses that read them
 
 
 def inputs(n_tokens: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -39,8 +42,9 @@ def inputs(n_tokens: int, seed: int = 0) -> dict[str, torch.Tensor]:
     lengths = torch.randint(length // 4, length + 1, (batch,), generator=g)
     mask = (torch.arange(length)[None] < lengths[:, None]).float()
     entropy = (torch.rand(batch, length, generator=g) * 2).requires_grad_(True)
+    logits = torch.randn(batch, length, VOCAB, generator=g).requires_grad_(True)
     return {"logp": logp, "old_logp": old, "advantages": adv.reshape(-1, 1).expand(batch, length),
-            "mask": mask, "entropy": entropy}  # fmt: skip
+            "mask": mask, "entropy": entropy, "logits": logits}  # fmt: skip
 
 
 def time_losses(
@@ -52,11 +56,12 @@ def time_losses(
 
     def once(name: str) -> float:
         loss_fn, config = calls[name]
-        tensors["logp"].grad = tensors["entropy"].grad = None
+        tensors["logp"].grad = tensors["entropy"].grad = tensors["logits"].grad = None
+        whole = {"logits": tensors["logits"]} if loss_fn.needs_logits else {}
         start = time.perf_counter()
         loss, _ = loss_fn(
             tensors["logp"], tensors["old_logp"], tensors["advantages"], tensors["mask"], config,
-            entropy=tensors["entropy"], generator=generator,
+            entropy=tensors["entropy"], generator=generator, **whole,
         )  # fmt: skip
         loss.backward()
         return time.perf_counter() - start

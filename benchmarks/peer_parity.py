@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from entropy_rl.advantages import kl_penalized_rewards
+from entropy_rl.advantages import compute_advantages, kl_penalized_rewards
 from entropy_rl.losses import aggregate, get_policy_loss
 
 EXACT = 1e-12  # float64 throughout: agreement is to rounding
@@ -126,7 +126,7 @@ def verl_rows(verl, batches):
             logp, old, adv, mask, entropy = batch(seed)
             a_loss, a_grad, a_sel = our_fn(logp, old, adv, mask, entropy, seed)
             b_loss, b_grad, b_sel = verl_fn(logp, old, adv, mask, entropy, seed)
-            loss_diff = max(loss_diff, abs(float(a_loss - b_loss)))
+            loss_diff = max(loss_diff, float((a_loss - b_loss).abs().max()))
             grad_diff = max(grad_diff, float((a_grad - b_grad).abs().max()))
             if selected:
                 same &= bool(torch.equal(a_sel, b_sel))
@@ -219,6 +219,7 @@ def verl_rows(verl, batches):
                 ours_fn, verl_call, note)  # fmt: skip
 
     rows += _verl_kl_rows(core, ActorConfig, compare)
+    _verl_advantage_rows(core, compare)
     for mode in ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean",
                  "seq-mean-token-sum-norm"):  # fmt: skip
 
@@ -282,6 +283,45 @@ def _verl_kl_rows(core, ActorConfig, compare):
     compare("rewards less 0.1 KL (k1)  ~  verl use_kl_in_reward, kl_penalty kl", ours_penalty,
             verl_penalty, "")  # fmt: skip
     return []
+
+
+def _verl_advantage_rows(core, compare):
+    """Each outcome advantage estimator verl has, on the batch's per-response rewards (groups of
+    8; binary with ties, so flat groups and tied maxima occur) placed on each response's last
+    token as verl's reward manager places them; compared token by token ("loss" = advantages)."""
+    import numpy as np
+    from verl.trainer.config import AlgoConfig
+
+    for ours_name, verl_name, norm in (
+        ("grpo", "grpo", True), ("dr_grpo", "grpo", False), ("rloo", "rloo", True),
+        ("reinforce_plus_plus", "reinforce_plus_plus", True),
+        ("reinforce_plus_plus_baseline", "reinforce_plus_plus_baseline", True),
+        ("grpo_passk", "grpo_passk", True),
+    ):  # fmt: skip
+
+        def rewards_of(adv, seed):
+            g = torch.Generator().manual_seed(20_000 + seed)
+            return (torch.rand(adv.shape[0], generator=g) < 0.4).double()
+
+        def ours_adv(logp, old, adv, mask, entropy, seed, name=ours_name):
+            rewards = rewards_of(adv, seed).view(-1, 8)
+            lengths = mask.sum(-1).view(-1, 8)
+            advantages, _ = compute_advantages(name, rewards, lengths=lengths)
+            return advantages.flatten()[:, None] * mask, torch.zeros_like(logp), None
+
+        def verl_adv(logp, old, adv, mask, entropy, seed, name=verl_name, norm=norm):
+            scores = torch.zeros_like(old)
+            scores[torch.arange(len(old)), mask.sum(-1) - 1] = rewards_of(adv, seed)
+            index = np.repeat(np.arange(len(old) // 8), 8)
+            config = AlgoConfig(gamma=1.0, norm_adv_by_std_in_grpo=norm)
+            fn = core.get_adv_estimator_fn(name)
+            extra = {"norm_adv_by_std_in_grpo": norm} if name == "grpo" else {}
+            advantages, _ = fn(token_level_rewards=scores, response_mask=mask.double(),
+                               index=index, config=config, **extra)  # fmt: skip
+            return advantages, torch.zeros_like(logp), None
+
+        shown = f"{verl_name}, norm_adv_by_std_in_grpo False" if not norm else verl_name
+        compare(f"advantage {ours_name}  ~  verl adv_estimator {shown}", ours_adv, verl_adv, "")
 
 
 # -- TRL -----------------------------------------------------------------------------------------
@@ -358,7 +398,7 @@ def trl_rows(trl, batches):
             a_loss, a_grad, _ = ours(name, config, logp, old, adv, mask, entropy=entropy)
             b_loss, b_grad, _ = trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy,
                                          quantile)  # fmt: skip
-            loss_diff = max(loss_diff, abs(float(a_loss - b_loss)))
+            loss_diff = max(loss_diff, float((a_loss - b_loss).abs().max()))
             grad_diff = max(grad_diff, float((a_grad - b_grad).abs().max()))
         exact = loss_diff < EXACT and grad_diff < EXACT
         rows.append({"comparison": label, "peer": f"TRL {version}", "loss |diff|": loss_diff,

@@ -293,6 +293,30 @@ def test_the_schema_refuses_a_bad_loss_config_key_or_value_by_itself(loss, key, 
     validate(config, str(SCHEMA_PATH))
 
 
+def _advantage_config_cases():
+    from entropy_rl.advantages import advantage_config_class, available_advantage_estimators
+
+    for name in available_advantage_estimators():
+        yield pytest.param(name, "no_such_key", 1, id=f"{name}.no_such_key")
+        for f in dataclasses.fields(advantage_config_class(name)):
+            for value in _bad_values(f):
+                if isinstance(value, float) and not math.isfinite(value):
+                    continue
+                yield pytest.param(name, f.name, value, id=f"{name}.{f.name}={value!r}")
+
+
+@pytest.mark.parametrize(("advantage", "key", "value"), list(_advantage_config_cases()))
+def test_the_schema_refuses_a_bad_advantage_config_key_or_value_by_itself(advantage, key, value):
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    method = {"loss": "grpo", "advantage": advantage, "advantage_config": {key: value}}
+    config["train"]["methods"]["probe"] = method
+    with pytest.raises(WorkflowError) as raised:
+        validate(config, str(SCHEMA_PATH))
+    assert "On instance['train']['methods']['probe']['advantage_config']" in str(raised.value)
+    method["advantage_config"] = {}  # the same method, nothing bad
+    validate(config, str(SCHEMA_PATH))
+
+
 def test_every_method_runs_every_seed_on_every_base_model_unless_it_names_its_own():
     from entropy_rl.config import base_seeds, lm_runs
 

@@ -219,7 +219,9 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
 
 
 # run settings a method entry may set for itself (besides loss, loss_config, seeds and bases)
-METHOD_KEYS = ("advantage", "dynamic_sampling", "reward_kl_coef", "reward_kl_estimator")
+METHOD_KEYS = (
+    "advantage", "advantage_config", "dynamic_sampling", "reward_kl_coef", "reward_kl_estimator",
+)  # fmt: skip
 # what a method entry may hold: its loss, the loss's settings, its own seeds and base models
 RUN_KEYS = ("loss", "loss_config", "seeds", "bases")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from entropy_rl.advantages import available_advantage_estimators
+from entropy_rl.advantages import advantage_config_class, available_advantage_estimators
 from entropy_rl.base_model import BaseModelSettings, ModelSettings, SFTSettings
 from entropy_rl.data.benchmarks import BENCHMARKS
 from entropy_rl.data.templates import PROMPT_TEMPLATES
@@ -143,6 +143,22 @@ def _loss_configs() -> list[dict[str, Any]]:
     ]
 
 
+# the estimator's settings: their keys and ranges follow from ``advantage`` (_advantage_configs)
+_ADVANTAGE_CONFIG = {"type": "object", "properties": {}, "description": "Settings of the "
+                     "advantage estimator (pass@k's k, QAE's quantile); most have none."}  # fmt: skip
+
+
+def _advantage_configs() -> list[dict[str, Any]]:
+    """One ``if advantage is X then advantage_config has X's keys and ranges`` per estimator."""
+    return [
+        {
+            "if": {"properties": {"advantage": {"const": name}}, "required": ["advantage"]},
+            "then": {"properties": {"advantage_config": settings_schema(advantage_config_class(name))}},
+        }
+        for name in available_advantage_estimators()
+    ]  # fmt: skip
+
+
 def _task() -> dict[str, Any]:
     """The ``task`` section: the keys and ranges of the kind it names (``arithmetic`` if none)."""
     overrides = {"path": _ref("model_ref")}
@@ -189,8 +205,9 @@ def _defs() -> dict[str, Any]:
                                      "description": "DAPO's dynamic sampling: drop groups whose "
                                      "rewards are all equal and sample more prompts."},
                 **{name: _step_field(name) for name in ("reward_kl_coef", "reward_kl_estimator")},
+                "advantage_config": _ADVANTAGE_CONFIG,
             },
-            "allOf": _loss_configs(),
+            "allOf": _loss_configs() + _advantage_configs(),
         },
         "methods": {
             "type": "object", "minProperties": 1, "propertyNames": _ref("name"),
@@ -219,12 +236,13 @@ def _sections() -> dict[str, Any]:
     train = settings_schema(
         RLSettings, skip=("loss", "loss_config"), extra=methods,
         fields={"model": _ref("model_ref"), "template": templates, "advantage": advantage,
-                "loggers": _ref("loggers")},
+                "advantage_config": _ADVANTAGE_CONFIG, "loggers": _ref("loggers")},
     )  # fmt: skip
     tabular = settings_schema(
         TabularConfig, skip=("loss", "loss_config", "seed"),
         extra={"seeds": _ref("seeds"), **methods},
-        fields={"advantage": advantage, "loggers": _ref("loggers")},
+        fields={"advantage": advantage, "advantage_config": _ADVANTAGE_CONFIG,
+                "loggers": _ref("loggers")},
     )  # fmt: skip
     base_model = settings_schema(
         BaseModelSettings,

@@ -27,8 +27,8 @@ from torch import Tensor
 from entropy_rl.advantages import (
     compute_advantages,
     dynamic_sampling,
-    get_advantage_estimator,
     kl_penalized_rewards,
+    make_advantage_config,
 )
 from entropy_rl.losses import LossConfig, PolicyLoss, make_loss_config, select_tokens
 from entropy_rl.losses.common import aggregation_share, masked_mean, token_covariance
@@ -70,6 +70,7 @@ class StepSettings(Settings):
     )
     epochs: int = integer(1, 1, doc="passes over the rollout batch")
     advantage: str = "grpo"
+    advantage_config: dict[str, Any] = field(default_factory=dict)
     dynamic_sampling: bool = choice(
         False, (True, False), doc="DAPO: drop groups whose rewards are all equal, sample more"
     )
@@ -93,7 +94,7 @@ class StepSettings(Settings):
                 f"{self.section}.mini_batches ({self.mini_batches}) must divide prompts_per_step "
                 f"× group_size ({self.prompts_per_step * self.group_size})"
             )
-        get_advantage_estimator(self.advantage)
+        make_advantage_config(self.advantage, self.advantage_config).check_group(self.group_size)
         make_loss_config(self.loss, self.loss_config)  # unknown loss or bad value: fail now
 
     def uses_reference(self) -> bool:
@@ -121,10 +122,13 @@ class Batch(Protocol):
 
 class Policy(Protocol):
     """What the update needs of a policy: the log-probabilities of a batch's tokens and the
-    entropies of the distributions they come from (both ``[rows, seq]``, with gradients), the
+    entropies of the distributions they come from (both ``[rows, seq]``, with gradients; with
+    the logits ``[rows, seq, vocab]`` too, for a loss that reads the whole distribution), the
     row indices of the forward passes a mini-batch is split into, and its parameters."""
 
     def forward(self, batch: Any) -> tuple[Tensor, Tensor]: ...
+
+    def forward_with_logits(self, batch: Any) -> tuple[Tensor, Tensor, Tensor]: ...
 
     def parts(self, batch: Any) -> list[Tensor]: ...
 
@@ -137,22 +141,29 @@ G = TypeVar("G")
 
 
 def draw_groups(
-    draw: Callable[[int], G], prompts: int, group_size: int, advantage: str,
-    dynamic: bool = False, rounds: int = 1,
+    draw: Callable[[int], G], settings: StepSettings, rounds: int = 1,
+    lengths: Callable[[G], Tensor] | None = None,
 ) -> tuple[G, Tensor, dict[str, float]]:  # fmt: skip
     """A step's graded responses, their advantages and the estimator's metrics.
 
-    ``draw(round)`` samples ``prompts`` prompts, ``group_size`` responses each, graded (a batch
-    of rows with a ``rewards`` column). With ``dynamic`` (DAPO), groups whose rewards are all
-    equal are dropped and more drawn, up to ``rounds`` draws. The advantages are the registered
-    estimator's over each group of ``rewards``, flattened to one per response."""
-    if dynamic:
-        kept, drawn = dynamic_sampling(draw, prompts, group_size, rounds)
+    ``draw(round)`` samples ``settings.prompts_per_step`` prompts, ``group_size`` responses each,
+    graded (a batch of rows with a ``rewards`` column). With ``settings.dynamic_sampling``
+    (DAPO), groups whose rewards are all equal are dropped and more drawn, up to ``rounds``
+    draws. The advantages are the settings' estimator's over each group of ``rewards``,
+    flattened to one per response; ``lengths(batch)`` gives the responses' token counts to the
+    estimators that weigh tokens (``None``: all count alike)."""
+    group_size = settings.group_size
+    if settings.dynamic_sampling:
+        kept, drawn = dynamic_sampling(draw, settings.prompts_per_step, group_size, rounds)
     else:
         kept = draw(0)
     rewards: Tensor = kept.rewards  # type: ignore[attr-defined]
-    advantages, metrics = compute_advantages(advantage, rewards.view(-1, group_size))
-    if dynamic:
+    counts = None if lengths is None else lengths(kept).view(-1, group_size)
+    advantages, metrics = compute_advantages(
+        settings.advantage, rewards.view(-1, group_size), config=settings.advantage_config,
+        lengths=counts,
+    )  # fmt: skip
+    if settings.dynamic_sampling:
         metrics["sampling_rounds"] = drawn
         metrics["sampled_groups"] = len(rewards) // group_size
     return kept, advantages.flatten(), metrics
@@ -169,8 +180,9 @@ def reward_kl_advantages(
         rewards, logp, ref_logp, mask, settings.reward_kl_coef, settings.reward_kl_estimator
     )
     advantages, metrics = compute_advantages(
-        settings.advantage, penalised.view(-1, settings.group_size)
-    )
+        settings.advantage, penalised.view(-1, settings.group_size),
+        config=settings.advantage_config, lengths=mask.sum(-1).view(-1, settings.group_size),
+    )  # fmt: skip
     metrics["reward_kl"] = float(kl.mean())
     return advantages.flatten(), metrics
 
@@ -266,7 +278,11 @@ def _backward_parts(
     part_logps, part_losses, gap = [], [], (0.0, 0.0)
     for part in parts:
         micro = mini.take(part)
-        logp, entropy = policy.forward(micro)
+        whole: dict[str, Tensor] = {}  # the distribution, for a loss that reads it
+        if plan.loss.needs_logits:
+            logp, entropy, whole["logits"] = policy.forward_with_logits(micro)
+        else:
+            logp, entropy = policy.forward(micro)
         if first:
             # the first update is on-policy: this pass is the policy that sampled, so its
             # log-probabilities are the old ones exactly (ratio 1, KL-Cov's |logp - old_logp| 0
@@ -279,7 +295,7 @@ def _backward_parts(
             logp, old_logp[index][part], micro.advantages, micro.response_mask, config,
             entropy=entropy, generator=pick,
             selected=None if selected is None else selected[part],
-            ref_logp=None if ref is None else ref[part], **loss_kwargs,
+            ref_logp=None if ref is None else ref[part], **whole, **loss_kwargs,
         )  # fmt: skip
         part_logps.append(logp.detach())
         scope = (micro.response_mask, mini.response_mask)  # what the loss's mean is over

@@ -339,3 +339,25 @@ def test_a_kl_to_the_reference_maps_to_verls_loss_and_reward_keys(tmp_path, caps
     command = capsys.readouterr().out
     assert "actor_rollout_ref.actor.use_kl_loss=True" in command
     assert "algorithm.use_kl_in_reward=True" in command and "algorithm.kl_penalty=kl" in command
+
+
+@pytest.mark.parametrize(
+    ("advantage", "verl_name", "norm"),
+    [("grpo", "grpo", "True"), ("dr_grpo", "grpo", "False"), ("rloo", "rloo", "True"),
+     ("reinforce_plus_plus", "reinforce_plus_plus", "True"),
+     ("reinforce_plus_plus_baseline", "reinforce_plus_plus_baseline", "True"),
+     ("grpo_passk", "grpo_passk", "True")],
+)  # fmt: skip
+def test_each_advantage_verl_has_maps_to_its_estimator(advantage, verl_name, norm):
+    settings = paper_settings("grpo").replace(advantage=advantage)
+    values = dict(pair.split("=", 1) for pair in verl_overrides(settings, "t", "v", "o"))
+    assert values["algorithm.adv_estimator"] == verl_name
+    assert values["algorithm.norm_adv_by_std_in_grpo"] == norm
+    assert float(values["algorithm.gamma"]) == 1.0  # outcome reward: every token's return is r
+
+
+@pytest.mark.parametrize("advantage", ["passk_analytic", "qae"])
+def test_an_advantage_verl_does_not_have_is_refused_by_name(advantage):
+    settings = paper_settings("grpo").replace(advantage=advantage)
+    with pytest.raises(ValueError, match=f"advantage '{advantage}' is not mapped to verl"):
+        verl_overrides(settings, "t", "v", "o")

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from entropy_rl import step as step_module
 from entropy_rl.cli import main
 from entropy_rl.config import run_section
 from entropy_rl.io import read_jsonl
@@ -56,8 +57,9 @@ def assert_same_run(rows, others, rel: float, abs: float) -> None:
 
 @pytest.mark.parametrize(
     "method",
-    ["grpo", "kl_cov", "clip_cov", "entropy_bonus", "entropy_target", "dapo", "dr_grpo"],
-)
+    ["grpo", "kl_cov", "clip_cov", "entropy_bonus", "entropy_target", "dapo", "dr_grpo", "siren",
+     "lp_reg"],
+)  # fmt: skip
 def test_every_method_trains_and_logs_the_metrics_schema(tiny_base, tmp_path, method):
     rows = train(settings(tiny_base, method), tmp_path, ArithmeticTask(**TINY_TASK))
     assert [row["step"] for row in rows] == [0, 1, 2, 3]
@@ -283,7 +285,7 @@ def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
         (
             {},
             ["--method", "ppo"],
-            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov, kl_ref",
+            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov, kl_ref, lp_reg, passk, reinforce_pp, siren",
         ),
         (
             {"group_size": 0},
@@ -343,6 +345,39 @@ def test_a_kl_to_the_reference_is_measured_against_the_frozen_base_model(
     assert all(row["kl_ref"] >= 0 for row in rows) and rows[-1]["kl_ref"] > rows[0]["kl_ref"]
     # the advantages are those of the rewards less the penalty: not exactly GRPO's ±1 pattern
     assert not torch.equal(seen[-1][0].advantages, seen[-1][0].advantages.round())
+
+
+@pytest.mark.parametrize("method", ["reinforce_pp", "passk"])
+def test_the_trainer_gives_each_estimator_its_settings_and_the_responses_lengths(
+    tiny_base, tmp_path, monkeypatch, method
+):
+    """REINFORCE++ whitens over the batch's tokens (each response weighed by its length, as
+    verl's masked_whiten), so the estimator gets every response's token count; pass@k gets its
+    k from advantage_config."""
+    calls, kept_batches = [], []
+    real_estimate, real_draw = step_module.compute_advantages, loop_module.draw_groups
+
+    def estimate(name, rewards, eps=1e-6, config=None, lengths=None):
+        calls.append((name, config, lengths))
+        return real_estimate(name, rewards, eps, config, lengths)
+
+    def draw(*args, **kwargs):
+        kept, advantages, metrics = real_draw(*args, **kwargs)
+        kept_batches.append(kept)
+        return kept, advantages, metrics
+
+    monkeypatch.setattr(step_module, "compute_advantages", estimate)
+    monkeypatch.setattr(loop_module, "draw_groups", draw)
+    config = settings(tiny_base, method, steps=2)
+    train(config, tmp_path, ArithmeticTask(**TINY_TASK))
+    assert len(calls) == len(kept_batches) == 2
+    for (name, advantage_config, lengths), kept in zip(calls, kept_batches, strict=True):
+        assert name == config.advantage and advantage_config == config.advantage_config
+        response_lengths = [len(ids) for ids in kept.generation.response_ids]
+        assert lengths.flatten().tolist() == response_lengths
+    assert len({n for _, _, lengths in calls for n in lengths.flatten().tolist()}) > 1
+    if method == "passk":
+        assert config.advantage_config == {"k": 2}
 
 
 def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_base, tmp_path):

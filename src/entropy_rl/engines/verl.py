@@ -44,6 +44,11 @@ __all__ = [
 LOSS_MODES = {"grpo": "vanilla", "clip_higher": "vanilla", "entropy_bonus": "vanilla",
               "dr_grpo": "vanilla", "clip_cov": "clip_cov", "kl_cov": "kl_cov", "gspo": "gspo",
               "gmpo": "geo_mean", "cispo": "cispo", "sapo": "sapo"}  # fmt: skip
+# this suite's advantage estimator -> verl's adv_estimator (and whether verl divides by the std)
+ADV_ESTIMATORS = {"grpo": ("grpo", True), "dr_grpo": ("grpo", False), "rloo": ("rloo", True),
+                  "reinforce_plus_plus": ("reinforce_plus_plus", True),
+                  "reinforce_plus_plus_baseline": ("reinforce_plus_plus_baseline", True),
+                  "grpo_passk": ("grpo_passk", True)}  # fmt: skip
 # this suite's KL estimator -> verl's kl_loss_type / kl_penalty (verl's k3 is low_var_kl, clamped;
 # this suite's k3 is not, so it has no verl key)
 KL_TYPES = {"k1": "kl", "k2": "mse", "low_var_kl": "low_var_kl"}
@@ -103,15 +108,16 @@ def verl_overrides(
     reward, at most ``sampling_rounds`` generation batches) and loss follow ``settings``, dual-clip
     included (``clip_ratio_c``, which verl's vanilla loss always applies: inf turns it off); a
     method verl does not implement (forking tokens, entropy advantage, reweighting, the entropy
-    target, an advantage other than grpo/dr_grpo) is an error that names it.
+    target, an advantage verl has no estimator for: pass@k analytic, QAE) is an error that names it.
     """
     _check_mappable(settings)
     loss = settings.loss_settings()
     out = Path(out)
     actor = "actor_rollout_ref.actor"
     values: dict[str, Any] = {
-        "algorithm.adv_estimator": "grpo",
-        "algorithm.norm_adv_by_std_in_grpo": settings.advantage == "grpo",
+        "algorithm.adv_estimator": ADV_ESTIMATORS[settings.advantage][0],
+        "algorithm.norm_adv_by_std_in_grpo": ADV_ESTIMATORS[settings.advantage][1],
+        "algorithm.gamma": 1.0,  # REINFORCE++'s returns: the outcome reward on every token
         "algorithm.use_kl_in_reward": settings.reward_kl_coef > 0,
         "data.train_files": str(train_file),
         "data.val_files": str(val_file),
@@ -165,9 +171,10 @@ def _check_mappable(settings: RLSettings) -> None:
             f"loss {settings.loss!r} has no verl equivalent; verl runs {', '.join(LOSS_MODES)}. "
             "Run it with this suite's trainer (train.engine: entropy-rl)"
         )
-    if settings.advantage not in ("grpo", "dr_grpo"):
+    if settings.advantage not in ADV_ESTIMATORS:
         raise ValueError(
-            f"advantage {settings.advantage!r} is not mapped to verl; use grpo or dr_grpo"
+            f"advantage {settings.advantage!r} is not mapped to verl; use one of "
+            f"{', '.join(ADV_ESTIMATORS)}, or run it with this suite's trainer"
         )
     if settings.selection == "batch" and settings.loss in ("clip_cov", "kl_cov"):
         raise ValueError(

@@ -77,7 +77,9 @@ class PolicyLoss:
     the selector of the tokens it trains, for a loss that chooses them by a batch statistic, and
     whether it needs old log-probabilities recomputed exactly (``exact_old_logp``: a loss whose
     gradient is large at any nonzero ``logp - old_logp``, so that the sampler's float rounding
-    would move the policy), and the :class:`Controller` of a loss with state across steps."""
+    would move the policy), the :class:`Controller` of a loss with state across steps, and
+    whether it reads the whole distribution (``needs_logits``: the trainers pass the tempered
+    logits ``[batch, seq, vocab]`` as ``extras["logits"]``)."""
 
     name: str
     fn: LossFn
@@ -86,6 +88,7 @@ class PolicyLoss:
     selector: Selector | None = None
     exact_old_logp: bool = False
     controller: Controller | None = None
+    needs_logits: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, float]]:
         return self.fn(*args, **kwargs)
@@ -199,6 +202,7 @@ def register_policy_loss(
     selector: Selector | None = None,
     exact_old_logp: bool = False,
     controller: Controller | None = None,
+    needs_logits: bool = False,
 ) -> Callable[[LossFn], PolicyLoss]:
     """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass), for a
     loss that trains a chosen subset of tokens the ``selector`` that chooses them, and for a loss
@@ -238,7 +242,7 @@ def register_policy_loss(
         summary = " ".join((fn.__doc__ or name).strip().split("\n\n")[0].split())
         spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
                           selector=selector, exact_old_logp=exact_old_logp,
-                          controller=controller)  # fmt: skip
+                          controller=controller, needs_logits=needs_logits)  # fmt: skip
         _REGISTRY[name] = spec
         return spec
 

@@ -111,6 +111,12 @@ class TablePolicy(torch.nn.Module):
         logp = torch.log_softmax(table, -1).gather(-1, batch.actions[..., None]).squeeze(-1)
         return logp, token_entropy(table)
 
+    def forward_with_logits(
+        self, batch: TableBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logp, entropy = self.forward(batch)
+        return logp, entropy, self.logits[batch.states]
+
     def parts(self, batch: TableBatch) -> list[torch.Tensor]:
         return [torch.arange(len(batch))]  # a table's mini-batch is one pass
 
@@ -144,10 +150,7 @@ def run_tabular(
     for step in range(config.steps):
         start = time.perf_counter()
         z_before = policy.logits.detach().numpy().copy()
-        rollouts, advantages, adv_metrics = draw_groups(
-            draw, config.prompts_per_step, config.group_size, config.advantage,
-            config.dynamic_sampling, config.sampling_rounds,
-        )  # fmt: skip
+        rollouts, advantages, adv_metrics = draw_groups(draw, config, config.sampling_rounds)
         batch = TableBatch(
             rollouts.states, rollouts.actions,
             advantages.view(-1, 1).expand_as(rollouts.actions).contiguous(),

@@ -97,6 +97,24 @@ def sampler_entropies(generation: Generation, response_mask: Tensor) -> Tensor:
     return on_response_tokens(generation.entropies, response_mask, "entropies")
 
 
+def tempered_logits(
+    model: PreTrainedModel, batch: TokenBatch, autocast_dtype: torch.dtype | None = None,
+    temperature: float = 1.0,
+) -> Tensor:  # fmt: skip
+    """The float32 logits ``z / T`` of the predicted tokens, ``[B, L-1, V]``: ``softmax`` of them
+    is the policy that samples at ``temperature`` (as verl and TRL take it). With
+    ``autocast_dtype`` (e.g. bfloat16 on a GPU) the forward pass runs in mixed precision."""
+    device_type = batch.input_ids.device.type
+    with torch.autocast(
+        device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+    ):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[
+            :, :-1
+        ]
+    logits = logits.float()
+    return logits / temperature if temperature != 1.0 else logits
+
+
 def policy_forward(
     model: PreTrainedModel,
     batch: TokenBatch,
@@ -106,21 +124,9 @@ def policy_forward(
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probabilities of the predicted tokens and the token entropies, both ``[B, L-1]``, of
     the policy that samples at ``temperature``: ``pi = softmax(z / T)`` (as verl and TRL do, so
-    the importance ratio and the entropy are those of the sampling policy).
-
-    With ``autocast_dtype`` (e.g. bfloat16 on a GPU) the forward pass runs in mixed precision;
-    log-probabilities and entropies are then taken from float32 logits.
-    """
-    device_type = batch.input_ids.device.type
-    with torch.autocast(
-        device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
-    ):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[
-            :, :-1
-        ]
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
+    the importance ratio and the entropy are those of the sampling policy); from float32 logits
+    (:func:`tempered_logits`)."""
+    logits = tempered_logits(model, batch, autocast_dtype, temperature)
     logp = token_logprobs(logits, batch.input_ids[:, 1:])
     entropy = token_entropy(logits) if with_entropy else None
     return logp, entropy
@@ -143,6 +149,12 @@ class LanguagePolicy:
             self.model, batch, autocast_dtype=self.autocast_dtype, temperature=self.temperature
         )
         return logp, entropy  # type: ignore[return-value]
+
+    def forward_with_logits(self, batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` and the tempered logits ``[B, L-1, V]`` it comes from (for a loss that
+        reads the whole distribution: SIREN's nucleus entropy, Lp-Reg's proxy)."""
+        logits = tempered_logits(self.model, batch, self.autocast_dtype, self.temperature)
+        return token_logprobs(logits, batch.input_ids[:, 1:]), token_entropy(logits), logits
 
     def parts(self, batch: TokenBatch) -> list[Tensor]:
         """Row indices of a mini-batch's micro-batches: ``max(1, micro_batch_tokens // width)``

@@ -401,9 +401,8 @@ def _step(run: _Run, step: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     draw = functools.partial(_rollout, settings, run.sampler, run.train_problems, step, world=world)
     kept, advantages, adv_metrics = draw_groups(
-        draw, settings.prompts_per_step, settings.group_size, settings.advantage,
-        settings.dynamic_sampling, settings.sampling_rounds,
-    )  # fmt: skip
+        draw, settings, settings.sampling_rounds, lengths=_response_lengths
+    )
     batch = collate(kept.generation, advantages, run.tokenizer.pad_token_id).to(run.device)
     from_sampler = settings.old_logp_from_sampler()
     old_logp, old_entropy, gap_totals = _old_logprobs(run, kept.generation, batch, from_sampler)
@@ -596,6 +595,11 @@ def _rollout(
     rewards = torch.tensor([r for r, _ in graded])
     correct = torch.tensor([c for _, c in graded], dtype=torch.float32)
     return _Groups(generation, rewards, correct)
+
+
+def _response_lengths(groups: _Groups) -> torch.Tensor:
+    """Each response's token count, for the estimators that weigh tokens (REINFORCE++)."""
+    return torch.tensor([len(ids) for ids in groups.generation.response_ids])
 
 
 def _is_eval_step(settings: RLSettings, step: int) -> bool:
