@@ -7,7 +7,8 @@ It installs nothing. verl's ``core_algos`` (the losses of the authors' code, ups
 tensors: ``pip install --no-deps verl==0.9.1 tensordict==0.10.0 && pip install omegaconf
 codetiming pyvers``; its ``ray`` imports are stubbed here, as the loss functions never call Ray.
 TRL's ``GRPOTrainer._compute_loss`` runs on a stand-in trainer that hands it the same
-log-probabilities (``pip install trl``). A peer that is not installed prints ``not installed``.
+log-probabilities (``pip install --no-deps trl==1.16.0``: TRL beside this suite's transformers).
+A peer that is not installed prints ``not installed``.
 
 Each row is one comparison, over ``--batches`` random batches (ragged masks, group-constant
 advantages, ratios spread so that PPO's clip and verl's dual-clip both act): the largest absolute
@@ -336,9 +337,11 @@ def import_trl():
     return GRPOTrainer, trl.__version__
 
 
-def trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy, quantile=1.0,
-             max_completion_length=32):  # fmt: skip
-    """TRL's ``_compute_loss`` on a stand-in trainer whose model returns these log-probabilities."""
+def trl_stand_in(GRPOTrainer, loss_type, quantile=1.0, max_completion_length=32, args=None,
+                 **fields):  # fmt: skip
+    """A stand-in GRPOTrainer with the fields TRL's ``_compute_loss`` reads (``fields`` and
+    ``args`` override them: clip ranges, the sequence-level ratio, the KL's beta, SAPO's
+    temperatures, the adaptive entropy controller)."""
 
     class Accelerator:
         num_processes, sync_gradients = 1, True
@@ -349,15 +352,23 @@ def trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy, quantile=1.0
         gather = gather_for_metrics = lambda self, x: x
         reduce = lambda self, x, reduction="sum": x  # noqa: E731
 
+    settings = {"delta": None, "steps_per_generation": 1, "use_bias_correction_kl": False,
+                **(args or {})}  # fmt: skip
     stand_in = types.SimpleNamespace(
         loss_type=loss_type, epsilon_low=0.2, epsilon_high=0.2, beta=0.0, top_entropy_quantile=quantile,
         importance_sampling_level="token", off_policy_mask_threshold=None, use_vllm=False,
         max_completion_length=max_completion_length, current_gradient_accumulation_steps=1,
-        _entropy_bonus_enabled=False, aux_loss_enabled=False, accelerator=Accelerator(),
-        model=types.SimpleNamespace(training=True), args=types.SimpleNamespace(delta=None, steps_per_generation=1),
-        _metrics=defaultdict(lambda: defaultdict(list)),
+        _entropy_bonus_enabled=False, use_adaptive_entropy=False, aux_loss_enabled=False,
+        accelerator=Accelerator(), model=types.SimpleNamespace(training=True),
+        args=types.SimpleNamespace(**settings), _metrics=defaultdict(lambda: defaultdict(list)),
     )  # fmt: skip
+    vars(stand_in).update(fields)
     stand_in.get_high_entropy_mask = GRPOTrainer.get_high_entropy_mask.__get__(stand_in)
+    return stand_in
+
+
+def trl_loss(GRPOTrainer, stand_in, logp, old, adv, mask, entropy, ref=None):
+    """TRL's ``_compute_loss`` on ``stand_in``, whose model returns these log-probabilities."""
 
     def run(x):
         stand_in._get_per_token_logps_and_entropies = lambda *a, **k: (x, entropy, None)
@@ -367,6 +378,8 @@ def trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy, quantile=1.0
                   "completion_ids": torch.zeros(rows, width, dtype=torch.long),
                   "completion_mask": mask.long(), "advantages": adv[:, 0],
                   "old_per_token_logps": old, "num_items_in_batch": mask.sum()}  # fmt: skip
+        if ref is not None:
+            inputs["ref_per_token_logps"] = ref
         return GRPOTrainer._compute_loss(stand_in, None, inputs), None
 
     return grad_of(run, logp)
@@ -374,37 +387,87 @@ def trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy, quantile=1.0
 
 def trl_rows(trl, batches):
     GRPOTrainer, version = trl
+    sapo = {"sapo_temperature_pos": 1.0, "sapo_temperature_neg": 1.05}
+    # label, our loss, its config, TRL's loss_type, stand-in fields, TRL args, KL, note
     cases = [
-        ("GRPO, seq-mean-token-mean  ~  TRL loss_type grpo", "grpo", "grpo",
-         {"loss_agg_mode": "seq-mean-token-mean"}, 1.0, ""),
-        ("GRPO, token-mean  ~  TRL loss_type bnpo", "grpo", "bnpo", {}, 1.0, ""),
-        ("GRPO, token-mean  ~  TRL loss_type dapo", "grpo", "dapo", {}, 1.0, ""),
+        ("GRPO, seq-mean-token-mean  ~  TRL loss_type grpo", "grpo",
+         {"loss_agg_mode": "seq-mean-token-mean"}, "grpo", {}, {}, False, ""),
+        ("GRPO, token-mean  ~  TRL loss_type bnpo", "grpo", {}, "bnpo", {}, {}, False, ""),
+        ("GRPO, token-mean  ~  TRL loss_type dapo", "grpo", {}, "dapo", {}, {}, False, ""),
         ("Dr. GRPO (T = max_new_tokens 32)  ~  TRL dr_grpo (max_completion_length 32)", "dr_grpo",
-         "dr_grpo", {"loss_scale_factor": 32.0}, 1.0, ""),
+         {"loss_scale_factor": 32.0}, "dr_grpo", {}, {}, False, ""),
         ("forking tokens 20%, normalizer all  ~  TRL top_entropy_quantile 0.2", "forking_tokens",
-         "bnpo", {"top_fraction": 0.2, "normalizer": "all"}, 0.2,
-         "TRL keeps every token at or above its 0.8 quantile (ties and interpolation); this suite "
-         "exactly ceil(0.2·N)"),
+         {"top_fraction": 0.2, "normalizer": "all"}, "bnpo", {"top_entropy_quantile": 0.2}, {},
+         False, "TRL keeps every token at or above its 0.8 quantile (ties and interpolation); "
+         "this suite exactly ceil(0.2·N)"),
         ("forking tokens 20%, normalizer selected (the authors' code)  ~  TRL top_entropy_quantile 0.2",
-         "forking_tokens", "bnpo", {"top_fraction": 0.2}, 0.2,
+         "forking_tokens", {"top_fraction": 0.2}, "bnpo", {"top_entropy_quantile": 0.2}, {}, False,
          "normalizer: the authors' code averages over the selected tokens, TRL over all valid ones "
          "(1/0.2 = 5x larger)"),
+        ("GSPO (clip 3e-4/4e-4)  ~  TRL importance_sampling_level sequence, loss_type grpo",
+         "gspo", {}, "grpo", {"importance_sampling_level": "sequence", "epsilon_low": 3e-4,
+                              "epsilon_high": 4e-4}, {}, False, ""),
+        ("CISPO (weight <= 1.28)  ~  TRL loss_type cispo, epsilon_high 1.28", "cispo", {},
+         "cispo", {"epsilon_high": 1.28}, {}, False, ""),
+        ("SAPO (tau 1/1.05)  ~  TRL loss_type sapo", "sapo", {}, "sapo", {}, sapo, False, ""),
+        ("GRPO + 0.1 KL (k3)  ~  TRL beta 0.1, loss_type bnpo", "grpo",
+         {"kl_coef": 0.1, "kl_estimator": "k3"}, "bnpo", {"beta": 0.1}, {}, True, ""),
     ]  # fmt: skip
     rows = []
-    for label, name, loss_type, config, quantile, note in cases:
+    for label, name, config, loss_type, fields, args, kl, note in cases:
         loss_diff = grad_diff = 0.0
         for seed in range(batches):
             logp, old, adv, mask, entropy = batch(seed, spread=0.3)
-            a_loss, a_grad, _ = ours(name, config, logp, old, adv, mask, entropy=entropy)
-            b_loss, b_grad, _ = trl_loss(GRPOTrainer, loss_type, logp, old, adv, mask, entropy,
-                                         quantile)  # fmt: skip
+            ref = reference_logp(seed, old) if kl else None
+            extras = {"ref_logp": ref} if kl else {}
+            a_loss, a_grad, _ = ours(name, config, logp, old, adv, mask, entropy=entropy, **extras)
+            stand_in = trl_stand_in(GRPOTrainer, loss_type, args=args, **fields)
+            b_loss, b_grad, _ = trl_loss(GRPOTrainer, stand_in, logp, old, adv, mask, entropy, ref)
             loss_diff = max(loss_diff, float((a_loss - b_loss).abs().max()))
             grad_diff = max(grad_diff, float((a_grad - b_grad).abs().max()))
         exact = loss_diff < EXACT and grad_diff < EXACT
         rows.append({"comparison": label, "peer": f"TRL {version}", "loss |diff|": loss_diff,
                      "grad |diff|": grad_diff, "same tokens": None,
                      "note": "" if exact else note})  # fmt: skip
+    rows.append(_trl_adaptive_entropy_row(GRPOTrainer, version, batches))
     return rows
+
+
+def _trl_adaptive_entropy_row(GRPOTrainer, version, batches, steps=12):
+    """Skywork-OR1's adaptive entropy over ``steps`` steps whose entropies straddle the target:
+    this suite's controller (ADAPTIVE_ENTROPY) and loss against TRL's ``use_adaptive_entropy``
+    (its coefficient updated inside ``_compute_loss``), step by step, token-mean losses."""
+    from entropy_rl.losses import make_loss_config
+
+    config = {"target": 1.0, "coef_init": 0.01, "coef_min": 0.0, "coef_max": 0.05, "delta": 0.01}
+    controller = get_policy_loss("adaptive_entropy").controller
+    loss_diff = grad_diff = 0.0
+    for seed in range(batches):
+        logp, old, adv, mask, _ = batch(seed, spread=0.3)
+        g = torch.Generator().manual_seed(30_000 + seed)
+        levels = 1.0 + 0.5 * torch.randn(steps, generator=g, dtype=torch.float64)
+        args = {"entropy_target": 1.0, "entropy_coef_delta": 0.01, "entropy_coef_min": 0.0,
+                "entropy_coef_max": 0.05}  # fmt: skip
+        stand_in = trl_stand_in(GRPOTrainer, "bnpo", args=args, use_adaptive_entropy=True,
+                                _entropy_bonus_enabled=True, entropy_coef=0.01,
+                                _last_world_entropy=float("inf"), _entropy_window_stats=None)  # fmt: skip
+        state = controller.init(make_loss_config("adaptive_entropy", config))
+        for level in levels.tolist():
+            entropy = torch.full_like(logp, level)
+            kwargs = controller.loss_kwargs(make_loss_config("adaptive_entropy", config), state)
+            a_loss, a_grad, _ = ours("adaptive_entropy", config, logp, old, adv, mask,
+                                     entropy=entropy, **kwargs)  # fmt: skip
+            b_loss, b_grad, _ = trl_loss(GRPOTrainer, stand_in, logp, old, adv, mask, entropy)
+            loss_diff = max(loss_diff, float((a_loss - b_loss).abs().max()))
+            grad_diff = max(grad_diff, float((a_grad - b_grad).abs().max()))
+            state, _ = controller.update(make_loss_config("adaptive_entropy", config), state,
+                                         {"entropy": level})  # fmt: skip
+    note = ("the first step only: TRL starts with the bonus off (its last entropy is inf), this "
+            "suite with it on (coef_init acts at step 0)")  # fmt: skip
+    exact = loss_diff < EXACT and grad_diff < EXACT
+    return {"comparison": f"adaptive entropy, {steps} steps (target 1, delta 0.01)  ~  TRL "
+            "use_adaptive_entropy", "peer": f"TRL {version}", "loss |diff|": loss_diff,
+            "grad |diff|": grad_diff, "same tokens": None, "note": "" if exact else note}  # fmt: skip
 
 
 def markdown(rows) -> str:
