@@ -47,6 +47,7 @@ __all__ = [
     "controller_start",
     "draw_groups",
     "ppo_update",
+    "resample",
     "reward_kl_advantages",
     "select_over_mini_batch",
 ]
@@ -167,6 +168,36 @@ def draw_groups(
         metrics["sampling_rounds"] = drawn
         metrics["sampled_groups"] = len(rewards) // group_size
     return kept, advantages.flatten(), metrics
+
+
+def resample(
+    loss: PolicyLoss, config: LossConfig, state: dict[str, float] | None,
+    draw_at: Callable[[float, int], G], kept: G, advantages: Tensor, settings: StepSettings,
+) -> tuple[G, Tensor, dict[str, float]]:  # fmt: skip
+    """A resampling loss's extra draw (AEPO), merged into the step's batch: ``draw_at(T, n)``
+    samples G graded responses to ``n`` prompts at temperature ``T`` (``n``: the loss's share of
+    the step's prompts, at least 1); the estimator's advantages within their groups choose the
+    ones kept (:class:`entropy_rl.losses.registry.Resampler`), which take the place of the
+    step's first responses with advantage 1. Returns the batch, its advantages and the draw's
+    metrics; a loss without a resampler leaves the batch as it is."""
+    spec = loss.resampler
+    if spec is None or state is None:
+        return kept, advantages, {}
+    temperature = spec.temperature(config, state)
+    prompts = max(1, int(settings.prompts_per_step * spec.prompt_fraction(config)))
+    extra = draw_at(temperature, prompts)
+    rewards: Tensor = extra.rewards  # type: ignore[attr-defined]
+    extra_advantages, _ = compute_advantages(
+        settings.advantage, rewards.view(-1, settings.group_size), config=settings.advantage_config
+    )
+    chosen = spec.choose(config, state, extra_advantages.flatten())
+    count = len(chosen)
+    rest = torch.arange(count, len(advantages))
+    merged = extra.take(chosen).join(kept.take(rest))  # type: ignore[attr-defined]
+    ones = torch.ones(count, dtype=advantages.dtype, device=advantages.device)
+    metrics = {"resample_temperature": temperature, "resampled": float(count),
+               "resample_reward_mean": float(rewards.float().mean())}  # fmt: skip
+    return merged, torch.cat([ones, advantages[count:]]), metrics
 
 
 def reward_kl_advantages(

@@ -287,7 +287,7 @@ def test_controller_is_explicit_state_and_only_the_controlled_losses_have_one():
     assert json.loads(json.dumps(new)) == new  # a checkpoint stores it as it is
     assert all(
         get_policy_loss(name).controller is None
-        for name in available_policy_losses() if name not in ("entropy_target", "adaptive_entropy", "siren")
+        for name in available_policy_losses() if name not in ("entropy_target", "adaptive_entropy", "siren", "aepo")
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"entropy_target.coef_init \(2\) must be <= "):
         make_loss_config("entropy_target", {"coef_init": 2.0})

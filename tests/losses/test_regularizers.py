@@ -3,6 +3,7 @@ and counting), and their behaviour in the tabular simulator."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -174,3 +175,69 @@ def test_siren_holds_the_peak_entropy_at_its_anchor_where_grpo_lets_it_fall():
     assert rows[-1]["siren_entropy"] == pytest.approx(rows[0]["siren_anchor"], rel=0.1)
     assert summarize_run(rows)["entropy_final"] > grpo["entropy_final"] + 0.5
     assert summarize_run(rows)["accuracy_final"] > summarize_run(rows)["accuracy_initial"]
+
+
+# -- AEPO: extra responses at another temperature ------------------------------------------------
+
+
+def test_aepo_draws_hot_under_its_target_cold_over_it_and_keeps_the_better_responses():
+    from entropy_rl.losses import make_loss_config
+    from entropy_rl.losses.resampling import aepo_choice, aepo_temperature
+
+    config = make_loss_config("aepo", {"entropy_base": 0.5, "samples": 3, "threshold": 0.05})
+    assert aepo_temperature(config, 0.0) == aepo_temperature(config, 0.5) == 1.2  # <= target
+    assert aepo_temperature(config, 0.51) == 0.8
+    advantages = torch.tensor([0.5, -1.0, 0.05, 0.06, 2.0, 1.0, 0.9])
+    assert aepo_choice(config, 0.2, advantages).tolist() == [0, 3, 4]  # above 0.05, first 3
+    assert aepo_choice(config, 0.9, advantages).tolist() == [0]  # over the target: half (3 // 2)
+    assert aepo_choice(config, 0.2, -advantages.abs()).tolist() == []
+
+
+def test_resample_puts_the_kept_extra_responses_first_with_advantage_one():
+    """The shared step's merge: the chosen re-drawn responses take the places of the step's
+    first ones (advantage 1), the rest of the batch keeps its own; the draw is at the
+    controller's temperature, on the loss's share of the prompts."""
+    from entropy_rl.losses import get_policy_loss, make_loss_config
+    from entropy_rl.step import resample
+    from entropy_rl.tabular.world import Rollouts
+
+    def rows(rewards, tag):
+        n = len(rewards)
+        return Rollouts(torch.full((n,), tag), torch.zeros(n, 2, dtype=torch.long),
+                        torch.zeros(n, 2, dtype=torch.long), torch.tensor(rewards))  # fmt: skip
+
+    calls = []
+
+    def draw_at(temperature, prompts):
+        calls.append((temperature, prompts))
+        return rows([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0], 7)  # 2 groups of 4
+
+    settings = TabularConfig(prompts_per_step=8, group_size=4, loss="aepo")
+    kept = rows([0.0] * 32, 0)
+    config = make_loss_config("aepo", {"samples": 60, "prompt_fraction": 0.25})
+    advantages = torch.linspace(-1, 1, 32)
+    merged, merged_adv, metrics = resample(
+        get_policy_loss("aepo"), config, {"entropy": 0.1}, draw_at, kept, advantages, settings
+    )
+    assert calls == [(1.2, 2)]  # hot (entropy under 0.5), a quarter of 8 prompts
+    assert merged.prompts.tolist()[:3] == [7, 7, 7] and set(merged.prompts.tolist()[3:]) == {0}
+    assert len(merged.rewards) == 32 and merged_adv[:3].tolist() == [1.0, 1.0, 1.0]
+    torch.testing.assert_close(merged_adv[3:], advantages[3:])
+    assert metrics["resampled"] == 3 and metrics["resample_temperature"] == 1.2
+    same = resample(get_policy_loss("grpo"), config, None, draw_at, kept, advantages, settings)
+    assert same[0] is kept and len(calls) == 1  # a loss without a resampler draws nothing
+
+
+def test_aepo_follows_the_entropy_with_its_temperature_and_a_hot_draw_keeps_entropy():
+    """In the tabular world: each step's temperature is the rule applied to the previous
+    step's entropy (the first step's: 0, hot), and re-drawing the whole batch hot (T = 3) keeps
+    more entropy than GRPO."""
+    config = {"entropy_base": 1.5, "samples": 128, "prompt_fraction": 1.0, "temperature_high": 3.0}
+    rows = run_tabular(TabularConfig(steps=150, loss="aepo", loss_config=config))
+    assert rows[0]["resample_temperature"] == 3.0
+    for before, row in itertools.pairwise(rows):
+        expected = 3.0 if before["entropy"] <= 1.5 else 0.8
+        assert row["resample_temperature"] == expected == before["aepo_temperature_next"]
+        assert 0 <= row["resampled"] <= 128
+    grpo = summarize_run(run_tabular(TabularConfig(steps=150)))
+    assert summarize_run(rows)["entropy_final"] > grpo["entropy_final"] + 0.05

@@ -27,6 +27,7 @@ def rl_config(model_dir: Path, **train) -> dict:
             "dr_grpo": {"loss": "dr_grpo", "advantage": "dr_grpo"},
             "siren": {"loss": "siren", "loss_config": {"coef": 1.0}},
             "lp_reg": {"loss": "lp_reg", "loss_config": {"neg_fraction": 0.2}},
+            "aepo": {"loss": "aepo", "loss_config": {"entropy_base": 1.0, "samples": 8}},
             "reinforce_pp": {"loss": "grpo", "advantage": "reinforce_plus_plus"},
             "passk": {"loss": "grpo", "advantage": "passk_analytic", "advantage_config": {"k": 2}},
             "kl_ref": {"loss": "grpo", "loss_config": {"kl_coef": 0.1, "kl_estimator": "low_var_kl"},

@@ -58,7 +58,7 @@ def assert_same_run(rows, others, rel: float, abs: float) -> None:
 @pytest.mark.parametrize(
     "method",
     ["grpo", "kl_cov", "clip_cov", "entropy_bonus", "entropy_target", "dapo", "dr_grpo", "siren",
-     "lp_reg"],
+     "lp_reg", "aepo"],
 )  # fmt: skip
 def test_every_method_trains_and_logs_the_metrics_schema(tiny_base, tmp_path, method):
     rows = train(settings(tiny_base, method), tmp_path, ArithmeticTask(**TINY_TASK))
@@ -75,6 +75,29 @@ def test_every_method_trains_and_logs_the_metrics_schema(tiny_base, tmp_path, me
         assert 0.2 * row["entropy"] < row["val_entropy"] < 5 * row["entropy"]
     assert read_jsonl(tmp_path / "metrics.jsonl") == json.loads(json.dumps(rows))
     assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "checkpoint").is_dir()
+
+
+def test_aepo_redraws_the_steps_first_prompts_at_its_temperature(tiny_base, tmp_path, monkeypatch):
+    """AEPO's extra draw: a quarter of the step's prompts (the first, at least one) at the
+    temperature its controller set from the previous step's entropy (the first step: hot)."""
+    calls = []
+    real = loop_module._rollout
+
+    def spy(*args, **kwargs):
+        groups = real(*args, **kwargs)
+        calls.append((args, kwargs, len(groups.rewards)))
+        return groups
+
+    monkeypatch.setattr(loop_module, "_rollout", spy)
+    rows = train(settings(tiny_base, "aepo", steps=3), tmp_path, ArithmeticTask(**TINY_TASK))
+    tempered = [(args, kwargs, n) for args, kwargs, n in calls if kwargs.get("tempered")]
+    assert len(tempered) == 3  # one extra draw a step
+    for (args, _, n), row, before in zip(tempered, rows, [None, *rows], strict=False):
+        temperature, prompts = args[5], args[6]
+        expected = 1.2 if before is None or before["entropy"] <= 1.0 else 0.8
+        assert temperature == row["resample_temperature"] == expected
+        assert prompts == 1 and n == 4  # max(1, 4 prompts // 4), G = 4 responses
+        assert 0 <= row["resampled"] <= 4
 
 
 def test_same_config_and_seed_give_identical_metrics(tiny_base, tmp_path):
@@ -285,7 +308,7 @@ def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
         (
             {},
             ["--method", "ppo"],
-            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov, kl_ref, lp_reg, passk, reinforce_pp, siren",
+            "unknown method 'ppo' in train.methods; known methods: adaptive_entropy, aepo, clip_cov, dapo, dr_grpo, entropy_bonus, entropy_target, grpo, kl_cov, kl_ref, lp_reg, passk, reinforce_pp, siren",
         ),
         (
             {"group_size": 0},
@@ -305,6 +328,12 @@ def test_cli_runs_a_method_and_resumes(tiny_base, tmp_path, capsys):
             "train.model = '/no/such/model' is not a saved model folder",
         ),
         ({"warmup": 3}, ["--method", "grpo"], "unknown key(s) ['warmup'] in train"),
+        (
+            {"old_logp": "sampler"},
+            ["--method", "aepo"],
+            "train.old_logp: sampler with loss aepo: its extra responses are drawn at another "
+            "temperature",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_work_naming_key_and_fix(

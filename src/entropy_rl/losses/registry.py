@@ -43,6 +43,7 @@ from entropy_rl.losses.config import LossConfig
 __all__ = [
     "Controller",
     "PolicyLoss",
+    "Resampler",
     "available_policy_losses",
     "get_policy_loss",
     "make_loss_config",
@@ -72,6 +73,20 @@ class Controller:
 
 
 @dataclass(frozen=True)
+class Resampler:
+    """A loss that trains on extra responses drawn at another temperature (AEPO), as pure
+    functions of its config and its controller's state: ``prompt_fraction(config)`` (the share
+    of the step's prompts drawn again), ``temperature(config, state)`` (of that draw) and
+    ``choose(config, state, advantages)`` (the indices of the drawn responses that replace the
+    step's first ones, with advantage 1; ``advantages``: theirs within their groups). The shared
+    step (:func:`entropy_rl.step.resample`) draws and merges."""
+
+    prompt_fraction: Callable[[LossConfig], float]
+    temperature: Callable[[LossConfig, State], float]
+    choose: Callable[[LossConfig, State, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
 class PolicyLoss:
     """A registered loss: its name, the wrapped function, its config class, a one-line summary,
     the selector of the tokens it trains, for a loss that chooses them by a batch statistic, and
@@ -79,7 +94,8 @@ class PolicyLoss:
     gradient is large at any nonzero ``logp - old_logp``, so that the sampler's float rounding
     would move the policy), the :class:`Controller` of a loss with state across steps, and
     whether it reads the whole distribution (``needs_logits``: the trainers pass the tempered
-    logits ``[batch, seq, vocab]`` as ``extras["logits"]``)."""
+    logits ``[batch, seq, vocab]`` as ``extras["logits"]``), and the :class:`Resampler` of a loss
+    that trains on responses drawn at another temperature."""
 
     name: str
     fn: LossFn
@@ -89,6 +105,7 @@ class PolicyLoss:
     exact_old_logp: bool = False
     controller: Controller | None = None
     needs_logits: bool = False
+    resampler: Resampler | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, float]]:
         return self.fn(*args, **kwargs)
@@ -203,6 +220,7 @@ def register_policy_loss(
     exact_old_logp: bool = False,
     controller: Controller | None = None,
     needs_logits: bool = False,
+    resampler: Resampler | None = None,
 ) -> Callable[[LossFn], PolicyLoss]:
     """Register ``fn`` under ``name`` with its config class (a ``LossConfig`` subclass), for a
     loss that trains a chosen subset of tokens the ``selector`` that chooses them, and for a loss
@@ -242,7 +260,8 @@ def register_policy_loss(
         summary = " ".join((fn.__doc__ or name).strip().split("\n\n")[0].split())
         spec = PolicyLoss(name=name, fn=loss_fn, config_cls=config_cls, summary=summary,
                           selector=selector, exact_old_logp=exact_old_logp,
-                          controller=controller, needs_logits=needs_logits)  # fmt: skip
+                          controller=controller, needs_logits=needs_logits,
+                          resampler=resampler)  # fmt: skip
         _REGISTRY[name] = spec
         return spec
 

@@ -33,6 +33,7 @@ from entropy_rl.step import (
     controller_start,
     draw_groups,
     ppo_update,
+    resample,
     reward_kl_advantages,
 )
 from entropy_rl.tabular.world import ChainWorld, Rollouts
@@ -146,11 +147,20 @@ def run_tabular(
             policy.logits.detach(), prompts[: config.prompts_per_step], config.group_size, generator
         )
 
+    def draw_at(temperature: float, prompts: int) -> Rollouts:  # fresh prompts, tempered policy
+        chosen = torch.randperm(config.n_prompts, generator=generator)[:prompts]
+        tempered = policy.logits.detach() / temperature
+        return world.sample(tempered, chosen, config.group_size, generator)
+
     rows = []
     for step in range(config.steps):
         start = time.perf_counter()
         z_before = policy.logits.detach().numpy().copy()
         rollouts, advantages, adv_metrics = draw_groups(draw, config, config.sampling_rounds)
+        rollouts, advantages, more = resample(
+            loss, plan.loss_config, control, draw_at, rollouts, advantages, config
+        )  # a resampling loss's extra draw (AEPO)
+        adv_metrics.update(more)
         batch = TableBatch(
             rollouts.states, rollouts.actions,
             advantages.view(-1, 1).expand_as(rollouts.actions).contiguous(),

@@ -58,6 +58,7 @@ from entropy_rl.step import (
     controller_start,
     draw_groups,
     ppo_update,
+    resample,
     reward_kl_advantages,
 )
 from entropy_rl.tasks import ArithmeticTask, Problem
@@ -403,6 +404,13 @@ def _step(run: _Run, step: int) -> dict[str, Any]:
     kept, advantages, adv_metrics = draw_groups(
         draw, settings, settings.sampling_rounds, lengths=_response_lengths
     )
+    redraw = functools.partial(_rollout, settings, run.sampler, run.train_problems, step, 0,
+                               world=world, tempered=True)  # fmt: skip
+    kept, advantages, more = resample(
+        run.plan.loss, run.plan.loss_config, run.control, redraw, kept,
+        advantages, settings,
+    )  # fmt: skip
+    adv_metrics.update(more)
     batch = collate(kept.generation, advantages, run.tokenizer.pad_token_id).to(run.device)
     from_sampler = settings.old_logp_from_sampler()
     old_logp, old_entropy, gap_totals = _old_logprobs(run, kept.generation, batch, from_sampler)
@@ -564,26 +572,32 @@ def _rollout(
     train_problems: list[Problem],
     step: int,
     round_: int,
+    temperature: float | None = None,
+    prompts: int | None = None,
     world: World = SINGLE,
+    tempered: bool = False,
 ) -> _Groups:
     """``prompts_per_step`` problems of step ``step`` (round ``round_``), G responses each, graded;
-    in a sharded run this rank's share of them (every ``world.size``-th from ``world.rank``)."""
+    in a sharded run this rank's share of them (every ``world.size``-th from ``world.rank``).
+    ``tempered``: a resampling loss's extra draw, the first ``prompts`` of the step's problems
+    at ``temperature``, from a sampling stream of its own."""
     stream = 0 if round_ == 0 else 4 + 2 * round_  # round 0: the streams of a run without rounds
     picks = torch.randint(
         len(train_problems),
         (settings.prompts_per_step,),
         generator=_generator(_seed(settings, step, stream)),
-    )[world.rank :: world.size]
+    )[: prompts if tempered else None][world.rank :: world.size]
     problems = [train_problems[i] for i in picks.tolist()]
+    sampling_stream = 40 if tempered else (1 if round_ == 0 else stream + 1)
     prompts = [render_prompt(settings.template, p.problem) for p in problems]
     try:
         generation: Generation = generator.generate(
             prompts,
             settings.group_size,
-            settings.temperature,
+            temperature if tempered else settings.temperature,
             settings.top_p,
             settings.max_new_tokens,
-            seed=_rank_seed(_seed(settings, step, 1 if round_ == 0 else stream + 1), world),
+            seed=_rank_seed(_seed(settings, step, sampling_stream), world),
         )
     except FloatingPointError as err:
         raise NonFiniteError(f"step {step}: {err}; run stopped") from err

@@ -122,6 +122,12 @@ class RLSettings(StepSettings):
                 "train.old_logp: sampler needs the hf rollout at top_p 1 (its log-probabilities "
                 "are then the policy's); use auto or recompute"
             )
+        if self.old_logp == "sampler" and get_policy_loss(self.loss).resampler is not None:
+            raise ValueError(
+                f"train.old_logp: sampler with loss {self.loss}: its extra responses are drawn at "
+                "another temperature, so the sampler's log-probabilities are not the policy's; "
+                "use auto or recompute"
+            )
         render_prompt(self.template, "")
 
     def check_model(self) -> str:
