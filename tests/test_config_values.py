@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import snakemake.utils
 import yaml
 from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
@@ -36,6 +37,23 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+_LOAD = snakemake.utils._load_configfile
+_PARSED: dict[str, Any] = {}
+
+
+def _load_once(source: Any, filetype: str = "Config") -> Any:
+    """snakemake's own loader, once per file: ``validate`` reads (and re-parses) the schema on
+    every call; here each call gets a fresh copy of the first parse, and validates with it."""
+    key = f"{filetype}:{source}"
+    if key not in _PARSED:
+        _PARSED[key] = _LOAD(source, filetype=filetype)
+    return copy.deepcopy(_PARSED[key])
+
+
+@pytest.fixture(autouse=True)
+def _schema_parsed_once(monkeypatch):
+    monkeypatch.setattr(snakemake.utils, "_load_configfile", _load_once)
+
 
 # the config section each Settings class reads
 SECTIONS: dict[str, list[type[Settings]]] = {

@@ -13,8 +13,6 @@ import torch
 from entropy_rl.base_model.model import ModelSettings, build_model, count_parameters
 from entropy_rl.base_model.sft import SFTSettings, run_sft
 from entropy_rl.base_model.tokenizer import build_char_tokenizer
-from entropy_rl.evaluate import evaluate_problems
-from entropy_rl.rollout import HFGenerator
 from entropy_rl.settings import Settings, choice, integer
 from entropy_rl.tasks import ArithmeticTask
 
@@ -70,6 +68,9 @@ def build_base_model(
     on_step: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, Any], list[dict[str, Any]]]:
     """Train and save the base model into ``out``; return SFT rows, a summary, per-sample rows."""
+    from entropy_rl.evaluate import evaluate_problems  # with the sampler: not for the settings
+    from entropy_rl.rollout import HFGenerator
+
     torch.set_num_threads(settings.threads)
     sft = settings.sft_settings()
     tokenizer = build_char_tokenizer()

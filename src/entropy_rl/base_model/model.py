@@ -13,16 +13,24 @@ The two architectures differ only in Qwen2's attention biases.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from entropy_rl.settings import Settings, choice, integer
 
+if TYPE_CHECKING:  # transformers loads when a model is built, not with the settings
+    from transformers import PreTrainedModel
+
 __all__ = ["ModelSettings", "build_model", "count_parameters"]
 
-ARCHITECTURES = {"llama": (LlamaConfig, LlamaForCausalLM)}
+ARCHITECTURES = ("llama",)  # transformers' config and model classes: _architecture(name)
+
+
+def _architecture(name: str) -> tuple[type, type]:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return {"llama": (LlamaConfig, LlamaForCausalLM)}[name]
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class ModelSettings(Settings):
 
     section: ClassVar[str] = "base_model.model"
 
-    architecture: str = choice("llama", tuple(ARCHITECTURES), doc="transformers architecture")
+    architecture: str = choice("llama", ARCHITECTURES, doc="transformers architecture")
     hidden_size: int = integer(128, 8, doc="model width")
     num_layers: int = integer(4, 1, doc="decoder layers")
     num_heads: int = integer(4, 1, doc="attention heads")
@@ -54,7 +62,7 @@ def build_model(
     settings: ModelSettings, vocab_size: int, pad_token_id: int, eos_token_id: int, seed: int
 ) -> PreTrainedModel:
     """A randomly initialised decoder (weights from ``seed``), float32, tied embeddings."""
-    config_cls, model_cls = ARCHITECTURES[settings.architecture]
+    config_cls, model_cls = _architecture(settings.architecture)
     config = config_cls(
         vocab_size=vocab_size,
         hidden_size=settings.hidden_size,

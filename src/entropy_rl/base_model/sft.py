@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from entropy_rl.data import render_prompt
 from entropy_rl.settings import Settings, integer, number
 from entropy_rl.tasks import ArithmeticTask, Problem
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["SFTSettings", "encode_example", "run_sft"]
 

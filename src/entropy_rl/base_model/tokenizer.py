@@ -9,9 +9,12 @@ Characters outside the alphabet (most of a real benchmark's LaTeX) become ``<unk
 from __future__ import annotations
 
 import string
+from typing import TYPE_CHECKING
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 __all__ = ["ALPHABET", "SPECIAL_TOKENS", "build_char_tokenizer"]
 
@@ -21,6 +24,8 @@ ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \n"
 
 def build_char_tokenizer(alphabet: str = ALPHABET) -> PreTrainedTokenizerFast:
     """A fast tokenizer with one token per character of ``alphabet`` (order kept, duplicates dropped)."""
+    from transformers import PreTrainedTokenizerFast
+
     chars = list(dict.fromkeys(alphabet))
     vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *chars])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))

@@ -573,20 +573,20 @@ def _rollout(
     step: int,
     round_: int,
     temperature: float | None = None,
-    prompts: int | None = None,
+    count: int | None = None,
     world: World = SINGLE,
     tempered: bool = False,
 ) -> _Groups:
     """``prompts_per_step`` problems of step ``step`` (round ``round_``), G responses each, graded;
     in a sharded run this rank's share of them (every ``world.size``-th from ``world.rank``).
-    ``tempered``: a resampling loss's extra draw, the first ``prompts`` of the step's problems
-    at ``temperature``, from a sampling stream of its own."""
+    ``tempered``: a resampling loss's extra draw, the first ``count`` of the step's problems (at
+    least one a rank) at ``temperature``, from a sampling stream of its own."""
     stream = 0 if round_ == 0 else 4 + 2 * round_  # round 0: the streams of a run without rounds
     picks = torch.randint(
         len(train_problems),
         (settings.prompts_per_step,),
         generator=_generator(_seed(settings, step, stream)),
-    )[: prompts if tempered else None][world.rank :: world.size]
+    )[: max(count or 0, world.size) if tempered else None][world.rank :: world.size]
     problems = [train_problems[i] for i in picks.tolist()]
     sampling_stream = 40 if tempered else (1 if round_ == 0 else stream + 1)
     prompts = [render_prompt(settings.template, p.problem) for p in problems]
