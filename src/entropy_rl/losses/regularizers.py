@@ -214,7 +214,7 @@ def _lp_reg_select(
     logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, config: LpRegConfig,
     **extras: Any,
 ) -> Tensor:  # fmt: skip
-    """Lp-Reg's candidates, over the whole batch: the least likely tokens of negative samples
+    """Lp-Reg's candidates, over the whole mini-batch: the least likely tokens of negative samples
     (``neg_fraction`` of them) and of positive ones (``pos_fraction``)."""
     valid = mask.to(torch.bool)
     negative = _least_likely(logp, valid & (advantages < 0), config.neg_fraction)
@@ -235,7 +235,7 @@ def lp_reg_loss(
     negative samples that the min-p proxy keeps, where the clipped surrogate gives way to the
     plain one plus a KL toward the proxy:
 
-        S = the neg_fraction least likely tokens with A < 0 (over the batch),
+        S = the neg_fraction least likely tokens with A < 0 (over the mini-batch),
             those with logp_t < log pi_proxy(y_t) (:func:`min_p_logprobs`; noise is dropped)
         L_t = -A_t r_t + beta · KL(logp_t, log pi_proxy(y_t))   on S,   GRPO's clipped term elsewhere
 
