@@ -132,17 +132,21 @@ def make_model(folder: Path, seed: int) -> Path:
 
 def run_ours(args, model: Path, out: Path) -> dict:
     """Our trainer for ``args.steps`` + 1 steps (the first a warm-up) with ``args``' shape."""
+    from entropy_rl.rollout.lean import LeanGenerator
     from entropy_rl.tasks import ArithmeticTask
     from entropy_rl.train import RLSettings, batch, train
 
+    rollout = getattr(args, "rollout", "hf")
     settings = RLSettings(
         model=str(model), steps=args.steps + 1, prompts_per_step=args.prompts,
         group_size=args.group, mini_batches=args.mini_batches, lr=args.lr,
         max_new_tokens=args.max_new_tokens, checkpoint_every=10**6, lemma_check_every=0,
-        eval_every=0, threads=args.threads, seed=args.seed, loss="grpo",
+        eval_every=0, threads=args.threads, seed=args.seed, loss="grpo", rollout=rollout,
     )  # fmt: skip
     marks: list[tuple[float, dict]] = []
-    with shared_timers([(batch, "policy_forward", "logprob forward")]) as timers:
+    # the lean sampler's decoding loop stands where transformers' generate would
+    extra = [(batch, "policy_forward", "logprob forward"), (LeanGenerator, "_sample", "generation")]
+    with shared_timers(extra) as timers:
 
         def on_step(row: dict) -> None:
             marks.append((time.perf_counter(), dict(timers.seconds)))

@@ -125,6 +125,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=8e-5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rollout",
+        choices=("hf", "lean"),
+        default="hf",
+        help="this suite's sampler: transformers' generate (as TRL) or its lean loop",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if (args.prompts * args.group) % args.mini_batches:
@@ -156,7 +162,8 @@ def main() -> None:
             r["matmul_fraction"] = r["model_flops_per_step"] / r["step_s"] / rate
 
     print(f"\nRL step, {args.prompts} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, "
-          f"{args.mini_batches} mini-batches, {args.threads} threads, model: {args.model or 'fresh'}")  # fmt: skip
+          f"{args.mini_batches} mini-batches, {args.threads} threads, model: {args.model or 'fresh'}, "
+          f"our sampler: {args.rollout}")  # fmt: skip
     header = (f"| trainer | step (s) | {' | '.join(PIECES)} | rest | rollout tokens/s "
               "| model GFLOP/step | share of matmul rate |")  # fmt: skip
     print(header + "\n|" + " --- |" * (header.count("|") - 1))
