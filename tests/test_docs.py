@@ -71,6 +71,19 @@ def test_the_site_loads_nothing_from_the_network_and_its_maths_is_rendered(site)
     assert "<mfrac>" in theory and "<msub>" in theory  # real MathML, not text
 
 
+SOURCE_DOCSTRING = re.compile(r'<span class="sd">.*?</span>', re.S)  # in a "source" listing
+ROLE = re.compile(r":(?:func|class|meth|mod|attr):(?:`|<code>)")
+
+
+def test_rendered_docstrings_show_no_sphinx_roles(site):
+    """A docstring's :func:`x` renders as the code span `x` (site_hooks/roles.py); only the
+    source listings keep the text as written."""
+    for page in sorted(site.rglob("*.html")):
+        rendered = SOURCE_DOCSTRING.sub("", page.read_text())
+        assert not ROLE.findall(rendered), (page.relative_to(site), ROLE.findall(rendered)[:3])
+    assert "<code>adaptive_coef</code>" in (site / "interventions" / "index.html").read_text()
+
+
 IMAGE = re.compile(r"^!\[[^\]]*\]\((figures/[^)]+)\)\s*$", re.M)
 
 
