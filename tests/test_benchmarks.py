@@ -247,3 +247,17 @@ def test_kl_cov_token_probe_reruns_the_studys_runs_and_splits_them_at_the_first_
             or r["steps"][[s["step"] for s in r["steps"]].index(split)]["hard_solved_general"] > 0
         )
     assert "| kl_cov | 0 | 0 |" in out and "| grpo | 0 | 0 |" in out
+
+
+@pytest.mark.slow  # compiling the model takes seconds
+def test_compile_update_times_eager_and_compiled_side_by_side(tmp_path):
+    out = run(
+        "compile_update.py", "--rows", "4", "--response", "8", "--repeats", "2", "--warmup", "1",
+        "--json", str(tmp_path / "c.json"),
+    )  # fmt: skip
+    assert "| eager |" in out and "| compiled |" in out
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert result["gradient_difference"] < 1e-5  # the same function, compiled
+    assert result["ratio"] == pytest.approx(
+        result["seconds"]["eager"] / result["seconds"]["compiled"]
+    )

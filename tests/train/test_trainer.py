@@ -100,6 +100,18 @@ def test_aepo_redraws_the_steps_first_prompts_at_its_temperature(tiny_base, tmp_
         assert 0 <= row["resampled"] <= 4
 
 
+@pytest.mark.slow  # compiling the model takes seconds
+def test_a_compiled_update_trains_as_the_eager_one(tiny_base, tmp_path):
+    """train.compile: the update's passes run through torch.compile (the sampler keeps the eager
+    model): the same run to float rounding, and the saved model loads as any other."""
+    task = ArithmeticTask(**TINY_TASK)
+    eager = train(settings(tiny_base, "grpo", steps=2), tmp_path / "eager", task)
+    compiled = train(settings(tiny_base, "grpo", steps=2, compile=True), tmp_path / "c", task)
+    assert_same_run(eager, compiled, rel=1e-4, abs=1e-5)
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "c" / "model").state_dict()
+    assert not any(key.startswith("_orig_mod") for key in saved)
+
+
 def test_same_config_and_seed_give_identical_metrics(tiny_base, tmp_path):
     first = train(settings(tiny_base, "kl_cov"), tmp_path / "a", ArithmeticTask(**TINY_TASK))
     second = train(settings(tiny_base, "kl_cov"), tmp_path / "b", ArithmeticTask(**TINY_TASK))

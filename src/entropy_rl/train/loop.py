@@ -108,6 +108,10 @@ def _check_world(settings: RLSettings, world: World) -> None:
     """Settings a run sharded over ``world.size`` processes needs, checked before any work."""
     if not world.active:
         return
+    if settings.compile:
+        raise ValueError(
+            "train.compile: true runs in one process; set it to false to run under torchrun"
+        )
     if settings.prompts_per_step % world.size:
         raise ValueError(
             f"train.prompts_per_step ({settings.prompts_per_step}) must be a multiple of the "
@@ -352,7 +356,9 @@ def _set_up(
             1, settings.temperature, settings.top_p, settings.max_new_tokens, seed=_seed(settings, 0, 15),
         )  # fmt: skip
         probe = collate(probe_gen, torch.zeros(len(probe_gen)), tokenizer.pad_token_id)
-    policy = LanguagePolicy(model, settings.temperature, settings.autocast_dtype(),
+    # the update's passes may run compiled; the sampler keeps the eager model (the same weights)
+    update_model = torch.compile(model, dynamic=True) if settings.compile else model
+    policy = LanguagePolicy(update_model, settings.temperature, settings.autocast_dtype(),
                             settings.micro_batch_tokens, world)  # fmt: skip
     reference = None
     if settings.uses_reference():  # the base model, frozen: a resumed run's reference too

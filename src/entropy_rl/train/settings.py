@@ -91,6 +91,11 @@ class RLSettings(StepSettings):
     gradient_checkpointing: bool = choice(
         False, (True, False), doc="recompute activations in the backward pass (less memory)"
     )
+    compile: bool = choice(
+        False, (True, False),
+        doc="torch.compile the update's forward passes (one process; on a CPU it needs a C++ "
+        "compiler; docs/benchmarks.md measures it)",
+    )  # fmt: skip
     engine: str = choice(
         "entropy-rl", ("entropy-rl", "verl"), doc="who trains: this suite, or verl's PPO trainer"
     )
