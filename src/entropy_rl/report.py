@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from entropy_rl.analysis.claims import CLAIMS
 from entropy_rl.provenance import cpu_machine, git_commit
 
 __all__ = [
     "acceptance_markdown",
+    "comparison_markdown",
     "law_table_markdown",
+    "mechanism_markdown",
     "method_table_markdown",
     "render_report",
     "run_stamp",
@@ -96,6 +99,74 @@ def method_table_markdown(table: list[dict[str, Any]]) -> str:
             lines.append("| " + " | ".join(_cell(row.get(key, "")) for key, _ in columns) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
+
+
+def _with_interval(stat: dict[str, Any], signed: bool = False) -> str:
+    """``1.052 (0.913 to 1.220)``; ``+0.031 (-0.012 to +0.075)`` for a difference; ``n/a`` for a
+    statistic with no finite estimate."""
+    if not np.isfinite(stat.get("estimate", float("nan"))):
+        return "n/a"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f"{f.format(stat['estimate'])} ({f.format(stat['lo'])} to {f.format(stat['hi'])})"
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    """Every method against GRPO (:func:`~entropy_rl.analysis.study.comparison_table`) as two
+    markdown tables narrow enough for a page: the verdicts (late-run entropy ratio and held-out
+    greedy difference, each with its 95% interval and its three-state verdict), then the sampled
+    accuracies and the hard family. Empty when no row has an evaluation."""
+    rows = [r for r in rows if np.isfinite(r["greedy_diff"].get("estimate", float("nan")))]
+    if not rows:
+        return ""
+    entropy_claim, greedy_claim = CLAIMS["kept_entropy"], CLAIMS["above_grpo"]
+    verdicts = [
+        "| method | runs | late-run entropy ÷ GRPO's (95% interval) | "
+        f"verdict: ratio {entropy_claim.op} {entropy_claim.threshold:g} | "
+        "held-out greedy − GRPO's (95% interval) | "
+        f"verdict: difference {greedy_claim.op} {greedy_claim.threshold:g} |",
+        "|---|---|---|---|---|---|",
+    ]
+    k = next((r["k"] for r in rows if "k" in r), None)
+    accuracies = [
+        "| method | held-out pass@1 − GRPO's | "
+        + (f"held-out pass@{k} − GRPO's | " if k else "")
+        + "runs that learn the hard family |",
+        "|---|---|" + ("---|" if k else "") + "---|",
+    ]
+    for r in rows:
+        verdicts.append("| " + " | ".join((
+            r["method"], str(r["runs"]), _with_interval(r["entropy_ratio"]),
+            r["entropy_verdict"].replace("fail", "FAIL"), _with_interval(r["greedy_diff"], True),
+            r["greedy_verdict"].replace("fail", "FAIL"),
+        )) + " |")  # fmt: skip
+        learned = f"{r['learned'][0]} of {r['learned'][1]}" if "learned" in r else "n/a"
+        cells = [r["method"], _with_interval(r["sampled_diff"], True)]
+        cells += [_with_interval(r["passk_diff"], True)] if k else []
+        accuracies.append("| " + " | ".join([*cells, learned]) + " |")
+    return "\n".join(verdicts) + "\n\n" + "\n".join(accuracies) + "\n"
+
+
+def mechanism_markdown(worlds: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Which objectives the covariance mechanism explains, per method and world (``worlds`` maps a
+    world's name to its analysis's ``methods``): Lemma 1's Pearson r (the measured entropy change
+    against its first-order prediction from the update's own logit change, which holds for any
+    update) and the r of the entropy change against ``−Cov(log π, A)`` (Theorems 1-2: what a
+    policy gradient's advantage alone predicts), each the mean over the method's runs."""
+    names = list(worlds)
+    methods = list(dict.fromkeys(m for entries in worlds.values() for m in entries))
+    header = ["method"] + [
+        f"{w}: {what}" for w in names for what in ("Lemma 1 r", "r with −Cov(log π, A)")
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        cells = [method]
+        for w in names:
+            entry = worlds[w].get(method, {})
+            for key in ("entropy_change_corr", "entropy_cov_corr"):
+                value = entry.get(key, {}).get("mean", float("nan"))
+                cells.append(f"{value:.3f}" if np.isfinite(value) else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def law_table_markdown(methods: dict[str, dict[str, Any]]) -> str:
@@ -294,6 +365,13 @@ def write_study_tables(tables: Path, study: Any) -> None:
         + acceptance_markdown(study.checks),
     )
     write_text(tables / "law.md", law_table_markdown(lm_analysis["methods"]))
+    write_text(
+        tables / "mechanism.md",
+        mechanism_markdown(
+            {"tabular": study.tab_analysis["methods"], "toy LM": lm_analysis["methods"]}
+        ),
+    )
+    write_text(tables / "comparison.md", comparison_markdown(lm_analysis.get("comparison", [])))
     write_text(tables / "runs.md", runs_markdown(study))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -485,12 +563,14 @@ def _interventions_section(d: _ReportData) -> dict[str, Any]:
         "between methods."
     )
     figures = ("methods", "interventions", "entropy_target", "entropy_bonus_sweep", "pass_at_k")
+    comparison = comparison_markdown(lm.get("comparison", []))
     return {
         "heading": "Interventions",
         "text": text,
         "table": method_table_markdown(
             [*([lm["base_row"]] if "base_row" in lm else []), *lm["table"]]
-        ),
+        )
+        + ("\n" + comparison if comparison else ""),
         "figures": [f for name in figures for f in d.fig(name)],
     }
 

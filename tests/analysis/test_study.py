@@ -287,3 +287,97 @@ def test_the_bonus_in_the_payoff_rows_must_be_the_sweeps_best_on_validation(tune
     # the full-design bonus is compared with GRPO like Clip-Cov; the sweep's ends are not
     payoffs = [c["check"] for c in checks.values() if c["claim"] == "payoff"]
     assert any("entropy_bonus_0.3" in p for p in payoffs) and not any("_2'" in p for p in payoffs)
+
+
+def test_every_method_is_compared_with_grpo_with_intervals_and_three_state_verdicts():
+    """The comparison table pairs each method with GRPO on the same base model and seed: a method
+    that pays on every base is above GRPO with its entropy kept; one that pays on half the bases
+    stays inconclusive; the markdown carries each interval and verdict."""
+    from entropy_rl.analysis.study import comparison_table
+    from entropy_rl.report import comparison_markdown
+
+    lm, _ = _bases([True, True, True, True])
+    split, _ = _bases([True, False, True, False])
+    lm["split"] = split["clip_cov"]
+    for run in lm["split"]:
+        run.method = "split"
+    methods = {"grpo": {"loss": "grpo"}, "clip_cov": {"loss": "clip_cov"}, "split": {"loss": "x"}}
+    rows = {r["method"]: r for r in comparison_table(lm, methods, "grpo")}
+    assert set(rows) == {"clip_cov", "split"}  # GRPO is the reference, not a row
+    pays, half = rows["clip_cov"], rows["split"]
+    assert pays["runs"] == 8 and pays["bases"] == 4
+    assert pays["entropy_ratio"]["estimate"] == pytest.approx(4.0)
+    assert pays["entropy_verdict"] == "pass" and pays["greedy_verdict"] == "pass"
+    assert pays["greedy_diff"]["lo"] > 0 and pays["passk_diff"]["estimate"] == pytest.approx(0.25)
+    assert pays["k"] == 64
+    assert half["greedy_verdict"] == "inconclusive"
+    assert half["greedy_diff"]["lo"] < 0 < half["greedy_diff"]["hi"]
+    table = comparison_markdown(list(rows.values()))
+    verdicts, accuracies = table.strip().split("\n\n")
+    lo, hi = pays["greedy_diff"]["lo"], pays["greedy_diff"]["hi"]
+    assert (
+        f"| clip_cov | 8 | 4.000 (4.000 to 4.000) | pass | +{pays['greedy_diff']['estimate']:.3f} "
+        f"(+{lo:.3f} to +{hi:.3f}) | pass |" in verdicts
+    )
+    assert "| split | 8 |" in verdicts and "| inconclusive |" in verdicts
+    assert "held-out pass@64 − GRPO's" in accuracies.splitlines()[0]
+    assert "| clip_cov | " in accuracies and "| n/a |" in accuracies  # no hard family here
+    # a method that lost GRPO's runs (none paired) has no row; nothing evaluated: no table
+    assert comparison_table({"grpo": lm["grpo"], "other": []}, methods, "grpo") == []
+    assert comparison_markdown([]) == ""
+
+
+def test_the_map_draws_every_method_with_interval_bars_and_the_law_through_grpo(tmp_path):
+    import matplotlib.image
+
+    from entropy_rl.plots.study import plot_interventions
+
+    stat = {"estimate": 0.5, "lo": 0.4, "hi": 0.6}
+    points = [
+        {"method": "grpo", "x": {"estimate": 0.01, "lo": 0.008, "hi": 0.012}, "y": stat},
+        {"method": "clip_cov", "x": {"estimate": 0.05, "lo": 0.03, "hi": 0.07}, "y": stat},
+    ]
+    with_law = plot_interventions(
+        {"lm": (points, "accuracy", {"a": 0.2, "b": 0.7}), "tab": ([], "accuracy", None)},
+        tmp_path / "map",
+    )
+    plot_interventions(
+        {"lm": (points, "accuracy", None), "tab": ([], "accuracy", None)}, tmp_path / "bare"
+    )
+    assert {p.suffix for p in with_law} == {".png", ".pdf"}
+    drawn = matplotlib.image.imread(tmp_path / "map.png")
+    bare = matplotlib.image.imread(tmp_path / "bare.png")
+    assert drawn.shape == bare.shape and not np.array_equal(drawn, bare)  # the law's curve
+
+
+def test_the_mechanism_table_tells_a_covariance_driven_objective_from_one_moved_by_other_terms():
+    """Lemma 1 holds for any update; the advantage's covariance predicts the entropy change only
+    where the policy gradient is what moves the logits."""
+    from entropy_rl.report import mechanism_markdown
+
+    rng = np.random.default_rng(0)
+    cov = rng.uniform(0.1, 1.0, 40)
+    other = rng.normal(0.0, 1.0, 40)  # a term that moves the entropy independently of A
+
+    def rows(change: np.ndarray) -> list[dict]:
+        return [
+            {"step": i, "entropy": 1.0 - 0.01 * i, "accuracy": 0.5, "cov_mean": float(c),
+             "entropy_change": float(d), "entropy_change_predicted": float(d) * 1.01}
+            for i, (c, d) in enumerate(zip(cov, change, strict=True))
+        ]  # fmt: skip
+
+    driven = summarize_run(rows(-0.01 * cov))
+    mixed = summarize_run(rows(-0.01 * cov + 0.05 * other))
+    assert driven["entropy_cov_corr"] == pytest.approx(1.0)
+    assert driven["entropy_change_corr"] == pytest.approx(1.0)
+    assert mixed["entropy_change_corr"] == pytest.approx(1.0) and mixed["entropy_cov_corr"] < 0.5
+    lm = {m: [Run(m, 0, rows(d), summarize_run(rows(d)))] for m, d in
+          (("grpo", -0.01 * cov), ("entropy_bonus", -0.01 * cov + 0.05 * other))}  # fmt: skip
+    analysis = analyze_study(lm, {"grpo": {"loss": "grpo"}, "entropy_bonus": {"loss": "x"}})
+    table = mechanism_markdown({"tabular": analysis["methods"], "toy LM": {}})
+    assert table.splitlines()[0] == (
+        "| method | tabular: Lemma 1 r | tabular: r with −Cov(log π, A) | toy LM: Lemma 1 r | "
+        "toy LM: r with −Cov(log π, A) |"
+    )
+    assert "| grpo | 1.000 | 1.000 | n/a | n/a |" in table
+    assert f"| entropy_bonus | 1.000 | {mixed['entropy_cov_corr']:.3f} | n/a | n/a |" in table

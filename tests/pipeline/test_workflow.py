@@ -384,7 +384,17 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
         losses = {spec["loss"] for spec in config[world]["methods"].values()}
         assert losses == set(available_policy_losses()), world
         assert any(spec.get("dynamic_sampling") for spec in config[world]["methods"].values())
-    assert len(config["seeds"]) >= 3 and len(config["tabular"]["seeds"]) >= 3
+    assert len(config["tabular"]["seeds"]) >= 3
+    # the embedded default's world and base models: every method on every base model, paired
+    default = load_profile(REPO / "config" / "config.yaml")
+    assert (
+        config["task"] == default["task"] and config["train"]["steps"] == default["train"]["steps"]
+    )
+    assert len(config["base_model"]["seeds"]) * len(config["seeds"]) >= 4
+    assert len(config["base_model"]["seeds"]) >= 4
+    assert not any(
+        "bases" in spec or "seeds" in spec for spec in config["train"]["methods"].values()
+    )
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,11 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
       its initial value (how densely the law's points sample the collapse)
     - ``entropy_change_corr``: Pearson r between the measured per-step entropy change and its
       first-order prediction, over the steps that logged both
+    - ``entropy_cov_corr``: Pearson r between the measured entropy change and ``−cov_mean``, the
+      token covariance of log-probability and advantage (Theorems 1-2: under a policy gradient
+      the entropy falls by that covariance), over the steps that logged both with a learning
+      signal; near 1 where the advantage's covariance drives the entropy, lower where the
+      objective moves the logits by other terms (a bonus, a KL, a resampled batch)
     - ``cov_positive_frac``: share of steps whose mean token covariance was positive, among the
       steps where some group carried a learning signal (not every group's rewards equal)
     - for an ``entropy_target`` run, how well it held its target (:func:`target_tracking`)
@@ -94,6 +99,9 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         ],
         dtype=float,
     )
+    driven = [
+        r for r in checked if "cov_mean" in r and r.get("zero_adv_group_frac", 0.0) < 1.0
+    ]  # fmt: skip
     tracking = (
         target_tracking(entropy, rows[-1]["entropy_target"]) if "entropy_target" in rows[-1] else {}
     )
@@ -116,5 +124,9 @@ def summarize_run(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "accuracy_max": float(accuracy.max()),
         "entropy_change_corr": pearson(measured, predicted),
         "entropy_change_checks": len(checked),
+        "entropy_cov_corr": pearson(
+            np.array([r["entropy_change"] for r in driven], dtype=float),
+            -np.array([r["cov_mean"] for r in driven], dtype=float),
+        ),
         "cov_positive_frac": float(np.mean(cov > 0)) if len(cov) else float("nan"),
     }

@@ -29,11 +29,15 @@ __all__ = [
     "acceptance_checks",
     "analyze_study",
     "base_table_row",
+    "comparison_table",
+    "eval_value",
     "greedy_difference",
     "load_runs",
     "load_study",
     "method_table",
     "methods_with_loss",
+    "paired_statistic",
+    "run_statistic",
 ]
 
 
@@ -275,6 +279,11 @@ def analyze_study(
     result: dict[str, Any] = {
         "methods": {},
         "table": method_table(runs, methods),
+        "comparison": (
+            comparison_table(runs, methods, grpo[0])
+            if (grpo := methods_with_loss(methods, "grpo")) and grpo[0] in runs
+            else []
+        ),
         "accuracy_key": accuracy_key,
         "entropy_key": entropy_key,
     }
@@ -304,6 +313,9 @@ def analyze_study(
             }
         entry["entropy_change_corr"] = _mean_std(
             [r.summary["entropy_change_corr"] for r in method_runs]
+        )
+        entry["entropy_cov_corr"] = _mean_std(
+            [r.summary.get("entropy_cov_corr", float("nan")) for r in method_runs]
         )
         entry["cov_positive_frac"] = _mean_std(
             [r.summary["cov_positive_frac"] for r in method_runs]
@@ -362,7 +374,7 @@ def _check(
     return check
 
 
-def _eval_value(run: Run, split: str, key: str) -> float:
+def eval_value(run: Run, split: str, key: str) -> float:
     """``evaluation[split][key]`` of one run (NaN where it has none)."""
     return float(run.evaluation.get(split, {}).get(key, np.nan))
 
@@ -370,7 +382,7 @@ def _eval_value(run: Run, split: str, key: str) -> float:
 def _heldout(runs: list[Run], split: str, key: str) -> float:
     """Mean over base models (each counted equally) and seeds of ``evaluation[split][key]``, as
     :func:`run_statistic` estimates it, without its interval (NaN where no run has it)."""
-    groups = _finite_by_base([(r.base, _eval_value(r, split, key)) for r in runs])
+    groups = _finite_by_base([(r.base, eval_value(r, split, key)) for r in runs])
     return float(np.mean([np.mean(g) for g in groups])) if groups else float("nan")
 
 
@@ -472,6 +484,64 @@ def _collapse_law_mechanism_checks(
     return checks
 
 
+def paired_statistic(
+    runs: dict[str, list[Run]], method: str, reference: str, split: str, key: str
+) -> dict[str, Any]:
+    """``method``'s ``evaluation[split][key]`` minus ``reference``'s on the same base model and
+    seed, averaged over base models and seeds, with its hierarchical bootstrap interval."""
+    return run_statistic(
+        [(r.base, eval_value(r, split, key) - eval_value(o, split, key))
+         for r, o in _pairs(runs, method, reference)]
+    )  # fmt: skip
+
+
+def comparison_table(
+    runs: dict[str, list[Run]], methods: dict[str, dict[str, Any]], reference: str
+) -> list[dict[str, Any]]:
+    """Every method against ``reference`` (GRPO), paired on the base models and seeds both ran:
+    one row each with
+
+    - ``entropy_ratio``: late-run entropy ÷ the reference's (:func:`ratio_statistic`), and its
+      verdict on claim ``kept_entropy`` (≥ 2×, decided on the whole 95% interval);
+    - ``greedy_diff``: held-out greedy accuracy minus the reference's, per problem
+      (:func:`greedy_difference`), and its verdict on claim ``above_grpo`` (interval above 0);
+    - ``sampled_diff`` and ``passk_diff``: held-out pass@1 and pass@k (the largest k evaluated)
+      minus the reference's (:func:`paired_statistic`);
+    - ``learned``: ``(k, n)``, the runs that learn the hard family (:func:`discovery_rate`).
+
+    Every statistic treats base models and seeds as random factors, so a verdict is one a user
+    on another machine (another base model) would also reach. Methods with no pair are left
+    out."""
+    evaluated = [r for r in runs[reference] if r.evaluation]
+    k = _largest_k(evaluated[0].evaluation) if evaluated else 0
+    table = []
+    for method in runs:
+        pairs = _pairs(runs, method, reference)
+        if method == reference or not pairs:
+            continue
+        entropy = ratio_statistic(runs, method, reference)
+        greedy = greedy_difference(runs, method, reference)
+        row: dict[str, Any] = {
+            "method": method,
+            "loss": methods.get(method, {}).get("loss", method),
+            "runs": len(pairs),
+            "bases": len({r.base for r, _ in pairs}),
+            "entropy_ratio": entropy,
+            "entropy_verdict": CLAIMS["kept_entropy"].verdict(entropy["lo"], entropy["hi"]),
+            "greedy_diff": greedy,
+            "greedy_verdict": CLAIMS["above_grpo"].verdict(greedy["lo"], greedy["hi"]),
+            "sampled_diff": paired_statistic(runs, method, reference, "heldout", "pass@1"),
+        }
+        if k > 1:
+            row["k"] = k
+            row["passk_diff"] = paired_statistic(runs, method, reference, "heldout", f"pass@{k}")
+        learned, n = discovery_rate(runs[method])
+        if n:
+            row["learned"] = (learned, n)
+        table.append(row)
+    return table
+
+
 def _base_value(bases: dict[int, dict[str, Any]], base: int, key: str) -> float:
     return float(bases.get(base, {}).get("heldout", {}).get(key, np.nan))
 
@@ -505,7 +575,7 @@ def _payoff_checks(
     key = f"pass@{k}"
     if bases and k > 1:
         headroom = run_statistic(
-            [(r.base, _base_value(bases, r.base, key) - _eval_value(r, "heldout_greedy", "pass@1"))
+            [(r.base, _base_value(bases, r.base, key) - eval_value(r, "heldout_greedy", "pass@1"))
              for r in lm[grpo]]
         )  # fmt: skip
         base_k = np.mean([_base_value(bases, b, key) for b in bases])
@@ -536,7 +606,7 @@ def _payoff_checks(
         grpo_k = _heldout(lm[grpo], "heldout", key)
         base_k = float(np.mean([_base_value(bases, b, key) for b in bases]))
         boundary = run_statistic(
-            [(r.base, _eval_value(r, "heldout", key) - _base_value(bases, r.base, key)) for r in lm[grpo]]
+            [(r.base, eval_value(r, "heldout", key) - _base_value(bases, r.base, key)) for r in lm[grpo]]
         )  # fmt: skip
         checks.append(
             _check("boundary_grpo", boundary, key=key,
@@ -545,7 +615,7 @@ def _payoff_checks(
         best = max(interventions, key=lambda m: greedy[m])
         best_k = _heldout(lm[best], "heldout", key)
         widened = run_statistic(
-            [(r.base, _eval_value(r, "heldout", key) - _eval_value(o, "heldout", key))
+            [(r.base, eval_value(r, "heldout", key) - eval_value(o, "heldout", key))
              for r, o in _pairs(lm, best, grpo)]
         )  # fmt: skip
         checks.append(
@@ -665,7 +735,7 @@ def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list
             [(r.base, r.summary["entropy_late"] / r.summary["entropy_initial"]) for r in lm[high]]
         )
         cost = run_statistic(
-            [(r.base, _eval_value(r, "heldout", "pass@1") - _eval_value(o, "heldout", "pass@1"))
+            [(r.base, eval_value(r, "heldout", "pass@1") - eval_value(o, "heldout", "pass@1"))
              for r, o in _pairs(lm, high, grpo)]
         )  # fmt: skip
         large, costly = CLAIMS["bonus_large"], CLAIMS["bonus_large_cost"]

@@ -3,10 +3,13 @@ its runs and analyses (:class:`entropy_rl.analysis.study.Study`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from entropy_rl.analysis.study import Study, methods_with_loss
+import numpy as np
+
+from entropy_rl.analysis.study import Run, Study, eval_value, methods_with_loss, run_statistic
 from entropy_rl.figures import figure_names
 from entropy_rl.plots.study import (
     plot_collapse,
@@ -22,6 +25,19 @@ from entropy_rl.plots.study import (
 )
 
 __all__ = ["draw_study_figures"]
+
+
+def _map_points(runs: dict[str, list[Run]], accuracy: Callable[[Run], float]) -> list[dict]:
+    """Each method's point on the interventions map: its late-run entropy and ``accuracy(run)``,
+    each a mean over base models and seeds with its hierarchical bootstrap 95% interval
+    (:func:`~entropy_rl.analysis.study.run_statistic`); a method without both is left out."""
+    points = []
+    for method, method_runs in runs.items():
+        x = run_statistic([(r.base, float(r.summary["entropy_late"])) for r in method_runs])
+        y = run_statistic([(r.base, accuracy(r)) for r in method_runs])
+        if np.isfinite(x["estimate"]) and np.isfinite(y["estimate"]):
+            points.append({"method": method, "x": x, "y": y})
+    return points
 
 
 def draw_study_figures(config: dict[str, Any], study: Study, figures: Path) -> None:
@@ -73,11 +89,15 @@ def draw_study_figures(config: dict[str, Any], study: Study, figures: Path) -> N
     plot_interventions(
         {
             "toy language model": (
-                lm_analysis["table"],
-                "heldout_pass@1",
-                "held-out pass@1 (final policy)",
+                _map_points(lm, lambda r: eval_value(r, "heldout", "pass@1")),
+                "held-out pass@1 (final policy, sampled)",
+                lm_analysis["methods"][grpo].get("law"),
             ),
-            "tabular simulator": (tab_analysis["table"], "accuracy_final", "expected accuracy"),
+            "tabular simulator": (
+                _map_points(tab, lambda r: float(r.summary["accuracy_final"])),
+                "expected accuracy (final policy, exact)",
+                tab_analysis["methods"][tab_grpo].get("law"),
+            ),
         },
         figures / "interventions",
     )

@@ -385,27 +385,33 @@ def plot_runs(
 
 
 def plot_interventions(
-    panels: dict[str, tuple[list[dict[str, Any]], str, str]], stem: str | os.PathLike[str]
+    panels: dict[str, tuple[list[dict[str, Any]], str, dict[str, float] | None]],
+    stem: str | os.PathLike[str],
 ) -> list[Path]:
-    """Every intervention on one map: final entropy against accuracy, mean ± std over seeds.
+    """Every intervention on one map: late-run entropy against final accuracy, each method a
+    point at its mean over base models and seeds with its 95% interval as bars, and the law
+    ``R = -a·exp(H) + b`` fitted on GRPO's runs as a curve.
 
-    ``panels`` maps a title to ``(method table rows, accuracy key, accuracy label)``; methods whose
-    rows lack the accuracy key are left out of that panel.
+    ``panels`` maps a title to ``(points, accuracy label, law)``: each point is ``{"method",
+    "x", "y"}`` with ``x`` and ``y`` statistics (``{"estimate", "lo", "hi"}``), ``law`` is
+    ``{"a", "b"}`` or None (no curve).
     """
-    fig, axes = new_figure(ncols=len(panels), width=4.6, height=4.2)
+    fig, axes = new_figure(ncols=len(panels), width=4.8, height=4.4)
     markers = "osD^vP*Xhp<>"
     # one style per method across the panels: a method in both worlds looks the same in both
-    methods = list(dict.fromkeys(row["method"] for table, _, _ in panels.values() for row in table))
+    methods = list(dict.fromkeys(p["method"] for points, _, _ in panels.values() for p in points))
     handles: dict[str, Any] = {}
-    for ax, (title, (table, key, label)) in zip(axes[0], panels.items(), strict=True):
-        rows = [row for row in table if isinstance(row.get(key), dict)]
-        for row in rows:
-            x, y, i = row["entropy_final"], row[key], methods.index(row["method"])
-            handles[row["method"]] = ax.errorbar(
-                x["mean"], y["mean"], xerr=x["std"], yerr=y["std"], fmt=markers[i % len(markers)],
-                ms=6, color=_color(row["method"], i), capsize=2, lw=1, label=row["method"],
+    for ax, (title, (points, label, fit)) in zip(axes[0], panels.items(), strict=True):
+        for p in points:
+            x, y, i = p["x"], p["y"], methods.index(p["method"])
+            xerr = [[max(x["estimate"] - x["lo"], 0.0)], [max(x["hi"] - x["estimate"], 0.0)]]
+            yerr = [[max(y["estimate"] - y["lo"], 0.0)], [max(y["hi"] - y["estimate"], 0.0)]]
+            handles[p["method"]] = ax.errorbar(
+                x["estimate"], y["estimate"], xerr=xerr, yerr=yerr,
+                fmt=markers[i % len(markers)], ms=5, color=_color(p["method"], i), capsize=2,
+                lw=0.8, label=p["method"],
             )  # fmt: skip
-        xs = [row["entropy_final"]["mean"] for row in rows]
+        xs = [p["x"]["estimate"] for p in points]
         wide = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 4
         if wide:  # entropies a decade apart: a log axis, ticks at 1-2-5 within two decades
             ax.set_xscale("log")
@@ -413,13 +419,22 @@ def plot_interventions(
             ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        if not rows:
-            ax.text(0.5, 0.5, f"no method has {key}", ha="center", transform=ax.transAxes)
-        ax.set_xlabel(f"final mean token entropy (nats{', log scale' if wide else ''})")
+        if fit is not None and xs:
+            lo, hi = min(p["x"]["lo"] for p in points), max(p["x"]["hi"] for p in points)
+            grid = np.geomspace(max(lo, 1e-4), hi, 200) if wide else np.linspace(lo, hi, 200)
+            ax.plot(grid, law(grid, fit["a"], fit["b"]), color="black", lw=1, ls="--",
+                    label="_law", zorder=0)  # fmt: skip
+            ax.text(0.02, 0.02, "dashed: R = -a·exp(H) + b fitted on GRPO's runs",
+                    transform=ax.transAxes, fontsize="x-small", color="black")  # fmt: skip
+        if not points:
+            ax.text(0.5, 0.5, "no method has an evaluation", ha="center", transform=ax.transAxes)
+        ax.set_xlabel(f"late-run mean token entropy (nats{', log scale' if wide else ''})")
         ax.set_ylabel(label)
         ax.set_title(title)
-    fig.legend(handles.values(), handles.keys(), loc="outside right center", frameon=False)
-    fig.suptitle("Interventions compared: what entropy they keep, what accuracy they reach")
+    fig.legend(handles.values(), handles.keys(), loc="outside right center", frameon=False,
+               fontsize="small", ncols=2 if len(handles) > 14 else 1)  # fmt: skip
+    fig.suptitle("Interventions compared: the entropy they keep, the accuracy they reach "
+                 "(bars: 95% intervals over base models and seeds)", fontsize="medium")  # fmt: skip
     return save(fig, stem)
 
 
