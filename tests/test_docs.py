@@ -224,3 +224,41 @@ def test_every_citation_of_the_paper_in_the_code_is_in_the_index_by_the_papers_n
         assert all(PAPER_NUMBERING[key].lower() in what.lower() for key in numbered), (place, what)
         assert re.fullmatch(r"(§[2-4](\.\d)?(, )?)?((Eqs?\. [\d-]+|Lemma 1|Proposition 1|"
                             r"Theorem [12]|Table 2))?", place), place  # fmt: skip
+
+
+STAMPS = sorted((REPO / "docs" / "tables").glob("*provenance.md"))
+
+
+def test_a_stamp_vouches_for_the_files_it_names_and_a_changed_file_breaks_it(tmp_path):
+    from entropy_rl.provenance import file_digest, provenance_markdown, read_provenance
+
+    table = tmp_path / "methods.md"
+    table.write_text("| method | x |\n|---|---|\n| grpo | 0.5 |\n")
+    stamp = read_provenance(provenance_markdown("embedded", "config/config.yaml", [table], "d"))
+    assert stamp["profile"] == "embedded" and stamp["files"] == {"methods.md": file_digest(table)}
+    assert stamp["commit"].split()[0] != "unknown"  # the tests run in a git checkout
+    table.write_text(table.read_text().replace("0.5", "0.6"))  # edited after the run
+    assert stamp["files"]["methods.md"] != file_digest(table)
+
+
+@pytest.mark.parametrize("stamp", STAMPS, ids=lambda p: p.name)
+def test_every_docs_stamp_names_a_commit_of_this_history_and_its_files_unchanged(stamp):
+    """docs/tables/<prefix>provenance.md is written by the pipeline beside the tables and
+    figures it copies: each file it names still has the digest the run gave it (a table or
+    figure edited, or left from another run, is stale), and its commit is one of this
+    repository's history."""
+    import subprocess
+
+    from entropy_rl.provenance import file_digest, read_provenance
+
+    found = read_provenance(stamp.read_text())
+    stale = []
+    for name, digest in found["files"].items():
+        folder = "figures" if name.endswith(".png") else "tables"
+        path = REPO / "docs" / folder / name
+        if not path.exists() or file_digest(path) != digest:
+            stale.append(name)
+    assert not stale, f"{stamp.name}: rerun profile {found['profile']!r}; stale: {stale}"
+    commit = str(found["commit"]).split()[0]
+    known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO)
+    assert known.returncode == 0, f"{stamp.name}: commit {commit} is not in this history"

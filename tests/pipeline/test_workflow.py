@@ -82,6 +82,25 @@ def test_a_fresh_clone_plans_the_default_study_offline(fresh_clone, snakemake_ru
     assert "figures/law_grpo.png" in plan.stdout and "entropy_target.png" not in plan.stdout
 
 
+# columns a table has or not by its config (an entropy-target method; a law fitted on the
+# validation entropy)
+CONFIG_COLUMNS = {"steps within 10% of the entropy target", "R² on the rollout entropy"}
+
+
+def _headers(table: str) -> list[list[str]]:
+    """The columns of each table of a markdown file, every ``@k`` made ``@k`` (a reduced run
+    evaluates pass@2 where the full run evaluates pass@64)."""
+    lines = table.splitlines()
+    heads = [
+        line for i, line in enumerate(lines)
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))
+    ]  # fmt: skip
+    return [
+        [re.sub(r"@\d+", "@k", cell.strip()) for cell in head.strip().strip("|").split(" | ")]
+        for head in heads
+    ]
+
+
 @pytest.mark.slow
 def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_do(
     fresh_clone, snakemake_run
@@ -119,6 +138,18 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     ]:
         assert matplotlib.image.imread(results / "figures" / f"{name}.png").shape[0] > 200
     assert "| method |" in (results / "tables" / "methods.md").read_text()
+    # the docs' tables have the columns today's code writes: a table whose code changed its
+    # columns is stale until its profile runs again
+    for table in sorted((results / "tables").glob("*.md")):
+        included = REPO / "docs" / "tables" / table.name
+        if included.exists():
+            ours, theirs = _headers(table.read_text()), _headers(included.read_text())
+            assert len(ours) == len(theirs) and all(
+                set(a) ^ set(b) <= CONFIG_COLUMNS for a, b in zip(ours, theirs, strict=True)
+            ), (
+                f"docs/tables/{table.name} has other columns than the code writes "
+                f"({ours} against {theirs}): rerun the default profile (snakemake --cores all)"
+            )
     report = (results / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") >= 8 and "Science acceptance" in report
     # the acceptance table renders as a table: a header and one 5-cell row per check
@@ -390,8 +421,8 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
     assert (
         config["task"] == default["task"] and config["train"]["steps"] == default["train"]["steps"]
     )
-    assert len(config["base_model"]["seeds"]) * len(config["seeds"]) >= 4
-    assert len(config["base_model"]["seeds"]) >= 4
+    assert set(config["base_model"]["seeds"]) <= set(default["base_model"]["seeds"])
+    assert len(config["base_model"]["seeds"]) >= 3  # an interval over base models
     assert not any(
         "bases" in spec or "seeds" in spec for spec in config["train"]["methods"].values()
     )

@@ -143,6 +143,7 @@ def final_outputs():
         *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],
         *([f"docs/figures/{DOCS_PREFIX}token_entropy.html"] if config["docs"]["update_figures"] else []),
         *[f"docs/tables/{DOCS_PREFIX}{name}.md" for name in docs_table_names()],
+        *([f"docs/tables/{DOCS_PREFIX}provenance.md"] if config["docs"]["update_figures"] else []),
     ]
 
 

@@ -77,3 +77,29 @@ rule docs_table:
         CONDA_ENV
     shell:
         "cp {input:q} {output:q} 2> {log:q}"
+
+
+# What made the files above: profile, commit, machine, date and each file's digest
+# (docs/tables/<figure_prefix>provenance.md; tests check the digests against the files).
+rule docs_stamp:
+    input:
+        config=f"{RESULTS}/config/study.yaml",
+        files=[
+            *[f"docs/tables/{DOCS_PREFIX}{name}.md" for name in docs_table_names()],
+            *[f"docs/figures/{DOCS_PREFIX}{name}.png" for name in docs_figure_names()],
+        ],
+    output:
+        f"docs/tables/{DOCS_PREFIX}provenance.md",
+    log:
+        f"{LOGS}/docs_stamp.log",
+    params:
+        source=" ".join(os.path.relpath(str(f)) for f in workflow.overwrite_configfiles) or "config/config.yaml",
+    threads: 1
+    resources:
+        mem_mb=300,
+        runtime=1,
+    conda:
+        CONDA_ENV
+    shell:
+        "entropy-rl stamp --config {input.config:q} --source {params.source:q} --out {output:q}"
+        " {input.files:q} > {log:q} 2>&1"

@@ -121,6 +121,30 @@ def report(args: argparse.Namespace) -> int:
 
 
 @command(
+    "stamp", "the provenance stamp of a run's files in docs/ (profile, commit, machine, digests)",
+    arg("--config", required=True, help="the resolved pipeline config (YAML)"),
+    arg("--source", default="config/config.yaml", help="the profile file(s) the run was given"),
+    arg("--out", required=True, help="path of the stamp (markdown)"),
+    arg("files", nargs="+", help="the files the run copied into docs/"),
+)  # fmt: skip
+def stamp(args: argparse.Namespace) -> int:
+    """Write the stamp that says which profile, commit and machine made the docs' files."""
+    import datetime
+
+    from entropy_rl.config import load_config
+    from entropy_rl.io import write_text
+    from entropy_rl.provenance import provenance_markdown
+
+    config = load_config(args.config)
+    text = provenance_markdown(
+        config["profile"], args.source, args.files, datetime.date.today().isoformat()
+    )
+    write_text(args.out, text)
+    print(f"stamp: {args.out} ({len(args.files)} files)")
+    return 0
+
+
+@command(
     "lm-eval-tasks", "write lm-eval-harness tasks using this suite's prompt template and grader",
     arg("--benchmarks", required=True, help="comma-separated benchmark names"),
     arg("--benchmark-path", dest="benchmark_path", required=True, help="file pattern with {name}"),
