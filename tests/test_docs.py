@@ -262,3 +262,26 @@ def test_every_docs_stamp_names_a_commit_of_this_history_and_its_files_unchanged
     commit = str(found["commit"]).split()[0]
     known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO)
     assert known.returncode == 0, f"{stamp.name}: commit {commit} is not in this history"
+
+
+# how the project was built or run, not what it does: sessions of work, budgets, CI, the history
+# of a setting, the commit that brought something
+HISTORY = re.compile(
+    r"\b(?:sessions? of work|this session|last session|budget|\.ci/run|CI\b|was the default|"
+    r"used to be|no longer|previously|the first one|(?:the )?commits? that added|we tried)",
+    re.I,
+)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_the_docs_speak_of_what_the_suite_does_not_of_how_it_was_built(page):
+    prose = CODE_OR_MATH.sub("", page.read_text())
+    found = [m.group(0) for m in HISTORY.finditer(prose)]
+    assert not found, (page.name, found)
+
+
+def test_the_history_wording_check_catches_what_it_names():
+    for sentence in ("It was the default before.", "CI runs it.", "over its budget",
+                     "the commit that added them", "run bash .ci/run"):  # fmt: skip
+        assert HISTORY.search(sentence), sentence
+    assert not HISTORY.search("a session fixture each, the pytest term")
