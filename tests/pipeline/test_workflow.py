@@ -422,7 +422,7 @@ def test_the_interventions_profile_compares_every_registered_loss_in_both_worlds
         config["task"] == default["task"] and config["train"]["steps"] == default["train"]["steps"]
     )
     assert set(config["base_model"]["seeds"]) <= set(default["base_model"]["seeds"])
-    assert len(config["base_model"]["seeds"]) >= 3  # an interval over base models
+    assert len(config["base_model"]["seeds"]) >= 2  # an interval over base models
     assert not any(
         "bases" in spec or "seeds" in spec for spec in config["train"]["methods"].values()
     )
