@@ -61,11 +61,13 @@ def cpu_machine() -> str:
 
 
 def git_dirty() -> bool:
-    """Whether the checkout has changes to tracked files that are not committed (False outside
-    a git checkout)."""
+    """Whether the checkout has changes to tracked files that are not committed, leaving out
+    docs/tables and docs/figures, which the pipeline itself rewrites (False outside a git
+    checkout)."""
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)docs/tables", ":(exclude)docs/figures"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
