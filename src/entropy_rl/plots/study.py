@@ -428,7 +428,7 @@ def plot_interventions(
                     transform=ax.transAxes, fontsize="x-small", color="black")  # fmt: skip
         if not points:
             ax.text(0.5, 0.5, "no method has an evaluation", ha="center", transform=ax.transAxes)
-        ax.set_xlabel(f"late-run mean token entropy (nats{', log scale' if wide else ''})")
+        ax.set_xlabel(f"late-run entropy (nats{', log' if wide else ''})")
         ax.set_ylabel(label)
         ax.set_title(title)
     fig.legend(handles.values(), handles.keys(), loc="outside right center", frameon=False,
