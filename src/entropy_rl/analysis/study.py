@@ -279,11 +279,6 @@ def analyze_study(
     result: dict[str, Any] = {
         "methods": {},
         "table": method_table(runs, methods),
-        "comparison": (
-            comparison_table(runs, methods, grpo[0])
-            if (grpo := methods_with_loss(methods, "grpo")) and grpo[0] in runs
-            else []
-        ),
         "accuracy_key": accuracy_key,
         "entropy_key": entropy_key,
     }
@@ -614,10 +609,7 @@ def _payoff_checks(
         )  # fmt: skip
         best = max(interventions, key=lambda m: greedy[m])
         best_k = _heldout(lm[best], "heldout", key)
-        widened = run_statistic(
-            [(r.base, eval_value(r, "heldout", key) - eval_value(o, "heldout", key))
-             for r, o in _pairs(lm, best, grpo)]
-        )  # fmt: skip
+        widened = paired_statistic(lm, best, grpo, "heldout", key)
         checks.append(
             _check("boundary_intervention", widened, method=best, key=key,
                    detail=f"{best} {best_k:.3f}, GRPO {grpo_k:.3f}")
@@ -734,10 +726,7 @@ def _bonus_checks(lm: dict[str, list[Run]], grpo: str, bonus: list[str]) -> list
         rises = run_statistic(
             [(r.base, r.summary["entropy_late"] / r.summary["entropy_initial"]) for r in lm[high]]
         )
-        cost = run_statistic(
-            [(r.base, eval_value(r, "heldout", "pass@1") - eval_value(o, "heldout", "pass@1"))
-             for r, o in _pairs(lm, high, grpo)]
-        )  # fmt: skip
+        cost = paired_statistic(lm, high, grpo, "heldout", "pass@1")
         large, costly = CLAIMS["bonus_large"], CLAIMS["bonus_large_cost"]
         verdicts = {large.verdict(rises["lo"], rises["hi"]), costly.verdict(cost["lo"], cost["hi"])}
         either = (
@@ -837,6 +826,8 @@ def load_study(config: dict[str, Any], results: Path) -> Study:
     }
     tab = load_runs(results / "tabular", tabular_runs, TABULAR_RUN_DIR)
     lm_analysis = analyze_study(lm, lm_spec)
+    # every method against GRPO (held-out evaluations: the language model's runs only)
+    lm_analysis["comparison"] = comparison_table(lm, lm_spec, methods_with_loss(lm_spec, "grpo")[0])
     tab_analysis = analyze_study(tab, tab_spec, accuracy_key="accuracy")
     bases = {}
     for b in base_seeds(config):
