@@ -99,6 +99,27 @@ def test_every_figure_on_a_page_has_a_caption_under_it(page):
         assert len(caption) > 60, (page.name, match.group(1), caption)
 
 
+def test_the_figure_hook_gives_every_figure_its_readable_width():
+    """site_hooks/figures.py: each figure's <img> gets a minimum width of READABLE_SCALE times
+    its pixels (read from the PNG), so a phone scrolls a wide figure instead of shrinking it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("figures", REPO / "site_hooks" / "figures.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    png = next((REPO / "docs" / "figures").glob("*.png"))
+    from PIL import Image
+
+    width = Image.open(png).size[0]
+    assert hook.png_width(png) == width
+    html = f'<p><img alt="x" src="../figures/{png.name}" /></p><img src="elsewhere.png">'
+    out = hook.readable(html, REPO / "docs")
+    assert f'style="min-width: {round(width * hook.READABLE_SCALE)}px">' in out
+    assert out.endswith('<img src="elsewhere.png">')  # not a figure of docs/figures: unchanged
+    with pytest.raises(ValueError, match="not a PNG"):
+        hook.png_width(REPO / "docs" / "index.md")
+
+
 def test_every_figure_in_docs_figures_is_shown_on_a_page():
     shown = {m for page in PAGES for m in IMAGE.findall(page.read_text())}
     shown |= set(re.findall(r"\((figures/[^)]+\.html)\)", "".join(p.read_text() for p in PAGES)))

@@ -4,7 +4,9 @@
 Every page of the built site and a report page are loaded from disk with every network request
 refused and recorded. On each the test checks that nothing was asked of the network, that every
 formula is MathML with a size, that no display formula or table is clipped at 1280 px, that every
-figure has loaded and has a caption under it, and that a phone needs no sideways scrolling. It
+figure has loaded and has a caption under it and is shown large enough for its text to read (on a
+phone a wide figure scrolls inside its own box), that no run's table scrolls sideways at 1280 px,
+and that a phone needs no sideways scrolling of the page. It
 saves a full-page screenshot of each (``ENTROPY_RL_SCREENSHOTS=folder`` keeps them).
 
 It needs Chromium (``/usr/bin/chromium``, Debian's ``chromium`` package, or ``CHROMIUM=path``) and
@@ -23,6 +25,20 @@ import pytest
 
 from entropy_rl.report import acceptance_markdown, method_table_markdown, render_report, run_stamp
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _hook(name: str):
+    """A module of the site's hooks (site_hooks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "site_hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+READABLE_SCALE = _hook("figures").READABLE_SCALE
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = (1280, 390)
 # the flags a closed network needs: without them Chromium keeps calling home (and is refused)
@@ -32,12 +48,12 @@ FLAGS = [
 ]  # fmt: skip
 
 # the header (first three cells) of each table the run generates (docs/tables/, included by the
-# chapters): one of 14 columns may scroll sideways in its box at 1280 px, nothing else may
+# chapters): on a phone one may scroll sideways in its own box, never the page
 RUN_TABLES = [
     "|".join(
         cell.strip() for cell in table.read_text().split("\n", 1)[0].strip("| ").split("|")[:3]
     )
-    for table in sorted((Path(__file__).resolve().parents[1] / "docs" / "tables").glob("*.md"))
+    for table in sorted((REPO / "docs" / "tables").glob("*.md"))
 ]
 # what the page measures of itself, in the browser
 MEASURE = """([width, runTables]) => {
@@ -63,7 +79,7 @@ MEASURE = """([width, runTables]) => {
     else out.clipped.push(el.tagName + ': ' + el.textContent.slice(0, 60));
   }
   for (const img of article.querySelectorAll('img')) {
-    out.images.push([img.getAttribute('src'), img.naturalWidth]);
+    out.images.push([img.getAttribute('src'), img.naturalWidth, img.getBoundingClientRect().width]);
     let holder = img.closest('p, figure') || img;
     let next = holder.nextElementSibling;
     const caption = img.closest('figure') ? img.closest('figure').querySelector('figcaption') : null;
@@ -139,7 +155,17 @@ def test_every_page_reads_offline_at_laptop_and_phone_width(site, browser, shots
                 measured,
             )
             assert not measured["clipped"], (where, measured["clipped"])
-            assert all(w > 0 for _, w in measured["images"]), (where, measured["images"])
+            assert all(w > 0 for _, w, _ in measured["images"]), (where, measured["images"])
+            # a figure's 10 pt text reads at 8 px and more: shown at READABLE_SCALE of its
+            # pixels or larger (on a phone it scrolls in its own box, site_hooks/figures.py)
+            small = [
+                (src, round(shown / w, 2))
+                for src, w, shown in measured["images"]
+                if src.endswith(".png") and "figures/" in src and shown < READABLE_SCALE * w - 1
+            ]
+            assert not small, (where, small)
+            # every run's table fits the text column of a laptop whole, no sideways scroll
+            assert width < 1000 or not measured["scrolling"], (where, measured["scrolling"])
             assert not measured["uncaptioned"], (where, measured["uncaptioned"])
             assert measured["pageWidth"] <= width + 1, (where, measured["pageWidth"])
             total_math += measured["math"] if width == WIDTHS[0] else 0
@@ -184,5 +210,7 @@ def test_the_report_reads_on_a_phone_with_its_table_whole(browser, shots, tmp_pa
     for width in WIDTHS:
         measured, refused = read_offline(browser, page, width, shots / f"report_{width}.png")
         assert not refused, refused
-        assert all(w > 0 for _, w in measured["images"]) and not measured["uncaptioned"], measured
+        assert all(w > 0 for _, w, _ in measured["images"]) and not measured["uncaptioned"], (
+            measured
+        )
         assert measured["pageWidth"] <= width + 1, (width, measured["pageWidth"])
