@@ -146,6 +146,68 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(verdicts) + "\n\n" + "\n".join(accuracies) + "\n"
 
 
+def findings_markdown(
+    checks: list[dict[str, Any]], comparison: list[dict[str, Any]], machine: str
+) -> str:
+    """What one run found, in five sentences with the run's own numbers (``tables/findings.md``,
+    which the docs' front page includes): the collapse, the law, the mechanism, every method
+    against GRPO (from :func:`~entropy_rl.analysis.study.comparison_table`) and the acceptance
+    rows that do not hold. Each number is an acceptance row's or a comparison row's estimate with
+    its 95% interval and verdict, so a rerun rewrites the sentences. A sentence whose rows the
+    run lacks is left out."""
+    rows = {c["claim"]: c for c in checks if "claim" in c and np.isfinite(c.get("value", np.nan))}
+    words = {"pass": "shown", "fail": "not shown", "inconclusive": "inconclusive"}
+
+    def stat(claim: str) -> str:
+        """``0.597 (95% interval 0.267 to 0.767: inconclusive)``, as the acceptance table has it."""
+        c = rows[claim]
+        interval = "95% interval {:.3f} to {:.3f}: ".format(*c["interval"]) if c["interval"] else ""
+        return f"{c['value']:.3f} ({interval}{words[c['verdict']]})"
+
+    lines = [f"On {machine}: {verdict_counts(checks)} acceptance rows.", ""]
+    if {"entropy_drop_first_third", "accuracy_gain"} <= rows.keys():
+        lines.append(
+            "- **Entropy collapses under GRPO**: the share of its entropy lost in the first third "
+            f"of training is {stat('entropy_drop_first_third')}, while held-out accuracy rises "
+            f"by {stat('accuracy_gain')}."
+        )
+    if "law_r2" in rows:
+        lines.append(
+            "- **The law** R = −a·exp(H) + b fits GRPO's runs with pooled R² "
+            f"{stat('law_r2')}, against the paper's bar of {CLAIMS['law_r2'].threshold:g}."
+        )
+    if "lemma1_r" in rows:
+        tabular = (
+            f", in the tabular simulator {stat('tabular_lemma1_r')}"
+            if "tabular_lemma1_r" in rows
+            else ""
+        )
+        lines.append(
+            "- **The mechanism**: Lemma 1's covariance predicts each step's entropy change with "
+            f"Pearson r {stat('lemma1_r')} in the language model{tabular}."
+        )
+    above = {"pass": "shown above", "fail": "shown not above", "inconclusive": "inconclusive"}
+    parts = [
+        f"{r['method']} keeps {_with_interval(r['entropy_ratio'])} times GRPO's late-run entropy "
+        f"({words[r['entropy_verdict']]}) and changes held-out greedy accuracy by "
+        f"{_with_interval(r['greedy_diff'], True)} ({above[r['greedy_verdict']]})"
+        for r in comparison
+        if np.isfinite(r["greedy_diff"].get("estimate", np.nan))
+    ]
+    if parts:
+        lines.append(
+            "- **Against GRPO**, paired on base models and seeds: " + "; ".join(parts) + "."
+        )
+    failing = [c["check"] for c in checks if c.get("verdict") == "fail"]
+    open_rows = sum(c.get("verdict") == "inconclusive" for c in checks)
+    lines.append(
+        "- **What does not hold here**: "
+        + ("; ".join(failing) + " (FAIL)" if failing else "no row fails")
+        + f"; {open_rows} rows are inconclusive (their intervals straddle the target)."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def mechanism_markdown(worlds: dict[str, dict[str, dict[str, Any]]]) -> str:
     """Which objectives the covariance mechanism explains, per method and world (``worlds`` maps a
     world's name to its analysis's ``methods``): Lemma 1's Pearson r (the measured entropy change
@@ -372,6 +434,10 @@ def write_study_tables(tables: Path, study: Any) -> None:
         ),
     )
     write_text(tables / "comparison.md", comparison_markdown(lm_analysis.get("comparison", [])))
+    write_text(
+        tables / "findings.md",
+        findings_markdown(study.checks, lm_analysis.get("comparison", []), cpu_machine()),
+    )
     write_text(tables / "runs.md", runs_markdown(study))
     buffer = io.StringIO()
     writer = csv.writer(buffer)

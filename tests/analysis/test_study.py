@@ -3,6 +3,8 @@ intervention that keeps entropy and pays, and a base model with headroom."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -325,6 +327,36 @@ def test_every_method_is_compared_with_grpo_with_intervals_and_three_state_verdi
     # a method that lost GRPO's runs (none paired) has no row; nothing evaluated: no table
     assert comparison_table({"grpo": lm["grpo"], "other": []}, methods, "grpo") == []
     assert comparison_markdown([]) == ""
+
+
+def test_the_findings_say_the_runs_numbers_and_what_does_not_hold():
+    """tables/findings.md, the front page's sentences: each number is an acceptance or comparison
+    row's estimate as its table prints it, with its interval and verdict; the failing rows are
+    named, and a sentence whose rows the run lacks is left out."""
+    from entropy_rl.analysis.study import comparison_table
+    from entropy_rl.report import acceptance_markdown, comparison_markdown, findings_markdown
+
+    lm, _ = _bases([True, True, True, True])
+    methods = {"grpo": {"loss": "grpo"}, "clip_cov": {"loss": "clip_cov"}}
+    checks = acceptance_checks(lm, analyze_study(lm, methods), {}, methods, {})
+    comparison = comparison_table(lm, methods, "grpo")
+    text = findings_markdown(checks, comparison, "Some CPU (avx2)")
+    assert text.startswith("On Some CPU (avx2): ") and "acceptance rows" in text
+    ratio = comparison[0]["entropy_ratio"]
+    assert f"clip_cov keeps {ratio['estimate']:.3f} ({ratio['lo']:.3f} to" in text
+    assert "(shown above)" in text and "(95% interval " in text  # Clip-Cov pays on every base model here
+    # every decimal in the sentences is one the included tables print
+    tables = acceptance_markdown(checks) + comparison_markdown(comparison)
+    numbers = set(re.findall(r"\d+\.\d{3}", text))
+    assert numbers and numbers <= set(re.findall(r"\d+\.\d{3}", tables)), numbers
+    failing = [c["check"] for c in checks if c["verdict"] == "fail"]
+    for name in failing:
+        assert name in text
+    # without the law's or the mechanism's rows, their sentences are left out
+    text = findings_markdown(
+        [c for c in checks if c["claim"] not in ("law_r2", "lemma1_r")], [], "X"
+    )
+    assert "The law" not in text and "The mechanism" not in text and "Against GRPO" not in text
 
 
 def test_the_map_draws_every_method_with_interval_bars_and_the_law_through_grpo(tmp_path):
