@@ -331,7 +331,7 @@ BASE_COLORS = [
 def plot_runs(
     runs: dict[str, Sequence[Any]], stem: str | os.PathLike[str], bar: float = 0.5
 ) -> list[Path]:
-    """Every run's final held-out greedy accuracy, one column of points per method, coloured by
+    """Every run's final held-out greedy accuracy, one row of points per method, coloured by
     the base model it started from (a marker per RL seed): the spread a verdict's interval sums
     up. Where the task has a hard family, a second panel shows it, with the bar a run must reach
     to count as having learned it (the discovery rate's)."""
@@ -344,32 +344,33 @@ def plot_runs(
     panels = [("held-out greedy accuracy", None)] + (
         [("hard family: held-out greedy accuracy", "hard")] if families else []
     )
-    fig, axes = new_figure(ncols=len(panels), width=max(4.6, 0.75 * len(methods) + 1.5), height=3.8)
+    # one row per method (read top to bottom), so that 26 methods fit a page as well as 4
+    fig, axes = new_figure(ncols=len(panels), width=4.6, height=max(3.0, 0.3 * len(methods) + 1.4))
     bases = sorted({r.base for m in methods for r in runs[m]})
     seeds = sorted({r.seed for m in methods for r in runs[m]})
     markers = "osD^vP*X"
-    for ax, (title, family) in zip(axes[0], panels, strict=True):
-        for x, method in enumerate(methods):
+    for i, (ax, (title, family)) in enumerate(zip(axes[0], panels, strict=True)):
+        for y, method in enumerate(methods):
             for run in runs[method]:
                 greedy = run.evaluation["heldout_greedy"]
-                y = greedy.get("family_pass@1", {}).get(family) if family else greedy["pass@1"]
-                if y is None:
+                x = greedy.get("family_pass@1", {}).get(family) if family else greedy["pass@1"]
+                if x is None:
                     continue
                 offset = (bases.index(run.base) - (len(bases) - 1) / 2) * 0.09
                 offset += (seeds.index(run.seed) - (len(seeds) - 1) / 2) * 0.03
                 ax.scatter(
-                    x + offset, y, s=26, alpha=0.85,
+                    x, y + offset, s=26, alpha=0.85,
                     color=BASE_COLORS[bases.index(run.base) % len(BASE_COLORS)],
                     marker=markers[seeds.index(run.seed) % len(markers)], edgecolor="white", lw=0.5,
                 )  # fmt: skip
         if family:
-            ax.axhline(bar, color="0.4", ls=":", lw=1)
-            ax.text(-0.45, bar, f"learned (≥ {bar:g})", va="bottom", ha="left",
+            ax.axvline(bar, color="0.4", ls=":", lw=1)
+            ax.text(bar, len(methods) - 0.55, f" learned (≥ {bar:g})", va="bottom", ha="left",
                     fontsize="small", color="0.3")  # fmt: skip
-        ax.set_xticks(range(len(methods)), methods, rotation=25, ha="right")
-        ax.set_xlim(-0.5, len(methods) - 0.5)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel("accuracy (final policy)")
+        ax.set_yticks(range(len(methods)), methods if i == 0 else [])
+        ax.set_ylim(len(methods) - 0.5 + (0.5 if families else 0), -0.5)  # room for the bar label
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_xlabel("accuracy (final policy)")
         ax.set_title(title)
     handles = [
         ax.scatter([], [], color=BASE_COLORS[i % len(BASE_COLORS)], marker="o", s=26,
