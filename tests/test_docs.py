@@ -180,6 +180,54 @@ def test_no_number_of_an_included_table_is_typed_in_the_prose(page):
     assert not typed, (page.name, sorted(typed))
 
 
+# a decimal number as prose writes it (not part of a version, a date or a longer number)
+DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\d.]*\d)")
+# not results: an arXiv number, a section of the paper, a version of a package
+NOT_RESULTS = re.compile(r"https?://[^)\s]+|arXiv \d+\.\d+|§\s?\d+(?:\.\d+)*|(?:Python|torch|CUDA) [\d.]+")
+# pages of measured records each with its machine and date (benchmark scripts' output, not the
+# pipeline's): the speed of this code, which no run of the study rewrites
+RECORDS = {"benchmarks.md", "gpu.md"}
+
+
+def _settings_and_thresholds() -> set[str]:
+    """Decimals that are definitions, not results: each config's settings and each claim's
+    threshold (docs/tables/claims.md). Read from those files, so they cannot drift either."""
+    found = set(DECIMAL.findall((REPO / "docs" / "tables" / "claims.md").read_text()))
+    for config in (REPO / "config").rglob("*.yaml"):
+        found |= set(DECIMAL.findall(re.sub(r"#.*", "", config.read_text())))
+    return found
+
+
+def typed_decimals(text: str, included: set[str], allowed: set[str]) -> list[str]:
+    """The decimals of a page's prose that no included file, setting or threshold holds: typed
+    results, which would drift from the run. A table typed into a page is an experiment's record
+    (a run's table typed in is caught by test_the_runs_tables_are_included_never_typed)."""
+    prose = NOT_RESULTS.sub("", CODE_OR_MATH.sub("", SNIPPET.sub("", text)))
+    lines = [line for line in prose.splitlines() if not line.lstrip().startswith("|")]
+    return [n for line in lines for n in DECIMAL.findall(line) if n not in included | allowed]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name not in RECORDS], ids=lambda p: p.name)
+def test_every_decimal_in_a_pages_prose_comes_from_a_file_the_pipeline_writes(page):
+    """A number in prose is a run's number only if the page includes the file it comes from
+    (docs/tables/, rewritten by each run) or it is a setting or a threshold; anything else is a
+    result typed in, and fails here with the numbers it found."""
+    text = page.read_text()
+    included = set()
+    for name in SNIPPET.findall(text):
+        included |= set(DECIMAL.findall((REPO / "docs" / "tables" / name).read_text()))
+    typed = typed_decimals(text, included, _settings_and_thresholds())
+    assert not typed, (page.name, typed)
+
+
+def test_the_typed_decimal_check_catches_a_result_and_spares_what_is_not_one():
+    allowed = {"0.5"}
+    text = "GRPO ends at 0.731 greedy (arXiv 2505.22617, §3.2, Python 3.11) at T = 0.5, `0.42`."
+    assert typed_decimals(text, set(), allowed) == ["0.731"]
+    assert typed_decimals(text, {"0.731"}, allowed) == []
+    assert typed_decimals("| a record | 0.731 |", set(), allowed) == []  # a typed table
+
+
 def test_every_test_the_reliability_section_names_exists():
     design = (REPO / "docs" / "design.md").read_text()
     section = design[design.index("## Reliability") : design.index("## Exercise")]

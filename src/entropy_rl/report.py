@@ -146,6 +146,37 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(verdicts) + "\n\n" + "\n".join(accuracies) + "\n"
 
 
+def theory_markdown(summary: dict[str, Any]) -> str:
+    """The theory stage's numbers (``theory/summary.json``, :func:`~entropy_rl.theory.sweeps.sweep_summary`)
+    as markdown: per update rule how well the first-order prediction (Theorem 1 for policy
+    gradient, Theorem 2 for natural policy gradient) matches the exact entropy change, then the
+    log-log slopes of Lemma 1's remainder (2 for a second-order remainder)."""
+    lines = [
+        "| update | Pearson r, η ≤ 0.1 | same sign, η ≤ 0.1 | median relative error, smallest η "
+        "| Pearson r, every η |",
+        "|---|---|---|---|---|",
+    ]
+    names = {"pg": "policy gradient (Theorem 1)", "npg": "natural policy gradient (Theorem 2)"}
+    for update, p in summary["prediction"].items():
+        error = next(v for k, v in p.items() if k.startswith("median_relative_error_eta_"))
+        eta = next(k for k in p if k.startswith("median_relative_error_eta_")).rsplit("_", 1)[1]
+        lines.append(
+            f"| {names.get(update, update)} | {p['pearson_r_eta_le_0.1']:.4f} | "
+            f"{100 * p['sign_agreement_eta_le_0.1']:.1f}% | {100 * error:.3g}% (η = {eta}) | "
+            f"{p['pearson_r_all_eta']:.3f} |"
+        )
+    slopes = summary["remainder"]["slopes"]
+    lo, hi = summary["remainder"]["eta_range"]
+    lines += [
+        "",
+        "| Lemma 1's remainder | random policies | smallest slope | largest slope |",
+        "|---|---|---|---|",
+        f"| log-log slope over η from {lo:g} to {hi:g} | {len(slopes)} | {min(slopes):.3f} | "
+        f"{max(slopes):.3f} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def findings_markdown(
     checks: list[dict[str, Any]], comparison: list[dict[str, Any]], machine: str
 ) -> str:
@@ -439,6 +470,9 @@ def write_study_tables(tables: Path, study: Any) -> None:
         findings_markdown(study.checks, lm_analysis.get("comparison", []), cpu_machine()),
     )
     write_text(tables / "runs.md", runs_markdown(study))
+    theory = tables.parent / "theory" / "summary.json"
+    if theory.exists():
+        write_text(tables / "theory.md", theory_markdown(json.loads(theory.read_text())))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["method", "loss", "metric", "mean", "std", "n"])

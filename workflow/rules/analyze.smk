@@ -7,6 +7,7 @@ rule analyze:
         lm=lm_files("summary.json"),
         evaluations=lm_files("eval/summary.json"),
         base=base_files("eval/summary.json"),  # the headroom and boundary checks
+        theory=f"{RESULTS}/theory/summary.json",  # tables/theory.md
         tabular=[f"{TAB_RUN.format(method=m, seed=s)}/summary.json" for m, s in TABULAR_RUNS],
     output:
         analysis=f"{RESULTS}/analysis/analysis.json",

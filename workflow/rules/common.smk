@@ -112,7 +112,11 @@ def figure_files(names, exts=(".png", ".pdf")):
 
 
 DOCS_PREFIX = config["docs"].get("figure_prefix", "")
-DOCS_TABLES = ("acceptance", "comparison", "findings", "mechanism", "methods", "tabular_methods", "law", "runs")  # written by rule analyze
+# written by rule analyze
+DOCS_TABLES = (
+    "acceptance", "comparison", "findings", "mechanism", "methods", "tabular_methods", "law", "runs",
+    "theory",
+)
 
 
 def docs_figure_names():
