@@ -172,6 +172,18 @@ def test_every_page_reads_offline_at_laptop_and_phone_width(site, browser, shots
     assert total_math >= 20, total_math  # the formulas of the chapters, all rendered
 
 
+def test_the_token_page_reads_offline_at_laptop_and_phone_width(site, browser, shots):
+    """The token-entropy page the collapse chapter frames (docs/figures/token_entropy.html, made
+    by the pipeline): offline, and no sideways scroll of the page at either width."""
+    page = site / "figures" / "token_entropy.html"
+    assert page.exists(), "the site lacks the token page"
+    for width in WIDTHS:
+        measured, refused = read_offline(browser, page, width, shots / f"token_entropy_{width}.png")
+        assert not refused, (width, refused[:3])
+        assert not measured["clipped"], (width, measured["clipped"])
+        assert measured["pageWidth"] <= width + 1, (width, measured["pageWidth"])
+
+
 def _figure_png() -> bytes:
     import matplotlib
 
