@@ -244,20 +244,24 @@ def mechanism_markdown(worlds: dict[str, dict[str, dict[str, Any]]]) -> str:
     world's name to its analysis's ``methods``): Lemma 1's Pearson r (the measured entropy change
     against its first-order prediction from the update's own logit change, which holds for any
     update) and the r of the entropy change against ``−Cov(log π, A)`` (Theorems 1-2: what a
-    policy gradient's advantage alone predicts), each the mean over the method's runs."""
+    policy gradient's advantage alone predicts). Lemma 1's r is pooled over every check of the
+    method's runs (the acceptance rows' and the entropy-change figure's statistic); the
+    covariance's r is the mean over runs, each run's own batches."""
     names = list(worlds)
     methods = list(dict.fromkeys(m for entries in worlds.values() for m in entries))
     header = ["method"] + [
-        f"{w}: {what}" for w in names for what in ("Lemma 1 r", "r with −Cov(log π, A)")
+        f"{w}: {what}"
+        for w in names
+        for what in ("Lemma 1 r, pooled", "r with −Cov(log π, A), mean of runs")
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method in methods:
         cells = [method]
         for w in names:
             entry = worlds[w].get(method, {})
-            for key in ("entropy_change_corr", "entropy_cov_corr"):
-                value = entry.get(key, {}).get("mean", float("nan"))
-                cells.append(f"{value:.3f}" if np.isfinite(value) else "n/a")
+            pooled = entry.get("lemma1_r_pooled", float("nan"))
+            cov = entry.get("entropy_cov_corr", {}).get("mean", float("nan"))
+            cells += [f"{v:.3f}" if np.isfinite(v) else "n/a" for v in (pooled, cov)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -410,8 +410,8 @@ def test_the_mechanism_table_tells_a_covariance_driven_objective_from_one_moved_
     analysis = analyze_study(lm, {"grpo": {"loss": "grpo"}, "entropy_bonus": {"loss": "x"}})
     table = mechanism_markdown({"tabular": analysis["methods"], "toy LM": {}})
     assert table.splitlines()[0] == (
-        "| method | tabular: Lemma 1 r | tabular: r with −Cov(log π, A) | toy LM: Lemma 1 r | "
-        "toy LM: r with −Cov(log π, A) |"
+        "| method | tabular: Lemma 1 r, pooled | tabular: r with −Cov(log π, A), mean of runs | "
+        "toy LM: Lemma 1 r, pooled | toy LM: r with −Cov(log π, A), mean of runs |"
     )
     assert "| grpo | 1.000 | 1.000 | n/a | n/a |" in table
     assert f"| entropy_bonus | 1.000 | {mixed['entropy_cov_corr']:.3f} | n/a | n/a |" in table
