@@ -36,3 +36,14 @@ def test_a_check_named_with_pipes_stays_one_cell_and_one_seed_says_n_1(tmp_path)
     assert "name='viewport'" in page
     stamp = re.search(r"<p class='stamp'>(.*?)</p>", page).group(1)
     assert "commit: " in stamp and "config: config/config.yaml" in stamp and "cores" in stamp
+
+
+def test_the_reports_findings_are_bullets_with_their_lead_in_bold_and_escaped():
+    page = render_report(
+        "study",
+        [{"heading": "What this run found", "text": "On CPU <x>: 3 pass.",
+          "items": ["**The law** R = −a·exp(H) + b fits <well>", "plain & simple"]}],
+    )  # fmt: skip
+    assert "<p>On CPU &lt;x&gt;: 3 pass.</p>" in page
+    assert "<li><strong>The law</strong> R = −a·exp(H) + b fits &lt;well&gt;</li>" in page
+    assert "<li>plain &amp; simple</li>" in page

@@ -385,6 +385,10 @@ def render_report(
         parts.append(f"<h2>{html.escape(section['heading'])}</h2>")
         if section.get("text"):
             parts.append(f"<p>{html.escape(section['text'])}</p>")
+        if section.get("items"):  # bullets, each ``**lead**: text``
+            parts.append(
+                "<ul>" + "".join(f"<li>{_bold_lead(i)}</li>" for i in section["items"]) + "</ul>"
+            )
         if section.get("table"):
             parts.append(_md_table_to_html(section["table"]))
         if section.get("html"):  # a fragment this package rendered (e.g. the token-entropy view)
@@ -504,7 +508,7 @@ def study_report(
     tabular world. Returns the page and how many of how many acceptance checks pass."""
     data = _ReportData.read(config, results)
     sections = [
-        _acceptance_section(data), _base_section(data), _theory_section(data),
+        _findings_section(data), _acceptance_section(data), _base_section(data), _theory_section(data),
         _collapse_section(data), _law_section(data), _covariance_section(data),
         *_token_section(data), _interventions_section(data), _tabular_section(data),
     ]  # fmt: skip
@@ -563,6 +567,20 @@ class _ReportData:
         return (
             [{"path": path, "caption": caption or FIGURES[name].caption}] if path.exists() else []
         )
+
+
+def _bold_lead(item: str) -> str:
+    """``**The law** fits`` as escaped HTML with the lead in ``<strong>``."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(item))
+
+
+def _findings_section(d: _ReportData) -> dict[str, Any]:
+    """What the run found (tables/findings.md), first in the report."""
+    text = findings_markdown(d.analysis["acceptance"], d.analysis["lm"].get("comparison", []),
+                             cpu_machine())  # fmt: skip
+    lines = [line for line in text.splitlines() if line.strip()]
+    return {"heading": "What this run found", "text": lines[0],
+            "items": [line[2:] for line in lines[1:] if line.startswith("- ")]}  # fmt: skip
 
 
 def _acceptance_section(d: _ReportData) -> dict[str, Any]:
