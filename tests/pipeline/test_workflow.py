@@ -156,7 +156,7 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     assert report.index("<h2>What this run found") < report.index("<h2>Science acceptance")
     assert "<li><strong>Entropy collapses under GRPO</strong>" in report
     findings = (results / "tables" / "findings.md").read_text()
-    assert findings.startswith("On ") and "- **The law**" in findings
+    assert findings.startswith("On ") and "- **What does not hold here**" in findings
     # the acceptance table renders as a table: a header and one 5-cell row per check
     acceptance = report.split("<h2>Science acceptance", 1)[1].split("</table>", 1)[0]
     rows = [
