@@ -343,10 +343,9 @@ def test_the_findings_say_the_runs_numbers_and_what_does_not_hold():
     text = findings_markdown(checks, comparison, "Some CPU (avx2)")
     assert text.startswith("On Some CPU (avx2): ") and "acceptance rows" in text
     ratio = comparison[0]["entropy_ratio"]
-    assert f"clip_cov keeps {ratio['estimate']:.3f} ({ratio['lo']:.3f} to" in text
-    assert (
-        "(shown above)" in text and "(95% interval " in text
-    )  # Clip-Cov pays on every base model here
+    assert f"clip_cov: {ratio['estimate']:.3f} ({ratio['lo']:.3f} to" in text
+    # Clip-Cov pays on every base model here
+    assert "shown above GRPO's" in text and "(95% interval " in text
     # every decimal in the sentences is one the included tables print
     tables = acceptance_markdown(checks) + comparison_markdown(comparison)
     numbers = set(re.findall(r"\d+\.\d{3}", text))
