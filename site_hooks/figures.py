@@ -3,7 +3,7 @@
 A figure is drawn at ``savefig.dpi`` 150 with 10 pt text (8.5 pt legends), so its text is about
 21 px tall in the PNG. Squeezed into a phone's 360 px column, a two-panel figure (1,380 px) would
 show that text at 5 px. The hook gives each figure's ``<img>`` a minimum width of
-:data:`READABLE_SCALE` times its width in pixels (text of 8 px and more); where the column is
+``READABLE_SCALE`` (``entropy_rl.figures``) times its width in pixels (text of 8 px and more); where the column is
 narrower, the figure scrolls sideways inside its own paragraph (``extra.css``), never the page.
 On a laptop every figure fits its column and nothing changes.
 """
@@ -11,22 +11,22 @@ On a laptop every figure fits its column and nothing changes.
 from __future__ import annotations
 
 import re
-import struct
 from pathlib import Path
 from typing import Any
 
-# the smallest displayed / natural width at which a figure's 10 pt text reads (8 px and up)
-READABLE_SCALE = 0.4
+from entropy_rl.figures import READABLE_SCALE
+from entropy_rl.figures import png_width as _png_width
+
 IMG = re.compile(r'<img\b[^>]*\bsrc="([^"]*figures/[^"]+\.png)"[^>]*>')
 
 
 def png_width(path: Path) -> int:
-    """The width in pixels from a PNG's IHDR chunk (bytes 16-20)."""
+    """The width in pixels of the PNG at ``path``."""
     with path.open("rb") as f:
-        head = f.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"{path} is not a PNG file")
-    return struct.unpack(">I", head[16:20])[0]
+        try:
+            return _png_width(f.read(24))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def readable(html: str, docs_dir: Path) -> str:

@@ -38,7 +38,7 @@ def _hook(name: str):
     return module
 
 
-READABLE_SCALE = _hook("figures").READABLE_SCALE
+READABLE_SCALE = _hook("figures").READABLE_SCALE  # entropy_rl.figures', as the hook reads it
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = (1280, 390)
 # the flags a closed network needs: without them Chromium keeps calling home (and is refused)
@@ -190,10 +190,10 @@ def _figure_png() -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(9, 3))  # two panels' width: 1,350 px at the figures' dpi
     ax.plot([0, 1, 2], [0.2, 0.5, 0.6])
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=150)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -225,4 +225,6 @@ def test_the_report_reads_on_a_phone_with_its_table_whole(browser, shots, tmp_pa
         assert all(w > 0 for _, w, _ in measured["images"]) and not measured["uncaptioned"], (
             measured
         )
+        # the figure keeps its readable size on a phone, scrolling in its own box
+        assert all(shown >= READABLE_SCALE * w - 1 for _, w, shown in measured["images"]), measured
         assert measured["pageWidth"] <= width + 1, (width, measured["pageWidth"])

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from entropy_rl.analysis.claims import CLAIMS
+from entropy_rl.figures import READABLE_SCALE, png_width
 from entropy_rl.provenance import cpu_machine, git_commit
 
 __all__ = [
@@ -372,7 +373,7 @@ def render_report(
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
-        "img{max-width:100%;height:auto}.scroll{overflow-x:auto}figure{margin:1.5em 0}figcaption{color:#333;font-size:.92em}"
+        "img{max-width:100%;height:auto}.scroll{overflow-x:auto}figure{margin:1.5em 0;overflow-x:auto}figcaption{color:#333;font-size:.92em}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;font-size:.9em}"
         "td.fail{background:#fdd;font-weight:bold}.stamp{color:#555;font-size:.9em}"
         "</style></head><body>",
@@ -397,9 +398,13 @@ def render_report(
         if section.get("html"):  # a fragment this package rendered (e.g. the token-entropy view)
             parts.append(section["html"])
         for figure in section.get("figures", []):
-            data = base64.b64encode(Path(figure["path"]).read_bytes()).decode()
+            raw = Path(figure["path"]).read_bytes()
+            data = base64.b64encode(raw).decode()
+            # readable on a phone: a minimum width, the figure scrolling inside its box
+            width = round(png_width(raw[:24]) * READABLE_SCALE)
             parts.append(
-                f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(figure['caption'])}'>"
+                f"<figure><img src='data:image/png;base64,{data}' style='min-width:{width}px' "
+                f"alt='{html.escape(figure['caption'])}'>"
                 f"<figcaption>{html.escape(figure['caption'])}</figcaption></figure>"
             )
     parts.append("</body></html>")
