@@ -372,7 +372,7 @@ def render_report(
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
         "img{max-width:100%;height:auto}.scroll{overflow-x:auto}figure{margin:1.5em 0;overflow-x:auto}figcaption{color:#333;font-size:.92em}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;font-size:.9em}"
         "td.fail{background:#fdd;font-weight:bold}.stamp{color:#555;font-size:.9em}"
