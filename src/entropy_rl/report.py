@@ -423,14 +423,9 @@ def runs_markdown(study: Any) -> str:
             default=1,
         )
         families = list(first.get("heldout", {}).get("family_pass@1", {}))
-        lines += [
-            "| base model (SFT seed) | held-out pass@"
-            + str(k)
-            + " | "
-            + " | ".join(f"{f}: solved per sample" for f in families)
-            + " |",
-            "|---|---|" + "---|" * len(families),
-        ]
+        head = ["base model (SFT seed)", f"held-out pass@{k}"]
+        head += [f"{f}: solved per sample" for f in families]  # the task's families, if any
+        lines += ["| " + " | ".join(head) + " |", "|---|---|" + "---|" * len(families)]
         for b, evaluation in study.bases.items():
             held = evaluation.get("heldout", {})
             cells = [str(b), f"{held.get(f'pass@{k}', float('nan')):.3f}"]
