@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from entropy_rl.losses import registry
+from tests.tables import same_columns
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
@@ -335,6 +336,33 @@ def test_every_docs_stamp_names_a_commit_of_this_history_and_its_files_unchanged
     commit = str(found["commit"]).split()[0]
     known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO)
     assert known.returncode == 0, f"{stamp.name}: commit {commit} is not in this history"
+
+
+# the profiles whose tables the docs include beside the default's (docs/tables/<prefix><name>.md)
+PROFILE_PREFIXES = ("saturating_", "confirmation_", "interventions_")
+# tables whose profile has not run since the code changed their columns: each names the rerun
+STALE = {
+    "interventions_mechanism.md": "snakemake --cores all --configfile config/interventions.yaml",
+}
+
+
+def test_every_profiles_table_has_the_columns_of_the_defaults_or_is_named_stale():
+    """A profile's copy of a table (docs/tables/<prefix><name>.md) has the columns of the default
+    profile's (docs/tables/<name>.md, rerun with today's code): a profile whose code changed the
+    columns since it ran is stale, and this names it with the command that reruns it."""
+    tables = REPO / "docs" / "tables"
+    stale = set()
+    for table in sorted(tables.glob("*.md")):
+        prefix = next((p for p in PROFILE_PREFIXES if table.name.startswith(p)), None)
+        default = tables / table.name[len(prefix) :] if prefix else None
+        if default is None or not default.exists():
+            continue
+        if not same_columns(table.read_text(), default.read_text()):
+            stale.add(table.name)
+    unnamed = {name: "rerun its profile" for name in stale - set(STALE)}
+    assert not unnamed, f"stale against today's columns: {unnamed}"
+    rerun = set(STALE) - stale
+    assert not rerun, f"no longer stale, take out of STALE: {sorted(rerun)}"
 
 
 # how the project was built or run, not what it does: sessions of work, budgets, CI, the history

@@ -16,6 +16,7 @@ import tomllib
 import yaml
 
 from entropy_rl.config import lm_runs, load_profile
+from tests.tables import same_columns
 
 from .conftest import REPO, offline_env
 
@@ -82,25 +83,6 @@ def test_a_fresh_clone_plans_the_default_study_offline(fresh_clone, snakemake_ru
     assert "figures/law_grpo.png" in plan.stdout and "entropy_target.png" not in plan.stdout
 
 
-# columns a table has or not by its config (an entropy-target method; a law fitted on the
-# validation entropy)
-CONFIG_COLUMNS = {"steps within 10% of the entropy target", "R² on the rollout entropy"}
-
-
-def _headers(table: str) -> list[list[str]]:
-    """The columns of each table of a markdown file, every ``@k`` made ``@k`` (a reduced run
-    evaluates pass@2 where the full run evaluates pass@64)."""
-    lines = table.splitlines()
-    heads = [
-        line for i, line in enumerate(lines)
-        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))
-    ]  # fmt: skip
-    return [
-        [re.sub(r"@\d+", "@k", cell.strip()) for cell in head.strip().strip("|").split(" | ")]
-        for head in heads
-    ]
-
-
 @pytest.mark.slow
 def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_do(
     fresh_clone, snakemake_run
@@ -143,12 +125,9 @@ def test_pipeline_runs_end_to_end_in_a_fresh_clone_offline_then_has_nothing_to_d
     for table in sorted((results / "tables").glob("*.md")):
         included = REPO / "docs" / "tables" / table.name
         if included.exists():
-            ours, theirs = _headers(table.read_text()), _headers(included.read_text())
-            assert len(ours) == len(theirs) and all(
-                set(a) ^ set(b) <= CONFIG_COLUMNS for a, b in zip(ours, theirs, strict=True)
-            ), (
-                f"docs/tables/{table.name} has other columns than the code writes "
-                f"({ours} against {theirs}): rerun the default profile (snakemake --cores all)"
+            assert same_columns(table.read_text(), included.read_text()), (
+                f"docs/tables/{table.name} has other columns than the code writes: "
+                "rerun the default profile (snakemake --cores all)"
             )
     report = (results / "report.html").read_text()
     assert report.count("<img src='data:image/png;base64,") >= 8 and "Science acceptance" in report
