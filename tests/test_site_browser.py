@@ -23,22 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from entropy_rl.figures import READABLE_SCALE
 from entropy_rl.report import acceptance_markdown, method_table_markdown, render_report, run_stamp
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _hook(name: str):
-    """A module of the site's hooks (site_hooks/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "site_hooks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-READABLE_SCALE = _hook("figures").READABLE_SCALE  # entropy_rl.figures', as the hook reads it
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = (1280, 390)
 # the flags a closed network needs: without them Chromium keeps calling home (and is refused)

@@ -21,12 +21,15 @@ from entropy_rl.provenance import cpu_machine, git_commit
 __all__ = [
     "acceptance_markdown",
     "comparison_markdown",
+    "findings",
+    "findings_markdown",
     "law_table_markdown",
     "mechanism_markdown",
     "method_table_markdown",
     "render_report",
     "run_stamp",
     "study_report",
+    "theory_markdown",
     "write_study_tables",
 ]
 
@@ -159,8 +162,8 @@ def theory_markdown(summary: dict[str, Any]) -> str:
     ]
     names = {"pg": "policy gradient (Theorem 1)", "npg": "natural policy gradient (Theorem 2)"}
     for update, p in summary["prediction"].items():
-        error = next(v for k, v in p.items() if k.startswith("median_relative_error_eta_"))
-        eta = next(k for k in p if k.startswith("median_relative_error_eta_")).rsplit("_", 1)[1]
+        key = next(k for k in p if k.startswith("median_relative_error_eta_"))
+        error, eta = p[key], key.rsplit("_", 1)[1]
         lines.append(
             f"| {names.get(update, update)} | {p['pearson_r_eta_le_0.1']:.4f} | "
             f"{100 * p['sign_agreement_eta_le_0.1']:.1f}% | {100 * error:.3g}% (η = {eta}) | "
@@ -178,15 +181,15 @@ def theory_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def findings_markdown(
+def findings(
     checks: list[dict[str, Any]], comparison: list[dict[str, Any]], machine: str
-) -> str:
-    """What one run found, in five sentences with the run's own numbers (``tables/findings.md``,
-    which the docs' front page includes): the collapse, the law, the mechanism, every method
-    against GRPO (from :func:`~entropy_rl.analysis.study.comparison_table`) and the acceptance
-    rows that do not hold. Each number is an acceptance row's or a comparison row's estimate with
-    its 95% interval and verdict, so a rerun rewrites the sentences. A sentence whose rows the
-    run lacks is left out."""
+) -> tuple[str, list[str]]:
+    """What one run found: a line naming the machine and the verdict counts, and up to five
+    sentences with the run's own numbers, each ``**lead**: text`` (the collapse, the law, the
+    mechanism, every method against GRPO from :func:`~entropy_rl.analysis.study.comparison_table`,
+    the acceptance rows that do not hold). Each number is an acceptance row's or a comparison
+    row's estimate with its 95% interval and verdict, so a rerun rewrites the sentences. A
+    sentence whose rows the run lacks is left out."""
     rows = {c["claim"]: c for c in checks if "claim" in c and np.isfinite(c.get("value", np.nan))}
     words = {"pass": "shown", "fail": "not shown", "inconclusive": "inconclusive"}
 
@@ -196,16 +199,16 @@ def findings_markdown(
         interval = "95% interval {:.3f} to {:.3f}: ".format(*c["interval"]) if c["interval"] else ""
         return f"{c['value']:.3f} ({interval}{words[c['verdict']]})"
 
-    lines = [f"On {machine}: {verdict_counts(checks)} acceptance rows.", ""]
+    items = []
     if {"entropy_drop_first_third", "accuracy_gain"} <= rows.keys():
-        lines.append(
-            "- **Entropy collapses under GRPO**: the share of its entropy lost in the first third "
+        items.append(
+            "**Entropy collapses under GRPO**: the share of its entropy lost in the first third "
             f"of training is {stat('entropy_drop_first_third')}, while held-out accuracy rises "
             f"by {stat('accuracy_gain')}."
         )
     if "law_r2" in rows:
-        lines.append(
-            "- **The law** R = −a·exp(H) + b fits GRPO's runs with pooled R² "
+        items.append(
+            "**The law** R = −a·exp(H) + b fits GRPO's runs with pooled R² "
             f"{stat('law_r2')}, against the paper's bar of {CLAIMS['law_r2'].threshold:g}."
         )
     if "lemma1_r" in rows:
@@ -214,8 +217,8 @@ def findings_markdown(
             if "tabular_lemma1_r" in rows
             else ""
         )
-        lines.append(
-            "- **The mechanism**: Lemma 1's covariance predicts each step's entropy change with "
+        items.append(
+            "**The mechanism**: Lemma 1's covariance predicts each step's entropy change with "
             f"Pearson r {stat('lemma1_r')} in the language model{tabular}."
         )
     above = {"pass": "shown above GRPO's", "fail": "shown not above GRPO's",
@@ -227,20 +230,27 @@ def findings_markdown(
         f"{_with_interval(r['greedy_diff'], True)}, {above[r['greedy_verdict']]}"
         for r in comparison
         # a method on one base model (a sweep's end) has no interval over base models
-        if np.isfinite(r["greedy_diff"].get("estimate", np.nan)) and r.get("bases", 2) > 1
+        if np.isfinite(r["greedy_diff"].get("estimate", np.nan)) and r["bases"] > 1
     ]
     if parts:
-        lines.append(
-            "- **Against GRPO**, paired on base models and seeds: " + "; ".join(parts) + "."
-        )
+        items.append("**Against GRPO**, paired on base models and seeds: " + "; ".join(parts) + ".")
     failing = [c["check"] for c in checks if c.get("verdict") == "fail"]
     open_rows = sum(c.get("verdict") == "inconclusive" for c in checks)
-    lines.append(
-        "- **What does not hold here**: "
+    items.append(
+        "**What does not hold here**: "
         + ("; ".join(failing) + " (FAIL)" if failing else "no row fails")
         + f"; {open_rows} rows are inconclusive (their intervals straddle the target)."
     )
-    return "\n".join(lines) + "\n"
+    return f"On {machine}: {verdict_counts(checks)} acceptance rows.", items
+
+
+def findings_markdown(
+    checks: list[dict[str, Any]], comparison: list[dict[str, Any]], machine: str
+) -> str:
+    """:func:`findings` as markdown (``tables/findings.md``, which the docs' front page
+    includes): the opening line, then one bullet per sentence."""
+    opening, items = findings(checks, comparison, machine)
+    return "\n".join([opening, "", *(f"- {item}" for item in items)]) + "\n"
 
 
 def mechanism_markdown(worlds: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -579,11 +589,9 @@ def _bold_lead(item: str) -> str:
 
 def _findings_section(d: _ReportData) -> dict[str, Any]:
     """What the run found (tables/findings.md), first in the report."""
-    text = findings_markdown(d.analysis["acceptance"], d.analysis["lm"].get("comparison", []),
-                             cpu_machine())  # fmt: skip
-    lines = [line for line in text.splitlines() if line.strip()]
-    return {"heading": "What this run found", "text": lines[0],
-            "items": [line[2:] for line in lines[1:] if line.startswith("- ")]}  # fmt: skip
+    opening, items = findings(d.analysis["acceptance"], d.analysis["lm"].get("comparison", []),
+                              cpu_machine())  # fmt: skip
+    return {"heading": "What this run found", "text": opening, "items": items}
 
 
 def _acceptance_section(d: _ReportData) -> dict[str, Any]:
@@ -655,7 +663,8 @@ def _covariance_section(d: _ReportData) -> dict[str, Any]:
     return {"heading": "What drives the entropy: the covariance", "figures": d.fig(
         "entropy_change",
         "Per-step measured entropy change against -Cov(log pi, delta z): r = "
-        f"{d.g['entropy_change_corr']['mean']:.3f} on the language model's probe batch (mean over seeds).",
+        f"{d.g['lemma1_r_pooled']:.3f} on the language model's probe batch, pooled over every check "
+        "of GRPO's runs.",
     ) + d.fig(
         "covariance",
         f"The mean token covariance is positive on {d.g['cov_positive_frac']['mean']:.0%} of GRPO's steps.",

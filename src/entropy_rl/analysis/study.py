@@ -306,9 +306,6 @@ def analyze_study(
                 "mean_abs_final_error": float(np.mean([abs(e["final_error"]) for e in early])),
                 "mean_rmse_later": float(np.mean([e["rmse_later"] for e in early])),
             }
-        entry["entropy_change_corr"] = _mean_std(
-            [r.summary["entropy_change_corr"] for r in method_runs]
-        )
         # Lemma 1's r over every check of the method's runs together: the statistic of the
         # acceptance rows and of the entropy-change figure
         entry["lemma1_r_pooled"] = _pooled_r(method_runs)
