@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import types
+from collections.abc import Set
 from pathlib import Path
 
 import pytest
@@ -191,22 +193,24 @@ NOT_RESULTS = re.compile(
 )
 
 
-def _settings_and_thresholds() -> set[str]:
+@functools.cache
+def _settings_and_thresholds() -> frozenset[str]:
     """Decimals that are definitions, not results: each config's settings and each claim's
     threshold (docs/tables/claims.md). Read from those files, so they cannot drift either."""
     found = set(DECIMAL.findall((REPO / "docs" / "tables" / "claims.md").read_text()))
     for config in (REPO / "config").rglob("*.yaml"):
         found |= set(DECIMAL.findall(re.sub(r"#.*", "", config.read_text())))
-    return found
+    return frozenset(found)
 
 
-def typed_decimals(text: str, included: set[str], allowed: set[str]) -> list[str]:
+def typed_decimals(text: str, included: set[str], allowed: Set[str]) -> list[str]:
     """The decimals of a page's prose that no included file, setting or threshold holds: typed
     results, which would drift from the run. A table typed into a page is an experiment's record
     (a run's table typed in is caught by test_the_runs_tables_are_included_never_typed)."""
     prose = NOT_RESULTS.sub("", CODE_OR_MATH.sub("", SNIPPET.sub("", text)))
     lines = [line for line in prose.splitlines() if not line.lstrip().startswith("|")]
-    return [n for line in lines for n in DECIMAL.findall(line) if n not in included | allowed]
+    known = included | allowed
+    return [n for line in lines for n in DECIMAL.findall(line) if n not in known]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
