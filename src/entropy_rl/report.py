@@ -236,10 +236,15 @@ def findings(
         items.append("**Against GRPO**, paired on base models and seeds: " + "; ".join(parts) + ".")
     failing = [c["check"] for c in checks if c.get("verdict") == "fail"]
     open_rows = sum(c.get("verdict") == "inconclusive" for c in checks)
+    fails = (
+        f"{len(failing)} {'row FAILs' if len(failing) == 1 else 'rows FAIL'}: " + "; ".join(failing)
+        if failing
+        else "no row fails"
+    )
     items.append(
-        "**What does not hold here**: "
-        + ("; ".join(failing) + " (FAIL)" if failing else "no row fails")
-        + f"; {open_rows} rows are inconclusive (their intervals straddle the target)."
+        f"**What does not hold here**: {fails}. {open_rows} "
+        f"{'row is' if open_rows == 1 else 'rows are'} inconclusive (their intervals straddle "
+        "the target)."
     )
     return f"On {machine}: {verdict_counts(checks)} acceptance rows.", items
 
