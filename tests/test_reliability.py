@@ -178,6 +178,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_naming_the_holder(tiny_base,
     assert _train(config, out) == 0  # the lock went with its holder
 
 
+@pytest.mark.slow
 def test_two_train_commands_into_one_folder_leave_one_clean_run(tiny_base, tmp_path):
     config = write_config(tmp_path / "config.yaml", rl_config(tiny_base, steps=20))
     out = tmp_path / "run"

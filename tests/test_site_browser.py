@@ -130,6 +130,7 @@ def site_pages(site: Path) -> list[Path]:
     return sorted(p for p in site.rglob("index.html") if not {"assets", "tables"} & set(p.parts))
 
 
+@pytest.mark.slow
 def test_every_page_reads_offline_at_laptop_and_phone_width(site, browser, shots):
     pages = site_pages(site)
     assert len(pages) >= 11, pages  # the quick start, nine chapters and the glossary

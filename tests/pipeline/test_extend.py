@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.pipeline.conftest import offline_env
@@ -18,6 +19,7 @@ def _example_definition(page: str) -> str:
     return block.split("# it is now a loss like any other")[0]
 
 
+@pytest.mark.slow
 def test_the_worked_example_is_planned_by_snakemake_once_added_as_the_page_says(
     fresh_clone, snakemake_run
 ):

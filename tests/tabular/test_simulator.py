@@ -205,6 +205,7 @@ def test_a_kl_to_the_base_table_is_measured_against_it_and_holds_the_policy_near
     assert "kl_base" not in run_tabular(TabularConfig(steps=2))[-1]  # no reference, no pass
 
 
+@pytest.mark.slow
 def test_every_advantage_estimator_learns_and_pass_at_k_keeps_entropy():
     """Each registered estimator raises the exact accuracy within 150 steps; the pass@k
     estimators (which reward a group's rare right answers, not its common ones) keep more of the

@@ -118,6 +118,7 @@ os.write(1, f"rank {world.rank} ok {len(got)}\\n".encode())
 """
 
 
+@pytest.mark.slow
 def test_full_weights_gathers_each_sharded_parameter_whole_once(tiny_base, tmp_path):
     """What the vLLM rollout backend is given after every step: under FSDP each rank holds a
     shard, and full_weights hands over the whole tensors under the model's names (tied once)."""
