@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from entropy_rl.provenance import cpu_machine
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -247,6 +249,10 @@ def test_kl_cov_token_probe_reruns_the_studys_runs_and_splits_them_at_the_first_
             or r["steps"][[s["step"] for s in r["steps"]].index(split)]["hard_solved_general"] > 0
         )
     assert "| kl_cov | 0 | 0 |" in out and "| grpo | 0 | 0 |" in out
+    # a record no pipeline rewrites: its first line names the script's arguments, commit and CPU
+    first = (tmp_path / "k" / "kl_cov_tokens.md").read_text().splitlines()[0]
+    assert first.startswith("*benchmarks/kl_cov_tokens.py --bases 0 --seeds 0: commit "), first
+    assert cpu_machine() in first
 
 
 @pytest.mark.slow  # compiling the model takes seconds
