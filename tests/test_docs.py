@@ -342,6 +342,45 @@ def test_every_docs_stamp_names_a_commit_of_this_history_and_its_files_unchanged
     assert known.returncode == 0, f"{stamp.name}: commit {commit} is not in this history"
 
 
+def test_every_table_in_docs_says_what_made_it():
+    """Every file of docs/tables/ is vouched for: a pipeline stamp names it (the run's commit,
+    config and CPU), or it is the claims table (``claims_markdown()``, checked equal by
+    tests/analysis/test_claims.py), or it is a benchmark's record whose first line names the
+    command and the CPU it ran on."""
+    from entropy_rl.provenance import read_provenance
+
+    stamped = {"claims.md"}
+    for stamp in STAMPS:
+        stamped |= {stamp.name, *read_provenance(stamp.read_text())["files"]}
+    unvouched = {}
+    for table in sorted((REPO / "docs" / "tables").glob("*.md")):
+        first = table.read_text().splitlines()[0]
+        record = re.fullmatch(r"\*.+\b(?:Intel|AMD|ARM|Apple)\b.+\*", first)
+        if table.name not in stamped and not record:
+            unvouched[table.name] = first[:80]
+    assert not unvouched, f"tables no stamp names and with no record line: {unvouched}"
+
+
+def _verdicts(table: str) -> dict[str, str]:
+    """An acceptance table's verdict per check (its first and last columns)."""
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    return {row[0].lstrip("| "): row[-1].rstrip(" |") for row in rows[1:]}
+
+
+def test_the_confirmation_draw_never_reads_pass_where_the_default_reads_fail():
+    """docs/reviewers.md says of the confirmation study's four fresh base models that a verdict
+    over base models lets two draws agree: no row reads pass on one draw and FAIL on the other."""
+    tables = REPO / "docs" / "tables"
+    default = _verdicts((tables / "acceptance.md").read_text())
+    fresh = _verdicts((tables / "confirmation_acceptance.md").read_text())
+    shared = default.keys() & fresh.keys()
+    assert len(shared) >= 20, sorted(shared)
+    opposite = {
+        c: (default[c], fresh[c]) for c in shared if {default[c], fresh[c]} == {"pass", "FAIL"}
+    }
+    assert not opposite, opposite
+
+
 # the profiles whose tables the docs include beside the default's (docs/tables/<prefix><name>.md)
 PROFILE_PREFIXES = ("saturating_", "confirmation_", "interventions_")
 # tables whose profile has not run since the code changed their columns: each names the rerun
