@@ -149,10 +149,10 @@ def _table(
     name: str, sets: list[str], minutes: float, bases: dict, runs: dict, methods: list[str]
 ) -> list[str]:
     """The probe's table: accuracies to two decimals (128 problems a family), rates in percent."""
-    from entropy_rl.provenance import cpu_machine
+    from entropy_rl.provenance import cpu_machine, git_commit
 
     lines = [f"*probe {name}: {' '.join(sets) or 'the default world'}; {minutes:.1f} min, "
-             f"{cpu_machine()}*", "", "| base | base: hard solved per sample | method | seed | "
+             f"commit {git_commit() or 'unknown'}, {cpu_machine()}*", "", "| base | base: hard solved per sample | method | seed | "
              "late entropy | validation greedy | easy | hard | learned |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (b, method, seed), run in runs.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,9 @@ def test_the_world_probe_trains_bases_and_runs_and_tells_which_learned_the_hard_
     assert all(0 <= r["greedy_hard"] <= 1 and r["entropy_late"] > 0 for r in probe["runs"])
     assert set(probe["bases"]) == {"0", "1"} and "| base | base: hard solved per sample |" in out
     assert "grpo: learned the hard family on" in out
+    # the table's record line: its settings, time, commit and CPU
+    assert re.search(r"^\*probe .+; [\d.]+ min, commit \w+, .+\*$", out, re.M), out[:500]
+    assert cpu_machine() in out
 
 
 def _kl_cov_tokens():
