@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import re
 import sys
@@ -237,19 +236,6 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record_line(args: argparse.Namespace) -> str:
-    """The table's first line: what made it (the script and its arguments), the commit, the CPU
-    and the date, since it is a record of one machine's runs that no pipeline rewrites."""
-    from entropy_rl.provenance import cpu_machine, git_commit
-
-    bases = " ".join(map(str, args.bases))
-    seeds = " ".join(map(str, args.seeds))
-    return (
-        f"*benchmarks/kl_cov_tokens.py --bases {bases} --seeds {seeds}: commit "
-        f"{git_commit() or 'unknown'}, {cpu_machine()}, {datetime.date.today().isoformat()}*"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, required=True,
@@ -278,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(_run(method, base, seed, args, args.out))
                 print(f"{method} base {base} seed {seed}: {time.perf_counter() - start:.0f} s",
                       file=sys.stderr)  # fmt: skip
-    text = f"{record_line(args)}\n\n{table(runs)}"
+    import machine  # benchmarks/, beside this script (the tests load this module by its path)
+
+    bases, seeds = (" ".join(map(str, values)) for values in (args.bases, args.seeds))
+    record = machine.record_line(f"benchmarks/kl_cov_tokens.py --bases {bases} --seeds {seeds}")
+    text = f"{record}\n\n{table(runs)}"
     (args.out / "kl_cov_tokens.md").write_text(text)
     (args.out / "kl_cov_tokens.json").write_text(json.dumps(runs, indent=1))
     print(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from entropy_rl.provenance import cpu_model, git_commit
+from entropy_rl.provenance import cpu_machine, cpu_model, git_commit
 
 
 def describe() -> dict:
@@ -29,3 +29,11 @@ def header() -> str:
         f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, torch {m['torch']} "
         f"({m['torch_threads']} threads), commit {m['commit']}, {m['date']}"
     )
+
+
+def record_line(what: str, *facts: str) -> str:
+    """The first line of a table a benchmark writes for the docs, a record of one machine's run
+    that no pipeline rewrites: ``*<what>: <facts>, commit <commit>, <CPU and its vector
+    extensions>, <date>*``."""
+    made = [*facts, f"commit {git_commit() or 'unknown'}", cpu_machine()]
+    return f"*{what}: {', '.join(made)}, {datetime.date.today().isoformat()}*"

@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import machine
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,11 +150,10 @@ def _table(
     name: str, sets: list[str], minutes: float, bases: dict, runs: dict, methods: list[str]
 ) -> list[str]:
     """The probe's table: accuracies to two decimals (128 problems a family), rates in percent."""
-    from entropy_rl.provenance import cpu_machine, git_commit
-
-    lines = [f"*probe {name}: {' '.join(sets) or 'the default world'}; {minutes:.1f} min, "
-             f"commit {git_commit() or 'unknown'}, {cpu_machine()}*", "", "| base | base: hard solved per sample | method | seed | "
-             "late entropy | validation greedy | easy | hard | learned |",
+    settings = f"{' '.join(sets) or 'the default world'}; {minutes:.1f} min"
+    lines = [machine.record_line(f"probe {name}", settings), "",
+             "| base | base: hard solved per sample | method | seed | late entropy | "
+             "validation greedy | easy | hard | learned |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (b, method, seed), run in runs.items():
         hard = run.get("greedy_hard", float("nan"))
